@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* buf: a growable byte buffer with a hard cap. Every writer that builds text
+ * or collects a response body goes through it, so no buffer grows without
+ * bound and no write is silently truncated: a write past the cap fails and
+ * leaves the buffer marked as failed. */
+#ifndef USAGE_BUF_H
+#define USAGE_BUF_H 1
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef struct {
+  char *data;    /* NUL-terminated when len > 0 or after usage_buf_reset */
+  size_t len;
+  size_t alloc;
+  size_t max;    /* 0 = SIZE_MAX */
+  int failed;    /* ENOMEM or EFBIG once a write did not fit */
+} usage_buf_t;
+
+/* usage_buf_init sets up an empty buffer that may hold at most max bytes. */
+void usage_buf_init(usage_buf_t *b, size_t max);
+/* usage_buf_free releases the memory; the buffer may be initialised again. */
+void usage_buf_free(usage_buf_t *b);
+/* usage_buf_reset empties the buffer but keeps its memory for reuse. */
+void usage_buf_reset(usage_buf_t *b);
+/* usage_buf_reserve makes room for n more bytes (+ NUL). 0 or errno. */
+int usage_buf_reserve(usage_buf_t *b, size_t n);
+int usage_buf_append(usage_buf_t *b, const void *data, size_t n);
+int usage_buf_puts(usage_buf_t *b, const char *s);
+int usage_buf_putc(usage_buf_t *b, char c);
+int usage_buf_printf(usage_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* usage_buf_steal hands the data to the caller (free() it) and resets b. */
+char *usage_buf_steal(usage_buf_t *b, size_t *len);
+
+#endif

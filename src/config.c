@@ -1,0 +1,478 @@
+/* SPDX-License-Identifier: MIT */
+/* config: strict parsing of <Plugin usage> (see config.h). Unknown options
+ * fail the block; required options are checked after the loop; secret
+ * files are read once here so a typo is found at start-up. */
+#include "collectd.h"
+#include "plugin.h"
+#include "configfile.h"
+
+#include "config.h"
+#include "api/ccc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const block_names[] = {"CCC", "Billing", "Jasper"};
+
+
+/* conf_err logs one problem of a source block. */
+__attribute__((format(printf, 3, 4))) static void
+conf_err(const usage_source_conf_t *src, const char *option, const char *fmt,
+         ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  if (option != NULL)
+    ERROR("usage plugin: %s \"%s\": option \"%s\": %s",
+          block_names[src->kind], src->name, option, msg);
+  else
+    ERROR("usage plugin: %s \"%s\": %s", block_names[src->kind], src->name,
+          msg);
+}
+
+static int get_string(const usage_source_conf_t *src, const oconfig_item_t *ci,
+                      char **out) {
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING) {
+    conf_err(src, ci->key, "expected one string argument");
+    return EINVAL;
+  }
+  char *s = NULL;
+  if (cf_util_get_string(ci, &s) != 0)
+    return ENOMEM;
+  free(*out);
+  *out = s;
+  return 0;
+}
+
+static int get_bool(const usage_source_conf_t *src, const oconfig_item_t *ci,
+                    int *out) {
+  bool b;
+  if (ci->values_num != 1 ||
+      (ci->values[0].type != OCONFIG_TYPE_BOOLEAN &&
+       ci->values[0].type != OCONFIG_TYPE_STRING) ||
+      cf_util_get_boolean(ci, &b) != 0) {
+    conf_err(src, ci->key, "expected true or false");
+    return EINVAL;
+  }
+  *out = b;
+  return 0;
+}
+
+/* get_number reads one number in [min, max]. */
+static int get_number(const usage_source_conf_t *src, const oconfig_item_t *ci,
+                      double min, double max, const char *what, double *out) {
+  double d;
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_NUMBER ||
+      cf_util_get_double(ci, &d) != 0 || !(d >= min && d <= max)) {
+    conf_err(src, ci->key, "expected %s", what);
+    return EINVAL;
+  }
+  *out = d;
+  return 0;
+}
+
+static int check_secret_file(const usage_source_conf_t *src,
+                             const char *option, usage_secret_t *secret) {
+  const char *value;
+  char err[256];
+  if (usage_secret_get(secret, &value, err, sizeof(err)) != 0) {
+    conf_err(src, option, "%s", err);
+    return EINVAL;
+  }
+  return 0;
+}
+
+/* conf_secret sets an inline secret or a secret file. */
+static int conf_secret(usage_source_conf_t *src, const oconfig_item_t *ci,
+                       usage_secret_t *secret, int is_file) {
+  if (secret->value != NULL || secret->file != NULL) {
+    conf_err(src, ci->key, "given twice (inline and as a file, or repeated)");
+    return EINVAL;
+  }
+  char *s = NULL;
+  int status = get_string(src, ci, &s);
+  if (status != 0)
+    return status;
+  if (is_file) {
+    secret->file = s;
+    return check_secret_file(src, ci->key, secret);
+  }
+  if (*s == 0) {
+    free(s);
+    conf_err(src, ci->key, "must not be empty");
+    return EINVAL;
+  }
+  secret->value = s;
+  return 0;
+}
+
+static int conf_url(usage_source_conf_t *src, const oconfig_item_t *ci) {
+  int status = get_string(src, ci, &src->http.url);
+  if (status != 0)
+    return status;
+  char *url = src->http.url;
+  const char *rest = NULL;
+  if (strncasecmp(url, "http://", 7) == 0)
+    rest = url + 7;
+  else if (strncasecmp(url, "https://", 8) == 0)
+    rest = url + 8;
+  if (rest == NULL || *rest == 0 || *rest == '/') {
+    conf_err(src, "URL", "expected an http:// or https:// URL");
+    return EINVAL;
+  }
+  const char *slash = strchr(rest, '/');
+  const char *at = strchr(rest, '@');
+  if (at != NULL && (slash == NULL || at < slash)) {
+    /* Never echo the URL: it holds a password. */
+    conf_err(src, "URL",
+             "credentials in the URL are not accepted; use User and "
+             "PasswordFile");
+    return EINVAL;
+  }
+  if (strpbrk(url, "?# \t\r\n") != NULL) {
+    conf_err(src, "URL", "expected a base URL without query or fragment");
+    return EINVAL;
+  }
+  size_t len = strlen(url);
+  while (len > 0 && url[len - 1] == '/')
+    url[--len] = 0;
+  return 0;
+}
+
+static int conf_header(usage_source_conf_t *src, const oconfig_item_t *ci) {
+  char *h = NULL;
+  int status = get_string(src, ci, &h);
+  if (status != 0)
+    return status;
+  const char *colon = strchr(h, ':');
+  if (colon == NULL || colon == h || strpbrk(h, "\r\n") != NULL) {
+    free(h);
+    conf_err(src, "Header", "expected \"Name: value\"");
+    return EINVAL;
+  }
+  char **p = realloc(src->http.headers,
+                     (src->http.headers_num + 1) * sizeof(*p));
+  if (p == NULL) {
+    free(h);
+    return ENOMEM;
+  }
+  src->http.headers = p;
+  p[src->http.headers_num++] = h;
+  return 0;
+}
+
+/* conf_common handles the options every source block takes. ENOENT when
+ * the option is not one of them. */
+static int conf_common(usage_source_conf_t *src, const oconfig_item_t *ci) {
+  const char *k = ci->key;
+  double d;
+  int status;
+  if (strcasecmp(k, "URL") == 0)
+    return conf_url(src, ci);
+  if (strcasecmp(k, "User") == 0)
+    return get_string(src, ci, &src->http.user);
+  if (strcasecmp(k, "Password") == 0)
+    return conf_secret(src, ci, &src->http.password, 0);
+  if (strcasecmp(k, "PasswordFile") == 0)
+    return conf_secret(src, ci, &src->http.password, 1);
+  if (strcasecmp(k, "BearerToken") == 0)
+    return conf_secret(src, ci, &src->http.bearer, 0);
+  if (strcasecmp(k, "BearerTokenFile") == 0)
+    return conf_secret(src, ci, &src->http.bearer, 1);
+  if (strcasecmp(k, "Header") == 0)
+    return conf_header(src, ci);
+  if (strcasecmp(k, "VerifyPeer") == 0)
+    return get_bool(src, ci, &src->http.verify_peer);
+  if (strcasecmp(k, "VerifyHost") == 0)
+    return get_bool(src, ci, &src->http.verify_host);
+  if (strcasecmp(k, "CACert") == 0)
+    return get_string(src, ci, &src->http.cacert);
+  if (strcasecmp(k, "ClientCert") == 0)
+    return get_string(src, ci, &src->http.client_cert);
+  if (strcasecmp(k, "ClientKey") == 0)
+    return get_string(src, ci, &src->http.client_key);
+  if (strcasecmp(k, "Timeout") == 0) {
+    status = get_number(src, ci, 1, 86400000,
+                        "a timeout in milliseconds (1 to 86400000)", &d);
+    if (status == 0)
+      src->http.timeout_ms = (long)d;
+    return status;
+  }
+  if (strcasecmp(k, "Interval") == 0) {
+    status = get_number(src, ci, 0.001, 86400 * 31.0,
+                        "an interval in seconds greater than 0", &d);
+    if (status == 0)
+      src->interval = d;
+    return status;
+  }
+  if (strcasecmp(k, "MaxRequestsPerSecond") == 0)
+    return get_number(src, ci, 0, 1e6,
+                      "a number of requests per second (0 = no limit)",
+                      &src->max_rps);
+  if (strcasecmp(k, "MaxConcurrentRequests") == 0) {
+    status = get_number(src, ci, 1, 64, "a whole number from 1 to 64", &d);
+    if (status == 0 && d != (int)d) {
+      conf_err(src, k, "expected a whole number from 1 to 64");
+      return EINVAL;
+    }
+    if (status == 0)
+      src->max_concurrent = (int)d;
+    return status;
+  }
+  if (strcasecmp(k, "MaxResponseSize") == 0) {
+    status = get_number(src, ci, 1024, 1024.0 * 1024 * 1024,
+                        "a size in bytes from 1024 to 1073741824", &d);
+    if (status == 0)
+      src->http.max_body = (size_t)d;
+    return status;
+  }
+  return ENOENT;
+}
+
+/* CCC */
+
+static int ccc_service(usage_source_conf_t *src, const oconfig_item_t *ci) {
+  usage_ccc_conf_t *c = src->kind_conf;
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING) {
+    conf_err(src, "Service", "expected the service GUID as argument");
+    return EINVAL;
+  }
+  char guid[33];
+  if (usage_guid_normalize(ci->values[0].value.string, guid) != 0) {
+    conf_err(src, "Service", "\"%s\" is not a GUID (32 hex digits)",
+             ci->values[0].value.string);
+    return EINVAL;
+  }
+  for (size_t i = 0; i < c->services_num; i++)
+    if (strcmp(c->services[i].guid, guid) == 0) {
+      conf_err(src, "Service", "service %s is configured twice", guid);
+      return EINVAL;
+    }
+  for (int i = 0; i < ci->children_num; i++) {
+    conf_err(src, ci->children[i].key,
+             "unknown option in <Service \"%s\">", guid);
+    return EINVAL;
+  }
+  usage_ccc_service_t *p =
+      realloc(c->services, (c->services_num + 1) * sizeof(*p));
+  if (p == NULL)
+    return ENOMEM;
+  c->services = p;
+  memset(&p[c->services_num], 0, sizeof(*p));
+  memcpy(p[c->services_num].guid, guid, sizeof(guid));
+  c->services_num++;
+  return 0;
+}
+
+static int ccc_option(usage_source_conf_t *src, const oconfig_item_t *ci) {
+  if (strcasecmp(ci->key, "Service") == 0)
+    return ccc_service(src, ci);
+  return ENOENT;
+}
+
+static int ccc_check(usage_source_conf_t *src) {
+  usage_ccc_conf_t *c = src->kind_conf;
+  if (c->services_num == 0) {
+    conf_err(src, NULL, "no <Service \"GUID\"> block: nothing to scrape");
+    return EINVAL;
+  }
+  return 0;
+}
+
+static const struct {
+  int (*option)(usage_source_conf_t *src, const oconfig_item_t *ci);
+  int (*check)(usage_source_conf_t *src);
+} kinds[USAGE_KIND_COUNT] = {
+    [USAGE_KIND_CCC] = {ccc_option, ccc_check},
+};
+
+static int conf_source(usage_kind_t kind, const oconfig_item_t *ci,
+                       usage_conf_t *conf) {
+  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING ||
+      ci->values[0].value.string[0] == 0) {
+    ERROR("usage plugin: <%s> needs a name, e.g. <%s \"main\">",
+          block_names[kind], block_names[kind]);
+    return EINVAL;
+  }
+  const char *name = ci->values[0].value.string;
+  for (size_t i = 0; i < conf->sources_num; i++)
+    if (strcmp(conf->sources[i]->name, name) == 0) {
+      ERROR("usage plugin: %s \"%s\": a source of that name is configured "
+            "twice (names must be unique: they are the `source` label)",
+            block_names[kind], name);
+      return EINVAL;
+    }
+  const usage_vendor_t *vendor = usage_vendor(kind);
+  if (vendor == NULL || kinds[kind].option == NULL) {
+    ERROR("usage plugin: %s \"%s\": this build does not support <%s> blocks",
+          block_names[kind], name, block_names[kind]);
+    return EINVAL;
+  }
+
+  usage_source_conf_t *src = calloc(1, sizeof(*src));
+  if (src == NULL)
+    return ENOMEM;
+  src->kind = kind;
+  src->name = strdup(name);
+  src->kind_conf = vendor->conf_create();
+  src->http.verify_peer = src->http.verify_host = 1;
+  src->http.timeout_ms = USAGE_DEFAULT_TIMEOUT_MS;
+  src->http.max_body = USAGE_DEFAULT_MAX_RESPONSE;
+  src->max_concurrent = 1;
+  if (src->name == NULL || src->kind_conf == NULL) {
+    usage_source_conf_free(src);
+    return ENOMEM;
+  }
+
+  int errors = 0;
+  for (int i = 0; i < ci->children_num; i++) {
+    const oconfig_item_t *child = &ci->children[i];
+    int status = conf_common(src, child);
+    if (status == ENOENT)
+      status = kinds[kind].option(src, child);
+    if (status == ENOENT) {
+      conf_err(src, child->key, "unknown option");
+      status = EINVAL;
+    }
+    if (status != 0)
+      errors++;
+  }
+  if (errors == 0) {
+    if (src->http.url == NULL) {
+      conf_err(src, "URL", "missing (required)");
+      errors++;
+    }
+    if (src->http.user != NULL && src->http.password.value == NULL &&
+        src->http.password.file == NULL) {
+      conf_err(src, "User", "needs Password or PasswordFile");
+      errors++;
+    }
+    if (src->http.user == NULL && (src->http.password.value != NULL ||
+                                   src->http.password.file != NULL)) {
+      conf_err(src, "Password", "needs User");
+      errors++;
+    }
+    if (src->http.user != NULL && (src->http.bearer.value != NULL ||
+                                   src->http.bearer.file != NULL)) {
+      conf_err(src, "BearerToken",
+               "cannot be combined with User (HTTP Basic)");
+      errors++;
+    }
+    if ((src->http.client_cert == NULL) != (src->http.client_key == NULL)) {
+      conf_err(src, src->http.client_cert ? "ClientKey" : "ClientCert",
+               "ClientCert and ClientKey go together");
+      errors++;
+    }
+  }
+  if (errors == 0 && kinds[kind].check != NULL && kinds[kind].check(src) != 0)
+    errors++;
+  if (errors != 0) {
+    usage_source_conf_free(src);
+    return EINVAL;
+  }
+  usage_source_conf_t **p =
+      realloc(conf->sources, (conf->sources_num + 1) * sizeof(*p));
+  if (p == NULL) {
+    usage_source_conf_free(src);
+    return ENOMEM;
+  }
+  conf->sources = p;
+  p[conf->sources_num++] = src;
+  return 0;
+}
+
+static int conf_exporter(const oconfig_item_t *ci, usage_conf_t *conf) {
+  if (conf->exporter != NULL) {
+    ERROR("usage plugin: Exporter: only one <Exporter> block is allowed");
+    return EINVAL;
+  }
+  if (ci->values_num != 0) {
+    ERROR("usage plugin: Exporter: the block takes no argument");
+    return EINVAL;
+  }
+  usage_exporter_conf_t *e = calloc(1, sizeof(*e));
+  if (e == NULL)
+    return ENOMEM;
+  conf->exporter = e;
+  int errors = 0;
+  for (int i = 0; i < ci->children_num; i++) {
+    const oconfig_item_t *child = &ci->children[i];
+    if (strcasecmp(child->key, "Address") == 0) {
+      if (child->values_num != 1 ||
+          child->values[0].type != OCONFIG_TYPE_STRING ||
+          cf_util_get_string(child, &e->address) != 0) {
+        ERROR("usage plugin: Exporter: option \"Address\": expected one "
+              "string (an IP address)");
+        errors++;
+      }
+    } else if (strcasecmp(child->key, "Port") == 0) {
+      int port = cf_util_get_port_number(child);
+      if (port <= 0) {
+        ERROR("usage plugin: Exporter: option \"Port\": expected a port "
+              "number from 1 to 65535");
+        errors++;
+      } else {
+        char buf[16];
+        snprintf(buf, sizeof(buf), "%d", port);
+        free(e->port);
+        e->port = strdup(buf);
+      }
+    } else {
+      ERROR("usage plugin: Exporter: option \"%s\": unknown option",
+            child->key);
+      errors++;
+    }
+  }
+  if (e->address == NULL)
+    e->address = strdup("127.0.0.1");
+  if (e->port == NULL)
+    e->port = strdup(USAGE_DEFAULT_PORT);
+  if (e->address == NULL || e->port == NULL)
+    return ENOMEM;
+  return errors ? EINVAL : 0;
+}
+
+void usage_conf_clear(usage_conf_t *conf) {
+  for (size_t i = 0; i < conf->sources_num; i++)
+    usage_source_conf_free(conf->sources[i]);
+  free(conf->sources);
+  if (conf->exporter != NULL) {
+    free(conf->exporter->address);
+    free(conf->exporter->port);
+    free(conf->exporter);
+  }
+  memset(conf, 0, sizeof(*conf));
+}
+
+int usage_config_parse(const oconfig_item_t *ci, usage_conf_t *conf) {
+  int errors = 0;
+  for (int i = 0; i < ci->children_num; i++) {
+    const oconfig_item_t *child = &ci->children[i];
+    int status;
+    if (strcasecmp(child->key, "Exporter") == 0)
+      status = conf_exporter(child, conf);
+    else if (strcasecmp(child->key, "CCC") == 0)
+      status = conf_source(USAGE_KIND_CCC, child, conf);
+    else if (strcasecmp(child->key, "Billing") == 0)
+      status = conf_source(USAGE_KIND_BILLING, child, conf);
+    else if (strcasecmp(child->key, "Jasper") == 0)
+      status = conf_source(USAGE_KIND_JASPER, child, conf);
+    else {
+      ERROR("usage plugin: unknown block or option \"%s\" (expected "
+            "<Exporter>, <CCC>, <Billing> or <Jasper>)",
+            child->key);
+      status = EINVAL;
+    }
+    if (status != 0)
+      errors++;
+  }
+  if (errors != 0) {
+    usage_conf_clear(conf);
+    return EINVAL;
+  }
+  return 0;
+}

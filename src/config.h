@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* config: <Plugin usage> (oconfig_item_t) -> source descriptions and the
+ * exporter's settings, with defaults and validation. Every problem is one
+ * log line naming the block, the option and the cause. */
+#ifndef USAGE_CONFIG_H
+#define USAGE_CONFIG_H 1
+
+#include "source.h"
+
+#include "liboconfig/oconfig.h"
+
+#include <stddef.h>
+
+typedef struct {
+  char *address; /* default 127.0.0.1 */
+  char *port;    /* default 19813 */
+} usage_exporter_conf_t;
+
+typedef struct {
+  usage_source_conf_t **sources;
+  size_t sources_num;
+  usage_exporter_conf_t *exporter; /* NULL: no <Exporter> block */
+} usage_conf_t;
+
+#define USAGE_DEFAULT_PORT "19813"
+#define USAGE_DEFAULT_TIMEOUT_MS 10000
+#define USAGE_DEFAULT_MAX_RESPONSE (16 * 1024 * 1024)
+
+/* usage_config_parse reads the children of <Plugin usage> into conf (which
+ * must be zeroed). 0, or EINVAL after logging every problem found; conf
+ * then holds nothing (usage_conf_clear has run). */
+int usage_config_parse(const oconfig_item_t *ci, usage_conf_t *conf);
+void usage_conf_clear(usage_conf_t *conf);
+
+#endif

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/* dispatch: the collectd side of a commit (see dispatch.h). Gauges go out
+ * as GAUGE, counters as DERIVE where the type allows it, so collectd's own
+ * threshold plugin can watch their rate; every label also travels as meta
+ * data ("label:NAME") for writers that keep it. */
+#include "collectd.h"
+#include "plugin.h"
+#include "utils/common/common.h"
+#include "utils/metadata/meta_data.h"
+
+#include "dispatch.h"
+#include "families.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static int is_derive(const char *ds_type) {
+  return strcmp(ds_type, "derive") == 0 ||
+         strcmp(ds_type, "total_bytes") == 0 ||
+         strcmp(ds_type, "total_requests") == 0;
+}
+
+void usage_dispatch_type_instance(const usage_sample_t *s, char *out,
+                                  size_t size) {
+  char stem[128];
+  char full[2048];
+  usage_family_short(s->family, stem, sizeof(stem));
+  size_t n = (size_t)snprintf(full, sizeof(full), "%s", stem);
+  for (unsigned i = 0; i < s->nlabels && n < sizeof(full); i++)
+    n += (size_t)snprintf(full + n, sizeof(full) - n, "-%s",
+                          s->labels[2 * i + 1]);
+  for (char *p = full; *p; p++)
+    if (*p == '/' || (unsigned char)*p < 0x20)
+      *p = '_';
+  if (strlen(full) < size) {
+    snprintf(out, size, "%s", full);
+    return;
+  }
+  /* Too long for collectd: keep the start and add a hash of the whole. */
+  uint32_t h = 2166136261u;
+  for (const char *p = full; *p; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  snprintf(out, size, "%.*s~%08x", (int)(size - 10), full, h);
+}
+
+int usage_dispatch_batch(const usage_batch_t *b) {
+  const char *source = usage_batch_source(b);
+  if (source[0] == 0)
+    return 0;
+  int failed = 0;
+  for (size_t i = 0; i < usage_batch_size(b); i++) {
+    const usage_sample_t *s = usage_batch_sample(b, i);
+    const usage_family_t *f = &usage_families[s->family];
+    value_t value;
+    if (is_derive(f->ds_type))
+      value.derive = (derive_t)llround(s->value);
+    else
+      value.gauge = s->value;
+    value_list_t vl = VALUE_LIST_INIT;
+    vl.values = &value;
+    vl.values_len = 1;
+    sstrncpy(vl.plugin, "usage", sizeof(vl.plugin));
+    sstrncpy(vl.plugin_instance, source, sizeof(vl.plugin_instance));
+    sstrncpy(vl.type, f->ds_type, sizeof(vl.type));
+    usage_dispatch_type_instance(s, vl.type_instance,
+                                 sizeof(vl.type_instance));
+    meta_data_t *md = meta_data_create();
+    if (md != NULL) {
+      for (unsigned k = 0; k < s->nlabels; k++) {
+        char key[64];
+        snprintf(key, sizeof(key), "label:%s", s->labels[2 * k]);
+        meta_data_add_string(md, key, s->labels[2 * k + 1]);
+      }
+      vl.meta = md;
+    }
+    if (plugin_dispatch_values(&vl) != 0)
+      failed++;
+    meta_data_destroy(md);
+  }
+  return failed;
+}

@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: MIT */
+/* http: the only libcurl code of the plugin (see http.h). */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SECRET_MAX 65536
+
+int usage_secret_get(usage_secret_t *s, const char **out, char *err,
+                     size_t errlen) {
+  *out = NULL;
+  if (s->value != NULL) {
+    *out = s->value;
+    return 0;
+  }
+  if (s->file == NULL)
+    return 0;
+  struct stat st;
+  if (stat(s->file, &st) != 0) {
+    int e = errno;
+    snprintf(err, errlen, "cannot read secret file \"%s\": %s", s->file,
+             strerror(e));
+    return e;
+  }
+  if (s->cached != NULL && st.st_ino == s->ino && st.st_size == s->size &&
+      st.st_mtim.tv_sec == s->mtime.tv_sec &&
+      st.st_mtim.tv_nsec == s->mtime.tv_nsec) {
+    *out = s->cached;
+    return 0;
+  }
+  int fd = open(s->file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int e = errno;
+    snprintf(err, errlen, "cannot read secret file \"%s\": %s", s->file,
+             strerror(e));
+    return e;
+  }
+  char *buf = malloc(SECRET_MAX + 1);
+  size_t len = 0;
+  ssize_t n = 0;
+  while (buf != NULL && len < SECRET_MAX &&
+         (n = read(fd, buf + len, SECRET_MAX - len)) > 0)
+    len += (size_t)n;
+  int e = errno;
+  close(fd);
+  if (buf == NULL || n < 0) {
+    free(buf);
+    snprintf(err, errlen, "cannot read secret file \"%s\": %s", s->file,
+             buf ? strerror(e) : "out of memory");
+    return buf ? e : ENOMEM;
+  }
+  if (len >= SECRET_MAX) {
+    free(buf);
+    snprintf(err, errlen, "secret file \"%s\" is larger than %d bytes",
+             s->file, SECRET_MAX);
+    return EFBIG;
+  }
+  while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+    len--;
+  buf[len] = 0;
+  if (len == 0 || memchr(buf, '\n', len) != NULL ||
+      memchr(buf, 0, len) != NULL) {
+    free(buf);
+    snprintf(err, errlen,
+             "secret file \"%s\" must hold the secret alone on one line",
+             s->file);
+    return EINVAL;
+  }
+  if (s->cached != NULL) {
+    explicit_bzero(s->cached, strlen(s->cached));
+    free(s->cached);
+  }
+  s->cached = buf;
+  s->ino = st.st_ino;
+  s->size = st.st_size;
+  s->mtime = st.st_mtim;
+  *out = s->cached;
+  return 0;
+}
+
+static void free_secret_string(char *p) {
+  if (p == NULL)
+    return;
+  explicit_bzero(p, strlen(p));
+  free(p);
+}
+
+void usage_secret_clear(usage_secret_t *s) {
+  free_secret_string(s->value);
+  free_secret_string(s->cached);
+  free(s->file);
+  memset(s, 0, sizeof(*s));
+}
+
+void usage_http_conf_clear(usage_http_conf_t *c) {
+  free(c->url);
+  free(c->user);
+  usage_secret_clear(&c->password);
+  usage_secret_clear(&c->bearer);
+  for (size_t i = 0; i < c->headers_num; i++)
+    free_secret_string(c->headers[i]);
+  free(c->headers);
+  free(c->cacert);
+  free(c->client_cert);
+  free(c->client_key);
+  memset(c, 0, sizeof(*c));
+}
+
+struct usage_http_s {
+  usage_http_conf_t *conf;
+  CURL *curl;
+  usage_buf_t body;
+  long retry_after;
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+int usage_http_global_init(void) {
+  return curl_global_init(CURL_GLOBAL_ALL) == CURLE_OK ? 0 : EIO;
+}
+
+static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud) {
+  usage_http_t *h = ud;
+  size_t n = size * nmemb;
+  if (usage_buf_append(&h->body, ptr, n) != 0)
+    return 0; /* over the cap or ENOMEM: abort the transfer */
+  return n;
+}
+
+static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud) {
+  usage_http_t *h = ud;
+  size_t n = size * nmemb;
+  if (n > 12 && strncasecmp(ptr, "Retry-After:", 12) == 0) {
+    char tmp[64];
+    size_t len = n - 12 < sizeof(tmp) - 1 ? n - 12 : sizeof(tmp) - 1;
+    memcpy(tmp, ptr + 12, len);
+    tmp[len] = 0;
+    char *end;
+    long v = strtol(tmp, &end, 10);
+    if (end != tmp && v >= 0)
+      h->retry_after = v;
+    else {
+      time_t t = curl_getdate(tmp, NULL);
+      if (t > 0)
+        h->retry_after = t > time(NULL) ? (long)(t - time(NULL)) : 0;
+    }
+  }
+  return n;
+}
+
+usage_http_t *usage_http_create(usage_http_conf_t *conf) {
+  usage_http_t *h = calloc(1, sizeof(*h));
+  if (h == NULL)
+    return NULL;
+  h->conf = conf;
+  usage_buf_init(&h->body, conf->max_body);
+  h->curl = curl_easy_init();
+  if (h->curl == NULL) {
+    free(h);
+    return NULL;
+  }
+  return h;
+}
+
+void usage_http_destroy(usage_http_t *h) {
+  if (h == NULL)
+    return;
+  curl_easy_cleanup(h->curl);
+  usage_buf_free(&h->body);
+  free(h);
+}
+
+int usage_http_escape(usage_buf_t *b, const char *s) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+        (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' ||
+        *p == '~') {
+      usage_buf_putc(b, (char)*p);
+    } else {
+      char enc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+      usage_buf_append(b, enc, 3);
+    }
+  }
+  return b->failed;
+}
+
+static usage_http_err_t classify(CURLcode rc) {
+  switch (rc) {
+  case CURLE_OPERATION_TIMEDOUT:
+    return USAGE_HTTP_TIMEOUT;
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+  case CURLE_COULDNT_CONNECT:
+  case CURLE_RECV_ERROR:
+  case CURLE_SEND_ERROR:
+  case CURLE_GOT_NOTHING:
+  case CURLE_PARTIAL_FILE:
+    return USAGE_HTTP_CONNECT;
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_ISSUER_ERROR:
+    return USAGE_HTTP_TLS;
+  default:
+    return USAGE_HTTP_FAILED;
+  }
+}
+
+int usage_http_get(usage_http_t *h, const char *path_query,
+                   usage_http_resp_t *resp) {
+  usage_http_conf_t *c = h->conf;
+  CURL *curl = h->curl;
+  struct curl_slist *hdrs = NULL;
+  usage_buf_t url;
+  int ret = 0;
+
+  memset(resp, 0, sizeof(*resp));
+  resp->retry_after = -1;
+  resp->body = "";
+  usage_buf_init(&url, 0);
+  usage_buf_reset(&h->body);
+  h->retry_after = -1;
+  h->errbuf[0] = 0;
+
+  const char *password = NULL, *bearer = NULL;
+  if (usage_secret_get(&c->password, &password, resp->error,
+                       sizeof(resp->error)) != 0 ||
+      usage_secret_get(&c->bearer, &bearer, resp->error,
+                       sizeof(resp->error)) != 0) {
+    resp->err = USAGE_HTTP_SECRET;
+    return (int)USAGE_HTTP_SECRET;
+  }
+
+  usage_buf_puts(&url, c->url);
+  usage_buf_puts(&url, path_query);
+  hdrs = curl_slist_append(hdrs, "Accept: application/json");
+  for (size_t i = 0; i < c->headers_num; i++)
+    hdrs = curl_slist_append(hdrs, c->headers[i]);
+  if (url.failed || hdrs == NULL) {
+    snprintf(resp->error, sizeof(resp->error), "out of memory");
+    resp->err = USAGE_HTTP_FAILED;
+    ret = (int)USAGE_HTTP_FAILED;
+    goto out;
+  }
+
+  curl_easy_reset(curl);
+  curl_easy_setopt(curl, CURLOPT_URL, url.data);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(curl, CURLOPT_UNRESTRICTED_AUTH, 0L);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "collectd-usage/" PACKAGE_VERSION);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_cb);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, h);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header_cb);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, h);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, h->errbuf);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
+                   c->timeout_ms < 10000 ? c->timeout_ms : 10000L);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, c->verify_peer ? 1L : 0L);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, c->verify_host ? 2L : 0L);
+  if (c->cacert != NULL)
+    curl_easy_setopt(curl, CURLOPT_CAINFO, c->cacert);
+  if (c->client_cert != NULL)
+    curl_easy_setopt(curl, CURLOPT_SSLCERT, c->client_cert);
+  if (c->client_key != NULL)
+    curl_easy_setopt(curl, CURLOPT_SSLKEY, c->client_key);
+  if (c->user != NULL) {
+    curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    curl_easy_setopt(curl, CURLOPT_USERNAME, c->user);
+    curl_easy_setopt(curl, CURLOPT_PASSWORD, password ? password : "");
+  } else if (bearer != NULL) {
+    curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+    curl_easy_setopt(curl, CURLOPT_XOAUTH2_BEARER, bearer);
+  }
+
+  CURLcode rc = curl_easy_perform(curl);
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+  char *ct = NULL;
+  if (curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
+      ct != NULL)
+    snprintf(resp->content_type, sizeof(resp->content_type), "%s", ct);
+  resp->retry_after = h->retry_after;
+
+  if (rc != CURLE_OK) {
+    if (rc == CURLE_WRITE_ERROR && h->body.failed == EFBIG) {
+      resp->err = USAGE_HTTP_TOO_LARGE;
+      snprintf(resp->error, sizeof(resp->error),
+               "response body larger than %zu bytes (MaxResponseSize)",
+               c->max_body);
+    } else {
+      resp->err = classify(rc);
+      snprintf(resp->error, sizeof(resp->error), "%s",
+               h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+      size_t len = strlen(resp->error);
+      while (len > 0 && resp->error[len - 1] == '\n')
+        resp->error[--len] = 0;
+    }
+    ret = (int)resp->err;
+    goto out;
+  }
+  resp->body = h->body.data ? h->body.data : "";
+  resp->len = h->body.len;
+
+out:
+  /* The password and token set on the handle are not kept past the call. */
+  curl_easy_setopt(curl, CURLOPT_PASSWORD, "");
+  curl_easy_setopt(curl, CURLOPT_XOAUTH2_BEARER, "");
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+  curl_slist_free_all(hdrs);
+  usage_buf_free(&url);
+  return ret;
+}

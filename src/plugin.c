@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/* plugin: the collectd glue of the usage plugin. Registers the config,
+ * init and shutdown callbacks, one complex read callback per source block
+ * (its own interval, the source as user data), and connects the sources'
+ * commits to collectd (dispatch) and to the store the exporter serves.
+ * The store, the exporter and the list of sources for its status page are
+ * the only process-wide state. */
+#include "collectd.h"
+#include "plugin.h"
+
+#include "config.h"
+#include "dispatch.h"
+#include "exporter.h"
+#include "families.h"
+#include "source.h"
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static usage_conf_t conf;
+static usage_store_t *store;
+static usage_exporter_t *exporter;
+static usage_source_t **sources; /* for the status page; owned by collectd */
+static size_t sources_num;
+static pthread_mutex_t sources_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void sink_log(void *ud, int level, const char *msg) {
+  (void)ud;
+  plugin_log(level, "%s", msg);
+}
+
+static int sink_commit(void *ud, usage_batch_t *b) {
+  (void)ud;
+  usage_dispatch_batch(b);
+  return usage_store_commit(store, b);
+}
+
+static int usage_read(user_data_t *ud) {
+  usage_source_read(ud->data);
+  /* Always 0: an upstream failure is reported through usage_source_up;
+   * an error here would make collectd back off up to MaxReadInterval. */
+  return 0;
+}
+
+static void source_free(void *p) {
+  usage_source_t *s = p;
+  pthread_mutex_lock(&sources_lock);
+  for (size_t i = 0; i < sources_num; i++)
+    if (sources[i] == s)
+      sources[i] = NULL;
+  pthread_mutex_unlock(&sources_lock);
+  usage_source_destroy(s);
+}
+
+static void fmt_time(char *buf, size_t size, double t) {
+  if (t <= 0) {
+    snprintf(buf, size, "never");
+    return;
+  }
+  time_t tt = (time_t)t;
+  struct tm tm;
+  gmtime_r(&tt, &tm);
+  strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+/* status_page lists each source on the exporter's / page. */
+static void status_page(void *ud, usage_buf_t *out) {
+  (void)ud;
+  usage_buf_puts(out, "<table>\n<tr><th>source</th><th>kind</th>"
+                      "<th>last scrape</th><th>duration</th><th>result</th>"
+                      "<th>last success</th><th>series</th>"
+                      "<th>last error</th></tr>\n");
+  pthread_mutex_lock(&sources_lock);
+  for (size_t i = 0; i < sources_num; i++) {
+    usage_source_t *s = sources[i];
+    if (s == NULL)
+      continue;
+    usage_source_status_t st;
+    usage_source_get_status(s, &st);
+    char last[64], ok[64];
+    fmt_time(last, sizeof(last), st.last_scrape);
+    fmt_time(ok, sizeof(ok), st.last_success);
+    usage_buf_puts(out, "<tr><td>");
+    usage_html_escape(out, s->conf->name);
+    usage_buf_printf(out, "</td><td>%s</td><td>%s</td><td>%.3f s</td>"
+                          "<td>%s</td><td>%s</td><td>%zu</td><td>",
+                     usage_kind_name(s->conf->kind), last, st.last_duration,
+                     st.last_scrape <= 0 ? "pending"
+                                         : (st.up ? "up" : "down"),
+                     ok, usage_store_series(store, s->conf->name));
+    usage_html_escape(out, st.last_error);
+    usage_buf_puts(out, "</td></tr>\n");
+  }
+  pthread_mutex_unlock(&sources_lock);
+  usage_buf_puts(out, "</table>\n");
+}
+
+static int usage_config(oconfig_item_t *ci) {
+  usage_conf_t more = {0};
+  if (usage_config_parse(ci, &more) != 0)
+    return -1;
+  /* Several <Plugin usage> blocks add up. */
+  if (more.exporter != NULL && conf.exporter != NULL) {
+    ERROR("usage plugin: only one <Exporter> block is allowed");
+    usage_conf_clear(&more);
+    return -1;
+  }
+  for (size_t i = 0; i < more.sources_num; i++)
+    for (size_t j = 0; j < conf.sources_num; j++)
+      if (strcmp(more.sources[i]->name, conf.sources[j]->name) == 0) {
+        ERROR("usage plugin: source \"%s\" is configured twice",
+              more.sources[i]->name);
+        usage_conf_clear(&more);
+        return -1;
+      }
+  usage_source_conf_t **p =
+      realloc(conf.sources,
+              (conf.sources_num + more.sources_num) * sizeof(*p) + 1);
+  if (p == NULL) {
+    usage_conf_clear(&more);
+    return -1;
+  }
+  conf.sources = p;
+  memcpy(p + conf.sources_num, more.sources,
+         more.sources_num * sizeof(*p));
+  conf.sources_num += more.sources_num;
+  if (more.exporter != NULL)
+    conf.exporter = more.exporter;
+  free(more.sources);
+  return 0;
+}
+
+static int usage_init(void) {
+  if (store != NULL)
+    return 0; /* init runs again after a failed start of another plugin */
+  if (usage_http_global_init() != 0) {
+    ERROR("usage plugin: cannot initialise libcurl");
+    return -1;
+  }
+  store = usage_store_create();
+  sources = calloc(conf.sources_num + 1, sizeof(*sources));
+  if (store == NULL || sources == NULL) {
+    ERROR("usage plugin: out of memory");
+    return -1;
+  }
+  usage_batch_t *b = usage_batch_create("", "build");
+  if (b != NULL &&
+      usage_batch_add(b, FAM_EXPORTER_BUILD_INFO, 1, "version",
+                      PACKAGE_VERSION, NULL) == 0)
+    usage_store_commit(store, b);
+  else
+    usage_batch_destroy(b);
+
+  usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
+  for (size_t i = 0; i < conf.sources_num; i++) {
+    usage_source_conf_t *c = conf.sources[i];
+    conf.sources[i] = NULL;
+    char name[256];
+    snprintf(name, sizeof(name), "usage/%s/%s", usage_kind_name(c->kind),
+             c->name);
+    cdtime_t interval = c->interval > 0 ? DOUBLE_TO_CDTIME_T(c->interval) : 0;
+    usage_source_t *s = usage_source_create(c, &sink);
+    if (s == NULL)
+      return -1;
+    pthread_mutex_lock(&sources_lock);
+    sources[sources_num++] = s;
+    pthread_mutex_unlock(&sources_lock);
+    plugin_register_complex_read("usage", name, usage_read, interval,
+                                 &(user_data_t){.data = s,
+                                                .free_func = source_free});
+  }
+  conf.sources_num = 0;
+  if (sources_num == 0)
+    WARNING("usage plugin: no <CCC>, <Billing> or <Jasper> block: nothing "
+            "to scrape");
+
+  if (conf.exporter != NULL) {
+    usage_exporter_opts_t opts = {.address = conf.exporter->address,
+                                  .port = conf.exporter->port,
+                                  .page = status_page};
+    char err[256];
+    exporter = usage_exporter_start(&opts, store, err, sizeof(err));
+    if (exporter == NULL) {
+      ERROR("usage plugin: Exporter: %s", err);
+      return -1;
+    }
+    INFO("usage plugin: exporter listening on http://%s%s%s:%s/metrics",
+         strchr(conf.exporter->address, ':') ? "[" : "",
+         conf.exporter->address,
+         strchr(conf.exporter->address, ':') ? "]" : "", conf.exporter->port);
+  }
+  return 0;
+}
+
+static int usage_shutdown(void) {
+  usage_exporter_stop(exporter);
+  exporter = NULL;
+  /* The read callbacks (and with them the sources) are freed by collectd
+   * after shutdown; they no longer run, so the store can go. */
+  pthread_mutex_lock(&sources_lock);
+  free(sources);
+  sources = NULL;
+  sources_num = 0;
+  pthread_mutex_unlock(&sources_lock);
+  usage_store_destroy(store);
+  store = NULL;
+  usage_conf_clear(&conf);
+  return 0;
+}
+
+__attribute__((visibility("default"))) void module_register(void) {
+  plugin_register_complex_config("usage", usage_config);
+  plugin_register_init("usage", usage_init);
+  plugin_register_shutdown("usage", usage_shutdown);
+}

@@ -1,0 +1,334 @@
+/* SPDX-License-Identifier: MIT */
+/* source: scrape accounting, politeness, throttled logging (see source.h). */
+#include "source.h"
+#include "families.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+extern const usage_vendor_t usage_ccc_vendor;
+
+static double now_real(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+double (*usage_now)(void) = now_real;
+
+static double monotonic(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_for(double seconds) {
+  if (seconds <= 0)
+    return;
+  struct timespec ts = {.tv_sec = (time_t)seconds,
+                        .tv_nsec = (long)((seconds - floor(seconds)) * 1e9)};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+    ;
+}
+
+const char *usage_kind_name(usage_kind_t kind) {
+  static const char *const names[] = {"ccc", "billing", "jasper"};
+  return kind < USAGE_KIND_COUNT ? names[kind] : "unknown";
+}
+
+const usage_vendor_t *usage_vendor(usage_kind_t kind) {
+  switch (kind) {
+  case USAGE_KIND_CCC:
+    return &usage_ccc_vendor;
+  default:
+    return NULL;
+  }
+}
+
+/* Reasons every source publishes from the start, at 0, so that increase()
+ * sees the first error of each. */
+static const char *const common_reasons[] = {
+    "auth", "http_4xx", "http_5xx", "timeout", "connect", "tls", "too_large",
+    "parse", "pagination", "rate_limited", "invalid_value", "secret"};
+
+static usage_reason_count_t *reason_slot(usage_source_t *s,
+                                         const char *reason) {
+  for (size_t i = 0; i < s->reasons_num; i++)
+    if (strcmp(s->reasons[i].reason, reason) == 0)
+      return &s->reasons[i];
+  usage_reason_count_t *p =
+      realloc(s->reasons, (s->reasons_num + 1) * sizeof(*p));
+  if (p == NULL)
+    return NULL;
+  s->reasons = p;
+  p = &s->reasons[s->reasons_num++];
+  memset(p, 0, sizeof(*p));
+  snprintf(p->reason, sizeof(p->reason), "%s", reason);
+  return p;
+}
+
+void usage_source_conf_free(usage_source_conf_t *conf) {
+  if (conf == NULL)
+    return;
+  const usage_vendor_t *v = usage_vendor(conf->kind);
+  if (v != NULL && conf->kind_conf != NULL)
+    v->conf_destroy(conf->kind_conf);
+  usage_http_conf_clear(&conf->http);
+  free(conf->name);
+  free(conf);
+}
+
+usage_source_t *usage_source_create(usage_source_conf_t *conf,
+                                    const usage_sink_t *sink) {
+  usage_source_t *s = calloc(1, sizeof(*s));
+  if (s == NULL) {
+    usage_source_conf_free(conf);
+    return NULL;
+  }
+  s->conf = conf;
+  s->sink = *sink;
+  s->vendor = usage_vendor(conf->kind);
+  pthread_mutex_init(&s->lock, NULL);
+  for (size_t i = 0; i < sizeof(common_reasons) / sizeof(*common_reasons); i++)
+    reason_slot(s, common_reasons[i]);
+  s->http = usage_http_create(&conf->http);
+  if (s->http == NULL || s->vendor == NULL ||
+      (s->vendor->init != NULL && s->vendor->init(s) != 0)) {
+    usage_source_log(s, USAGE_LOG_ERR, "cannot set up the source");
+    usage_source_destroy(s);
+    return NULL;
+  }
+  return s;
+}
+
+void usage_source_destroy(usage_source_t *s) {
+  if (s == NULL)
+    return;
+  if (s->vendor != NULL && s->vendor->shutdown != NULL && s->state != NULL)
+    s->vendor->shutdown(s);
+  usage_http_destroy(s->http);
+  free(s->codes);
+  free(s->reasons);
+  free(s->throttle);
+  pthread_mutex_destroy(&s->lock);
+  usage_source_conf_free(s->conf);
+  free(s);
+}
+
+void usage_source_log(usage_source_t *s, int level, const char *fmt, ...) {
+  char msg[1024];
+  int n = snprintf(msg, sizeof(msg), "usage plugin: %s \"%s\": ",
+                   usage_kind_name(s->conf->kind), s->conf->name);
+  va_list ap;
+  va_start(ap, fmt);
+  if (n > 0 && (size_t)n < sizeof(msg))
+    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+  va_end(ap);
+  if (s->sink.log != NULL)
+    s->sink.log(s->sink.ud, level, msg);
+}
+
+static usage_throttle_t *throttle_find(usage_source_t *s, const char *key,
+                                       int create) {
+  for (size_t i = 0; i < s->throttle_num; i++)
+    if (strcmp(s->throttle[i].key, key) == 0)
+      return &s->throttle[i];
+  if (!create)
+    return NULL;
+  usage_throttle_t *p =
+      realloc(s->throttle, (s->throttle_num + 1) * sizeof(*p));
+  if (p == NULL)
+    return NULL;
+  s->throttle = p;
+  p = &s->throttle[s->throttle_num++];
+  memset(p, 0, sizeof(*p));
+  snprintf(p->key, sizeof(p->key), "%s", key);
+  return p;
+}
+
+void usage_source_error(usage_source_t *s, const char *reason, int refusal,
+                        const char *key, const char *fmt, ...) {
+  usage_reason_count_t *r = reason_slot(s, reason);
+  if (r != NULL)
+    r->count++;
+  if (!refusal)
+    s->down = 1;
+
+  char msg[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+
+  pthread_mutex_lock(&s->lock);
+  snprintf(s->status.last_error, sizeof(s->status.last_error), "%s", msg);
+  pthread_mutex_unlock(&s->lock);
+
+  double now = usage_now();
+  usage_throttle_t *t = throttle_find(s, key ? key : reason, 1);
+  if (t == NULL) {
+    usage_source_log(s, USAGE_LOG_ERR, "%s", msg);
+    return;
+  }
+  t->seen = 1;
+  if (t->next_log > now) {
+    t->suppressed++;
+    return;
+  }
+  double interval = s->conf->interval > 0 ? s->conf->interval : 10;
+  t->backoff = t->backoff > 0 ? fmin(t->backoff * 2, 86400) : interval;
+  t->next_log = now + t->backoff - 0.5;
+  if (t->suppressed > 0)
+    usage_source_log(s, USAGE_LOG_ERR,
+                     "%s (repeated %" PRIu64 " times since the last report)",
+                     msg, t->suppressed);
+  else
+    usage_source_log(s, USAGE_LOG_ERR, "%s", msg);
+  t->suppressed = 0;
+}
+
+void usage_source_ok(usage_source_t *s, const char *key) {
+  usage_throttle_t *t = throttle_find(s, key, 0);
+  if (t == NULL)
+    return;
+  usage_source_log(s, USAGE_LOG_NOTICE, "%s: working again", key);
+  *t = s->throttle[--s->throttle_num];
+}
+
+usage_batch_t *usage_source_batch(usage_source_t *s, const char *entity) {
+  return usage_batch_create(s->conf->name, entity);
+}
+
+int usage_source_commit(usage_source_t *s, usage_batch_t *b) {
+  if (b == NULL)
+    return ENOMEM;
+  return s->sink.commit(s->sink.ud, b);
+}
+
+const char *usage_source_http_reason(int err, long status) {
+  switch (err) {
+  case USAGE_HTTP_OK:
+    break;
+  case USAGE_HTTP_TIMEOUT:
+    return "timeout";
+  case USAGE_HTTP_CONNECT:
+    return "connect";
+  case USAGE_HTTP_TLS:
+    return "tls";
+  case USAGE_HTTP_TOO_LARGE:
+    return "too_large";
+  case USAGE_HTTP_SECRET:
+    return "secret";
+  default:
+    return "connect";
+  }
+  if (status == 401 || status == 403)
+    return "auth";
+  if (status == 429)
+    return "rate_limited";
+  if (status >= 500)
+    return "http_5xx";
+  if (status >= 400)
+    return "http_4xx";
+  if (status >= 300)
+    return "http_3xx";
+  return "parse";
+}
+
+static void count_code(usage_source_t *s, long code) {
+  for (size_t i = 0; i < s->codes_num; i++)
+    if (s->codes[i].code == code) {
+      s->codes[i].count++;
+      return;
+    }
+  usage_code_count_t *p = realloc(s->codes, (s->codes_num + 1) * sizeof(*p));
+  if (p == NULL)
+    return;
+  s->codes = p;
+  s->codes[s->codes_num].code = code;
+  s->codes[s->codes_num].count = 1;
+  s->codes_num++;
+}
+
+#define RETRY_MAX 2
+#define RETRY_AFTER_MAX 30
+
+int usage_source_get(usage_source_t *s, const char *path_query,
+                     usage_http_resp_t *resp) {
+  for (int attempt = 0;; attempt++) {
+    if (s->conf->max_rps > 0) {
+      double t = monotonic();
+      if (s->next_request > t)
+        sleep_for(s->next_request - t);
+      t = monotonic();
+      s->next_request = fmax(t, s->next_request) + 1.0 / s->conf->max_rps;
+    }
+    int rc = usage_http_get(s->http, path_query, resp);
+    if (rc != 0)
+      return rc;
+    count_code(s, resp->status);
+    if ((resp->status == 429 || resp->status == 503) &&
+        resp->retry_after >= 0 && resp->retry_after <= RETRY_AFTER_MAX &&
+        attempt < RETRY_MAX) {
+      /* Honour Retry-After, also for the requests after this one. */
+      sleep_for((double)resp->retry_after);
+      s->next_request = monotonic();
+      continue;
+    }
+    return 0;
+  }
+}
+
+void usage_source_get_status(usage_source_t *s, usage_source_status_t *out) {
+  pthread_mutex_lock(&s->lock);
+  *out = s->status;
+  pthread_mutex_unlock(&s->lock);
+}
+
+static void commit_self(usage_source_t *s, double duration) {
+  usage_batch_t *b = usage_source_batch(s, "self");
+  if (b == NULL)
+    return;
+  const char *kind = usage_kind_name(s->conf->kind);
+  usage_batch_add(b, FAM_SOURCE_UP, s->status.up, "kind", kind, NULL);
+  usage_batch_add(b, FAM_SCRAPE_DURATION, duration, NULL);
+  if (s->status.last_success > 0)
+    usage_batch_add(b, FAM_LAST_SUCCESS, s->status.last_success, NULL);
+  for (size_t i = 0; i < s->codes_num; i++) {
+    char code[16];
+    snprintf(code, sizeof(code), "%ld", s->codes[i].code);
+    usage_batch_add(b, FAM_SCRAPE_REQUESTS, (double)s->codes[i].count, "code",
+                    code, NULL);
+  }
+  for (size_t i = 0; i < s->reasons_num; i++)
+    usage_batch_add(b, FAM_SCRAPE_ERRORS, (double)s->reasons[i].count,
+                    "reason", s->reasons[i].reason, NULL);
+  usage_source_commit(s, b);
+}
+
+void usage_source_read(usage_source_t *s) {
+  double t0 = monotonic();
+  s->now = usage_now();
+  s->down = 0;
+  for (size_t i = 0; i < s->throttle_num; i++)
+    s->throttle[i].seen = 0;
+
+  s->vendor->scrape(s);
+
+  double duration = monotonic() - t0;
+  pthread_mutex_lock(&s->lock);
+  s->status.last_scrape = s->now;
+  s->status.last_duration = duration;
+  s->status.up = !s->down;
+  if (!s->down) {
+    s->status.last_success = usage_now();
+    s->status.last_error[0] = 0;
+  }
+  pthread_mutex_unlock(&s->lock);
+  commit_self(s, duration);
+}

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/* source: one configured source block at run time, and what every vendor
+ * shares while scraping it: upstream requests with politeness limits and
+ * retries, accounting (requests by code, errors by reason, up, duration,
+ * last success), throttled error logging, and committing entities through
+ * a sink. No collectd types: the glue provides the sink. */
+#ifndef USAGE_SOURCE_H
+#define USAGE_SOURCE_H 1
+
+#include "http.h"
+#include "store.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* Log levels, the syslog values collectd uses. */
+#define USAGE_LOG_ERR 3
+#define USAGE_LOG_WARNING 4
+#define USAGE_LOG_NOTICE 5
+#define USAGE_LOG_INFO 6
+
+typedef enum {
+  USAGE_KIND_CCC = 0,
+  USAGE_KIND_BILLING,
+  USAGE_KIND_JASPER,
+  USAGE_KIND_COUNT
+} usage_kind_t;
+
+const char *usage_kind_name(usage_kind_t kind);
+
+/* Where a source's figures and log lines go. */
+typedef struct {
+  void (*log)(void *ud, int level, const char *msg);
+  /* commit takes ownership of the batch in every case; 0 or an errno */
+  int (*commit)(void *ud, usage_batch_t *b);
+  void *ud;
+} usage_sink_t;
+
+typedef struct usage_source_conf_s {
+  char *name; /* the block's instance name, the `source` label */
+  usage_kind_t kind;
+  usage_http_conf_t http;
+  double interval;      /* seconds; 0 = collectd's Interval */
+  double max_rps;       /* requests per second; 0 = unlimited */
+  int max_concurrent;   /* requests in flight */
+  void *kind_conf;      /* the vendor's own options */
+} usage_source_conf_t;
+
+typedef struct usage_source_s usage_source_t;
+
+/* A vendor: what a source block of one kind does. */
+typedef struct {
+  usage_kind_t kind;
+  void *(*conf_create)(void);
+  void (*conf_destroy)(void *kind_conf);
+  /* init creates the vendor's run-time state (s->state); 0 or an errno */
+  int (*init)(usage_source_t *s);
+  /* scrape requests, parses and commits; failures go through
+   * usage_source_error, so it returns nothing */
+  void (*scrape)(usage_source_t *s);
+  void (*shutdown)(usage_source_t *s);
+} usage_vendor_t;
+
+const usage_vendor_t *usage_vendor(usage_kind_t kind);
+
+typedef struct {
+  long code;
+  uint64_t count;
+} usage_code_count_t;
+
+typedef struct {
+  char reason[32];
+  uint64_t count;
+} usage_reason_count_t;
+
+typedef struct {
+  char key[160];
+  double next_log; /* when a repeat may be logged again */
+  double backoff;
+  uint64_t suppressed;
+  int seen; /* failed in the current scrape */
+} usage_throttle_t;
+
+/* What the landing page shows of a source. */
+typedef struct {
+  double last_scrape;    /* start of the last scrape, Unix seconds; 0 = none */
+  double last_duration;
+  double last_success;   /* 0 = never */
+  int up;
+  char last_error[768];
+} usage_source_status_t;
+
+struct usage_source_s {
+  usage_source_conf_t *conf;
+  const usage_vendor_t *vendor;
+  usage_http_t *http;
+  usage_sink_t sink;
+  void *state; /* the vendor's */
+
+  /* accounting of the scrape under way */
+  int down;   /* something made this scrape count as failed */
+  double now; /* start of the scrape */
+  double next_request;
+
+  usage_code_count_t *codes;
+  size_t codes_num;
+  usage_reason_count_t *reasons;
+  size_t reasons_num;
+  usage_throttle_t *throttle;
+  size_t throttle_num;
+
+  pthread_mutex_t lock; /* status */
+  usage_source_status_t status;
+};
+
+/* usage_source_create takes ownership of conf. NULL on ENOMEM or when the
+ * vendor's init fails (the cause is logged through sink). */
+usage_source_t *usage_source_create(usage_source_conf_t *conf,
+                                    const usage_sink_t *sink);
+void usage_source_destroy(usage_source_t *s); /* accepts NULL */
+void usage_source_conf_free(usage_source_conf_t *conf);
+
+/* usage_source_read runs one scrape of the source and commits the source's
+ * own figures (up, duration, requests, errors). */
+void usage_source_read(usage_source_t *s);
+
+/* usage_source_get performs GET conf->url + path_query under the source's
+ * politeness limits, retrying 429 and 503 answers that carry Retry-After.
+ * Every HTTP answer is counted by code. Returns 0 when an answer arrived
+ * (any status: check resp->status), or the transport error class. */
+int usage_source_get(usage_source_t *s, const char *path_query,
+                     usage_http_resp_t *resp);
+
+/* usage_source_error records a failed or refused entity: it counts reason,
+ * marks the scrape as failed unless `refusal` (a documented refusal keeps
+ * the source up), and logs the message once, then with growing pauses while
+ * the same key keeps failing. The message must not hold credentials. */
+void usage_source_error(usage_source_t *s, const char *reason, int refusal,
+                        const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* usage_source_ok tells that the entity `key` succeeded again (logs the
+ * recovery of a key that had failed). */
+void usage_source_ok(usage_source_t *s, const char *key);
+void usage_source_log(usage_source_t *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* usage_source_batch starts a batch for one entity of this source. */
+usage_batch_t *usage_source_batch(usage_source_t *s, const char *entity);
+/* usage_source_commit hands a finished batch to the sink (ownership too). */
+int usage_source_commit(usage_source_t *s, usage_batch_t *b);
+
+/* usage_source_http_reason maps a failed request to an error reason. */
+const char *usage_source_http_reason(int err, long status);
+
+void usage_source_get_status(usage_source_t *s, usage_source_status_t *out);
+
+/* usage_now: wall-clock time in seconds. Tests may replace it. */
+extern double (*usage_now)(void);
+
+#endif

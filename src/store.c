@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: MIT */
+/* store: batches of samples, committed entities, and the rendered body the
+ * exporter serves (see store.h). A committed entity is immutable and
+ * reference counted: a commit swaps one pointer under the store lock, and a
+ * render takes references to a snapshot and works outside the lock, so
+ * scrapes of /metrics never hold up the read callbacks for long. */
+#include "store.h"
+#include "families.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Strings of a batch live in a chain of blocks freed together. */
+typedef struct arena_block_s {
+  struct arena_block_s *next;
+  size_t used, size;
+  char data[];
+} arena_block_t;
+
+struct usage_batch_s {
+  char *source;
+  char *entity;
+  usage_sample_t *samples;
+  size_t num, alloc;
+  arena_block_t *arena;
+};
+
+static char *arena_strdup(usage_batch_t *b, const char *s) {
+  size_t n = strlen(s) + 1;
+  arena_block_t *blk = b->arena;
+  if (blk == NULL || blk->size - blk->used < n) {
+    size_t size = n > 16384 ? n : 16384;
+    blk = malloc(sizeof(*blk) + size);
+    if (blk == NULL)
+      return NULL;
+    blk->size = size;
+    blk->used = 0;
+    blk->next = b->arena;
+    b->arena = blk;
+  }
+  char *p = blk->data + blk->used;
+  memcpy(p, s, n);
+  blk->used += n;
+  return p;
+}
+
+usage_batch_t *usage_batch_create(const char *source, const char *entity) {
+  usage_batch_t *b = calloc(1, sizeof(*b));
+  if (b == NULL)
+    return NULL;
+  b->source = strdup(source ? source : "");
+  b->entity = strdup(entity ? entity : "");
+  if (b->source == NULL || b->entity == NULL) {
+    usage_batch_destroy(b);
+    return NULL;
+  }
+  return b;
+}
+
+void usage_batch_destroy(usage_batch_t *b) {
+  if (b == NULL)
+    return;
+  while (b->arena != NULL) {
+    arena_block_t *next = b->arena->next;
+    free(b->arena);
+    b->arena = next;
+  }
+  free(b->samples);
+  free(b->source);
+  free(b->entity);
+  free(b);
+}
+
+int usage_batch_addv(usage_batch_t *b, int family, double value,
+                     unsigned nlabels, const char *const *labels) {
+  if (b == NULL || family < 0 || family >= FAM_COUNT ||
+      nlabels > USAGE_MAX_LABELS)
+    return EINVAL;
+  for (unsigned i = 0; i < 2 * nlabels; i++)
+    if (labels[i] == NULL)
+      return EINVAL;
+  if (b->num == b->alloc) {
+    size_t alloc = b->alloc ? 2 * b->alloc : 16;
+    usage_sample_t *p = realloc(b->samples, alloc * sizeof(*p));
+    if (p == NULL)
+      return ENOMEM;
+    b->samples = p;
+    b->alloc = alloc;
+  }
+  usage_sample_t *s = &b->samples[b->num];
+  memset(s, 0, sizeof(*s));
+  s->family = family;
+  s->value = value;
+  s->nlabels = nlabels;
+  for (unsigned i = 0; i < 2 * nlabels; i++) {
+    s->labels[i] = arena_strdup(b, labels[i]);
+    if (s->labels[i] == NULL)
+      return ENOMEM;
+  }
+  b->num++;
+  return 0;
+}
+
+int usage_batch_add(usage_batch_t *b, int family, double value, ...) {
+  const char *labels[2 * USAGE_MAX_LABELS + 1];
+  unsigned n = 0;
+  va_list ap;
+  va_start(ap, value);
+  for (;;) {
+    const char *name = va_arg(ap, const char *);
+    if (name == NULL)
+      break;
+    if (n >= 2 * USAGE_MAX_LABELS) {
+      va_end(ap);
+      return EINVAL;
+    }
+    labels[n++] = name;
+    labels[n++] = va_arg(ap, const char *);
+  }
+  va_end(ap);
+  return usage_batch_addv(b, family, value, n / 2, labels);
+}
+
+size_t usage_batch_size(const usage_batch_t *b) { return b ? b->num : 0; }
+const usage_sample_t *usage_batch_sample(const usage_batch_t *b, size_t i) {
+  return (b != NULL && i < b->num) ? &b->samples[i] : NULL;
+}
+const char *usage_batch_source(const usage_batch_t *b) { return b->source; }
+const char *usage_batch_entity(const usage_batch_t *b) { return b->entity; }
+
+/* A committed entity: its sample lines rendered once, grouped by family. */
+typedef struct {
+  int family;
+  size_t off, len;
+} chunk_t;
+
+typedef struct entity_s {
+  int refs; /* atomic */
+  char *source;
+  char *entity;
+  char *text;
+  chunk_t *chunks; /* ascending family */
+  size_t nchunks;
+  size_t nseries;
+  struct entity_s *next; /* hash chain */
+} entity_t;
+
+static void entity_unref(entity_t *e) {
+  if (e == NULL || __atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) > 0)
+    return;
+  free(e->source);
+  free(e->entity);
+  free(e->text);
+  free(e->chunks);
+  free(e);
+}
+
+static int sample_cmp(const void *a, const void *b) {
+  const usage_sample_t *x = *(const usage_sample_t *const *)a;
+  const usage_sample_t *y = *(const usage_sample_t *const *)b;
+  if (x->family != y->family)
+    return x->family < y->family ? -1 : 1;
+  return x < y ? -1 : (x > y); /* stable: keep the batch's order */
+}
+
+static entity_t *entity_from_batch(const usage_batch_t *b) {
+  entity_t *e = calloc(1, sizeof(*e));
+  const usage_sample_t **order = calloc(b->num + 1, sizeof(*order));
+  usage_buf_t text;
+  usage_buf_init(&text, 0);
+  if (e == NULL || order == NULL)
+    goto fail;
+  e->refs = 1;
+  e->source = strdup(b->source);
+  e->entity = strdup(b->entity);
+  e->chunks = calloc(b->num + 1, sizeof(*e->chunks));
+  if (e->source == NULL || e->entity == NULL || e->chunks == NULL)
+    goto fail;
+  for (size_t i = 0; i < b->num; i++)
+    order[i] = &b->samples[i];
+  qsort(order, b->num, sizeof(*order), sample_cmp);
+  const char *source = b->source[0] ? b->source : NULL;
+  for (size_t i = 0; i < b->num; i++) {
+    const usage_sample_t *s = order[i];
+    if (e->nchunks == 0 || e->chunks[e->nchunks - 1].family != s->family) {
+      e->chunks[e->nchunks].family = s->family;
+      e->chunks[e->nchunks].off = text.len;
+      e->nchunks++;
+    }
+    expfmt_sample(&text, s->family, source, s->nlabels, s->labels, s->value);
+    e->chunks[e->nchunks - 1].len = text.len - e->chunks[e->nchunks - 1].off;
+  }
+  if (text.failed)
+    goto fail;
+  e->nseries = b->num;
+  e->text = usage_buf_steal(&text, NULL);
+  free(order);
+  return e;
+
+fail:
+  usage_buf_free(&text);
+  free(order);
+  if (e != NULL) {
+    e->refs = 1;
+    entity_unref(e);
+  }
+  return NULL;
+}
+
+#define STORE_BUCKETS 4096
+
+typedef struct body_s {
+  usage_body_t pub;
+  int refs; /* atomic */
+  char *data;
+} body_t;
+
+struct usage_store_s {
+  pthread_mutex_t lock; /* table, count, generation */
+  entity_t *table[STORE_BUCKETS];
+  size_t count;
+  uint64_t generation;
+
+  pthread_mutex_t render_lock; /* cache */
+  body_t *cache[2];
+};
+
+static unsigned entity_hash(const char *source, const char *entity) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (const char *p = source; *p; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  h = (h ^ 0xff) * 16777619u;
+  for (const char *p = entity; *p; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  return h % STORE_BUCKETS;
+}
+
+usage_store_t *usage_store_create(void) {
+  usage_store_t *s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return NULL;
+  pthread_mutex_init(&s->lock, NULL);
+  pthread_mutex_init(&s->render_lock, NULL);
+  return s;
+}
+
+void usage_store_destroy(usage_store_t *s) {
+  if (s == NULL)
+    return;
+  for (size_t i = 0; i < STORE_BUCKETS; i++) {
+    while (s->table[i] != NULL) {
+      entity_t *next = s->table[i]->next;
+      entity_unref(s->table[i]);
+      s->table[i] = next;
+    }
+  }
+  for (size_t i = 0; i < 2; i++)
+    usage_body_release(s->cache[i] ? &s->cache[i]->pub : NULL);
+  pthread_mutex_destroy(&s->lock);
+  pthread_mutex_destroy(&s->render_lock);
+  free(s);
+}
+
+int usage_store_commit(usage_store_t *s, usage_batch_t *b) {
+  entity_t *e = entity_from_batch(b);
+  usage_batch_destroy(b);
+  if (e == NULL)
+    return ENOMEM;
+  unsigned h = entity_hash(e->source, e->entity);
+  entity_t *old = NULL;
+  pthread_mutex_lock(&s->lock);
+  entity_t **pp = &s->table[h];
+  while (*pp != NULL && !(strcmp((*pp)->source, e->source) == 0 &&
+                          strcmp((*pp)->entity, e->entity) == 0))
+    pp = &(*pp)->next;
+  if (*pp != NULL) {
+    old = *pp;
+    e->next = old->next;
+  } else {
+    s->count++;
+  }
+  *pp = e;
+  s->generation++;
+  pthread_mutex_unlock(&s->lock);
+  entity_unref(old);
+  return 0;
+}
+
+void usage_store_remove(usage_store_t *s, const char *source,
+                        const char *prefix) {
+  size_t plen = strlen(prefix);
+  entity_t *dead = NULL;
+  pthread_mutex_lock(&s->lock);
+  for (size_t i = 0; i < STORE_BUCKETS; i++) {
+    entity_t **pp = &s->table[i];
+    while (*pp != NULL) {
+      entity_t *e = *pp;
+      if (strcmp(e->source, source) == 0 &&
+          strncmp(e->entity, prefix, plen) == 0) {
+        *pp = e->next;
+        e->next = dead;
+        dead = e;
+        s->count--;
+        s->generation++;
+      } else {
+        pp = &e->next;
+      }
+    }
+  }
+  pthread_mutex_unlock(&s->lock);
+  while (dead != NULL) {
+    entity_t *next = dead->next;
+    entity_unref(dead);
+    dead = next;
+  }
+}
+
+uint64_t usage_store_generation(usage_store_t *s) {
+  pthread_mutex_lock(&s->lock);
+  uint64_t g = s->generation;
+  pthread_mutex_unlock(&s->lock);
+  return g;
+}
+
+size_t usage_store_series(usage_store_t *s, const char *source) {
+  size_t n = 0;
+  pthread_mutex_lock(&s->lock);
+  for (size_t i = 0; i < STORE_BUCKETS; i++)
+    for (entity_t *e = s->table[i]; e != NULL; e = e->next)
+      if (source == NULL || strcmp(e->source, source) == 0)
+        n += e->nseries;
+  pthread_mutex_unlock(&s->lock);
+  return n;
+}
+
+static int entity_cmp(const void *a, const void *b) {
+  const entity_t *x = *(const entity_t *const *)a;
+  const entity_t *y = *(const entity_t *const *)b;
+  int c = strcmp(x->source, y->source);
+  return c != 0 ? c : strcmp(x->entity, y->entity);
+}
+
+/* store_render builds a body from a snapshot of the entities. */
+static body_t *store_render(usage_store_t *s, usage_format_t fmt) {
+  pthread_mutex_lock(&s->lock);
+  size_t n = s->count;
+  uint64_t generation = s->generation;
+  entity_t **snap = calloc(n + 1, sizeof(*snap));
+  if (snap == NULL) {
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < STORE_BUCKETS; i++)
+    for (entity_t *e = s->table[i]; e != NULL; e = e->next) {
+      __atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
+      snap[k++] = e;
+    }
+  pthread_mutex_unlock(&s->lock);
+  qsort(snap, n, sizeof(*snap), entity_cmp);
+
+  size_t total = 64;
+  for (size_t i = 0; i < n; i++)
+    for (size_t c = 0; c < snap[i]->nchunks; c++)
+      total += snap[i]->chunks[c].len;
+  usage_buf_t out;
+  usage_buf_init(&out, 0);
+  usage_buf_reserve(&out, total + 256 * FAM_COUNT);
+  size_t *cursor = calloc(n + 1, sizeof(*cursor));
+  if (cursor == NULL)
+    out.failed = ENOMEM;
+  for (int fam = 0; fam < FAM_COUNT && !out.failed; fam++) {
+    int header = 0;
+    for (size_t i = 0; i < n; i++) {
+      entity_t *e = snap[i];
+      if (cursor[i] >= e->nchunks || e->chunks[cursor[i]].family != fam)
+        continue;
+      if (!header) {
+        expfmt_header(&out, fam, fmt);
+        header = 1;
+      }
+      usage_buf_append(&out, e->text + e->chunks[cursor[i]].off,
+                       e->chunks[cursor[i]].len);
+      cursor[i]++;
+    }
+  }
+  expfmt_footer(&out, fmt);
+  free(cursor);
+  for (size_t i = 0; i < n; i++)
+    entity_unref(snap[i]);
+  free(snap);
+
+  body_t *body = calloc(1, sizeof(*body));
+  if (body == NULL || out.failed) {
+    free(body);
+    usage_buf_free(&out);
+    return NULL;
+  }
+  body->refs = 1;
+  body->pub.generation = generation;
+  body->data = usage_buf_steal(&out, &body->pub.len);
+  body->pub.data = body->data;
+  return body;
+}
+
+usage_body_t *usage_store_body(usage_store_t *s, usage_format_t fmt) {
+  uint64_t generation = usage_store_generation(s);
+  pthread_mutex_lock(&s->render_lock);
+  body_t *body = s->cache[fmt];
+  if (body == NULL || body->pub.generation != generation) {
+    body_t *fresh = store_render(s, fmt);
+    if (fresh != NULL) {
+      usage_body_release(body ? &body->pub : NULL);
+      s->cache[fmt] = body = fresh;
+    }
+  }
+  if (body != NULL)
+    __atomic_add_fetch(&body->refs, 1, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&s->render_lock);
+  return body ? &body->pub : NULL;
+}
+
+void usage_body_release(usage_body_t *pub) {
+  if (pub == NULL)
+    return;
+  body_t *body = (body_t *)pub;
+  if (__atomic_sub_fetch(&body->refs, 1, __ATOMIC_ACQ_REL) > 0)
+    return;
+  free(body->data);
+  free(body);
+}
