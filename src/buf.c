@@ -67,7 +67,9 @@ int usage_buf_puts(usage_buf_t *b, const char *s) {
   return usage_buf_append(b, s, strlen(s));
 }
 
-int usage_buf_putc(usage_buf_t *b, char c) { return usage_buf_append(b, &c, 1); }
+int usage_buf_putc(usage_buf_t *b, char c) {
+  return usage_buf_append(b, &c, 1);
+}
 
 int usage_buf_printf(usage_buf_t *b, const char *fmt, ...) {
   va_list ap;

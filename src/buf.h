@@ -10,11 +10,11 @@
 #include <stddef.h>
 
 typedef struct {
-  char *data;    /* NUL-terminated when len > 0 or after usage_buf_reset */
+  char *data; /* NUL-terminated when len > 0 or after usage_buf_reset */
   size_t len;
   size_t alloc;
-  size_t max;    /* 0 = SIZE_MAX */
-  int failed;    /* ENOMEM or EFBIG once a write did not fit */
+  size_t max; /* 0 = SIZE_MAX */
+  int failed; /* ENOMEM or EFBIG once a write did not fit */
 } usage_buf_t;
 
 /* usage_buf_init sets up an empty buffer that may hold at most max bytes. */

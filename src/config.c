@@ -3,11 +3,11 @@
  * fail the block; required options are checked after the loop; secret
  * files are read once here so a typo is found at start-up. */
 #include "collectd.h"
-#include "plugin.h"
 #include "configfile.h"
+#include "plugin.h"
 
 #include "config.h"
-#include "api/ccc.h"
+#include "config_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -16,28 +16,25 @@
 
 static const char *const block_names[] = {"CCC", "Billing", "Jasper"};
 
-
-/* conf_err logs one problem of a source block. */
-__attribute__((format(printf, 3, 4))) static void
-conf_err(const usage_source_conf_t *src, const char *option, const char *fmt,
-         ...) {
+void usage_conf_err(const usage_source_conf_t *src, const char *option,
+                    const char *fmt, ...) {
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
   if (option != NULL)
-    ERROR("usage plugin: %s \"%s\": option \"%s\": %s",
-          block_names[src->kind], src->name, option, msg);
+    ERROR("usage plugin: %s \"%s\": option \"%s\": %s", block_names[src->kind],
+          src->name, option, msg);
   else
     ERROR("usage plugin: %s \"%s\": %s", block_names[src->kind], src->name,
           msg);
 }
 
-static int get_string(const usage_source_conf_t *src, const oconfig_item_t *ci,
-                      char **out) {
+int usage_get_string(const usage_source_conf_t *src, const oconfig_item_t *ci,
+                     char **out) {
   if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING) {
-    conf_err(src, ci->key, "expected one string argument");
+    usage_conf_err(src, ci->key, "expected one string argument");
     return EINVAL;
   }
   char *s = NULL;
@@ -48,14 +45,14 @@ static int get_string(const usage_source_conf_t *src, const oconfig_item_t *ci,
   return 0;
 }
 
-static int get_bool(const usage_source_conf_t *src, const oconfig_item_t *ci,
-                    int *out) {
+int usage_get_bool(const usage_source_conf_t *src, const oconfig_item_t *ci,
+                   int *out) {
   bool b;
   if (ci->values_num != 1 ||
       (ci->values[0].type != OCONFIG_TYPE_BOOLEAN &&
        ci->values[0].type != OCONFIG_TYPE_STRING) ||
       cf_util_get_boolean(ci, &b) != 0) {
-    conf_err(src, ci->key, "expected true or false");
+    usage_conf_err(src, ci->key, "expected true or false");
     return EINVAL;
   }
   *out = b;
@@ -63,24 +60,24 @@ static int get_bool(const usage_source_conf_t *src, const oconfig_item_t *ci,
 }
 
 /* get_number reads one number in [min, max]. */
-static int get_number(const usage_source_conf_t *src, const oconfig_item_t *ci,
-                      double min, double max, const char *what, double *out) {
+int usage_get_number(const usage_source_conf_t *src, const oconfig_item_t *ci,
+                     double min, double max, const char *what, double *out) {
   double d;
   if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_NUMBER ||
       cf_util_get_double(ci, &d) != 0 || !(d >= min && d <= max)) {
-    conf_err(src, ci->key, "expected %s", what);
+    usage_conf_err(src, ci->key, "expected %s", what);
     return EINVAL;
   }
   *out = d;
   return 0;
 }
 
-static int check_secret_file(const usage_source_conf_t *src,
-                             const char *option, usage_secret_t *secret) {
+static int check_secret_file(const usage_source_conf_t *src, const char *option,
+                             usage_secret_t *secret) {
   const char *value;
   char err[256];
   if (usage_secret_get(secret, &value, err, sizeof(err)) != 0) {
-    conf_err(src, option, "%s", err);
+    usage_conf_err(src, option, "%s", err);
     return EINVAL;
   }
   return 0;
@@ -90,11 +87,12 @@ static int check_secret_file(const usage_source_conf_t *src,
 static int conf_secret(usage_source_conf_t *src, const oconfig_item_t *ci,
                        usage_secret_t *secret, int is_file) {
   if (secret->value != NULL || secret->file != NULL) {
-    conf_err(src, ci->key, "given twice (inline and as a file, or repeated)");
+    usage_conf_err(src, ci->key,
+                   "given twice (inline and as a file, or repeated)");
     return EINVAL;
   }
   char *s = NULL;
-  int status = get_string(src, ci, &s);
+  int status = usage_get_string(src, ci, &s);
   if (status != 0)
     return status;
   if (is_file) {
@@ -103,7 +101,7 @@ static int conf_secret(usage_source_conf_t *src, const oconfig_item_t *ci,
   }
   if (*s == 0) {
     free(s);
-    conf_err(src, ci->key, "must not be empty");
+    usage_conf_err(src, ci->key, "must not be empty");
     return EINVAL;
   }
   secret->value = s;
@@ -111,7 +109,7 @@ static int conf_secret(usage_source_conf_t *src, const oconfig_item_t *ci,
 }
 
 static int conf_url(usage_source_conf_t *src, const oconfig_item_t *ci) {
-  int status = get_string(src, ci, &src->http.url);
+  int status = usage_get_string(src, ci, &src->http.url);
   if (status != 0)
     return status;
   char *url = src->http.url;
@@ -121,20 +119,20 @@ static int conf_url(usage_source_conf_t *src, const oconfig_item_t *ci) {
   else if (strncasecmp(url, "https://", 8) == 0)
     rest = url + 8;
   if (rest == NULL || *rest == 0 || *rest == '/') {
-    conf_err(src, "URL", "expected an http:// or https:// URL");
+    usage_conf_err(src, "URL", "expected an http:// or https:// URL");
     return EINVAL;
   }
   const char *slash = strchr(rest, '/');
   const char *at = strchr(rest, '@');
   if (at != NULL && (slash == NULL || at < slash)) {
     /* Never echo the URL: it holds a password. */
-    conf_err(src, "URL",
-             "credentials in the URL are not accepted; use User and "
-             "PasswordFile");
+    usage_conf_err(src, "URL",
+                   "credentials in the URL are not accepted; use User and "
+                   "PasswordFile");
     return EINVAL;
   }
   if (strpbrk(url, "?# \t\r\n") != NULL) {
-    conf_err(src, "URL", "expected a base URL without query or fragment");
+    usage_conf_err(src, "URL", "expected a base URL without query or fragment");
     return EINVAL;
   }
   size_t len = strlen(url);
@@ -145,17 +143,17 @@ static int conf_url(usage_source_conf_t *src, const oconfig_item_t *ci) {
 
 static int conf_header(usage_source_conf_t *src, const oconfig_item_t *ci) {
   char *h = NULL;
-  int status = get_string(src, ci, &h);
+  int status = usage_get_string(src, ci, &h);
   if (status != 0)
     return status;
   const char *colon = strchr(h, ':');
   if (colon == NULL || colon == h || strpbrk(h, "\r\n") != NULL) {
     free(h);
-    conf_err(src, "Header", "expected \"Name: value\"");
+    usage_conf_err(src, "Header", "expected \"Name: value\"");
     return EINVAL;
   }
-  char **p = realloc(src->http.headers,
-                     (src->http.headers_num + 1) * sizeof(*p));
+  char **p =
+      realloc(src->http.headers, (src->http.headers_num + 1) * sizeof(*p));
   if (p == NULL) {
     free(h);
     return ENOMEM;
@@ -174,7 +172,7 @@ static int conf_common(usage_source_conf_t *src, const oconfig_item_t *ci) {
   if (strcasecmp(k, "URL") == 0)
     return conf_url(src, ci);
   if (strcasecmp(k, "User") == 0)
-    return get_string(src, ci, &src->http.user);
+    return usage_get_string(src, ci, &src->http.user);
   if (strcasecmp(k, "Password") == 0)
     return conf_secret(src, ci, &src->http.password, 0);
   if (strcasecmp(k, "PasswordFile") == 0)
@@ -186,37 +184,38 @@ static int conf_common(usage_source_conf_t *src, const oconfig_item_t *ci) {
   if (strcasecmp(k, "Header") == 0)
     return conf_header(src, ci);
   if (strcasecmp(k, "VerifyPeer") == 0)
-    return get_bool(src, ci, &src->http.verify_peer);
+    return usage_get_bool(src, ci, &src->http.verify_peer);
   if (strcasecmp(k, "VerifyHost") == 0)
-    return get_bool(src, ci, &src->http.verify_host);
+    return usage_get_bool(src, ci, &src->http.verify_host);
   if (strcasecmp(k, "CACert") == 0)
-    return get_string(src, ci, &src->http.cacert);
+    return usage_get_string(src, ci, &src->http.cacert);
   if (strcasecmp(k, "ClientCert") == 0)
-    return get_string(src, ci, &src->http.client_cert);
+    return usage_get_string(src, ci, &src->http.client_cert);
   if (strcasecmp(k, "ClientKey") == 0)
-    return get_string(src, ci, &src->http.client_key);
+    return usage_get_string(src, ci, &src->http.client_key);
   if (strcasecmp(k, "Timeout") == 0) {
-    status = get_number(src, ci, 1, 86400000,
-                        "a timeout in milliseconds (1 to 86400000)", &d);
+    status = usage_get_number(src, ci, 1, 86400000,
+                              "a timeout in milliseconds (1 to 86400000)", &d);
     if (status == 0)
       src->http.timeout_ms = (long)d;
     return status;
   }
   if (strcasecmp(k, "Interval") == 0) {
-    status = get_number(src, ci, 0.001, 86400 * 31.0,
-                        "an interval in seconds greater than 0", &d);
+    status = usage_get_number(src, ci, 0.001, 86400 * 31.0,
+                              "an interval in seconds greater than 0", &d);
     if (status == 0)
       src->interval = d;
     return status;
   }
   if (strcasecmp(k, "MaxRequestsPerSecond") == 0)
-    return get_number(src, ci, 0, 1e6,
-                      "a number of requests per second (0 = no limit)",
-                      &src->max_rps);
+    return usage_get_number(src, ci, 0, 1e6,
+                            "a number of requests per second (0 = no limit)",
+                            &src->max_rps);
   if (strcasecmp(k, "MaxConcurrentRequests") == 0) {
-    status = get_number(src, ci, 1, 64, "a whole number from 1 to 64", &d);
+    status =
+        usage_get_number(src, ci, 1, 64, "a whole number from 1 to 64", &d);
     if (status == 0 && d != (int)d) {
-      conf_err(src, k, "expected a whole number from 1 to 64");
+      usage_conf_err(src, k, "expected a whole number from 1 to 64");
       return EINVAL;
     }
     if (status == 0)
@@ -224,8 +223,8 @@ static int conf_common(usage_source_conf_t *src, const oconfig_item_t *ci) {
     return status;
   }
   if (strcasecmp(k, "MaxResponseSize") == 0) {
-    status = get_number(src, ci, 1024, 1024.0 * 1024 * 1024,
-                        "a size in bytes from 1024 to 1073741824", &d);
+    status = usage_get_number(src, ci, 1024, 1024.0 * 1024 * 1024,
+                              "a size in bytes from 1024 to 1073741824", &d);
     if (status == 0)
       src->http.max_body = (size_t)d;
     return status;
@@ -233,61 +232,11 @@ static int conf_common(usage_source_conf_t *src, const oconfig_item_t *ci) {
   return ENOENT;
 }
 
-/* CCC */
-
-static int ccc_service(usage_source_conf_t *src, const oconfig_item_t *ci) {
-  usage_ccc_conf_t *c = src->kind_conf;
-  if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING) {
-    conf_err(src, "Service", "expected the service GUID as argument");
-    return EINVAL;
-  }
-  char guid[33];
-  if (usage_guid_normalize(ci->values[0].value.string, guid) != 0) {
-    conf_err(src, "Service", "\"%s\" is not a GUID (32 hex digits)",
-             ci->values[0].value.string);
-    return EINVAL;
-  }
-  for (size_t i = 0; i < c->services_num; i++)
-    if (strcmp(c->services[i].guid, guid) == 0) {
-      conf_err(src, "Service", "service %s is configured twice", guid);
-      return EINVAL;
-    }
-  for (int i = 0; i < ci->children_num; i++) {
-    conf_err(src, ci->children[i].key,
-             "unknown option in <Service \"%s\">", guid);
-    return EINVAL;
-  }
-  usage_ccc_service_t *p =
-      realloc(c->services, (c->services_num + 1) * sizeof(*p));
-  if (p == NULL)
-    return ENOMEM;
-  c->services = p;
-  memset(&p[c->services_num], 0, sizeof(*p));
-  memcpy(p[c->services_num].guid, guid, sizeof(guid));
-  c->services_num++;
-  return 0;
-}
-
-static int ccc_option(usage_source_conf_t *src, const oconfig_item_t *ci) {
-  if (strcasecmp(ci->key, "Service") == 0)
-    return ccc_service(src, ci);
-  return ENOENT;
-}
-
-static int ccc_check(usage_source_conf_t *src) {
-  usage_ccc_conf_t *c = src->kind_conf;
-  if (c->services_num == 0) {
-    conf_err(src, NULL, "no <Service \"GUID\"> block: nothing to scrape");
-    return EINVAL;
-  }
-  return 0;
-}
-
 static const struct {
   int (*option)(usage_source_conf_t *src, const oconfig_item_t *ci);
   int (*check)(usage_source_conf_t *src);
 } kinds[USAGE_KIND_COUNT] = {
-    [USAGE_KIND_CCC] = {ccc_option, ccc_check},
+    [USAGE_KIND_CCC] = {usage_conf_ccc_option, usage_conf_ccc_check},
 };
 
 static int conf_source(usage_kind_t kind, const oconfig_item_t *ci,
@@ -335,7 +284,7 @@ static int conf_source(usage_kind_t kind, const oconfig_item_t *ci,
     if (status == ENOENT)
       status = kinds[kind].option(src, child);
     if (status == ENOENT) {
-      conf_err(src, child->key, "unknown option");
+      usage_conf_err(src, child->key, "unknown option");
       status = EINVAL;
     }
     if (status != 0)
@@ -343,28 +292,28 @@ static int conf_source(usage_kind_t kind, const oconfig_item_t *ci,
   }
   if (errors == 0) {
     if (src->http.url == NULL) {
-      conf_err(src, "URL", "missing (required)");
+      usage_conf_err(src, "URL", "missing (required)");
       errors++;
     }
     if (src->http.user != NULL && src->http.password.value == NULL &&
         src->http.password.file == NULL) {
-      conf_err(src, "User", "needs Password or PasswordFile");
+      usage_conf_err(src, "User", "needs Password or PasswordFile");
       errors++;
     }
-    if (src->http.user == NULL && (src->http.password.value != NULL ||
-                                   src->http.password.file != NULL)) {
-      conf_err(src, "Password", "needs User");
+    if (src->http.user == NULL &&
+        (src->http.password.value != NULL || src->http.password.file != NULL)) {
+      usage_conf_err(src, "Password", "needs User");
       errors++;
     }
-    if (src->http.user != NULL && (src->http.bearer.value != NULL ||
-                                   src->http.bearer.file != NULL)) {
-      conf_err(src, "BearerToken",
-               "cannot be combined with User (HTTP Basic)");
+    if (src->http.user != NULL &&
+        (src->http.bearer.value != NULL || src->http.bearer.file != NULL)) {
+      usage_conf_err(src, "BearerToken",
+                     "cannot be combined with User (HTTP Basic)");
       errors++;
     }
     if ((src->http.client_cert == NULL) != (src->http.client_key == NULL)) {
-      conf_err(src, src->http.client_cert ? "ClientKey" : "ClientCert",
-               "ClientCert and ClientKey go together");
+      usage_conf_err(src, src->http.client_cert ? "ClientKey" : "ClientCert",
+                     "ClientCert and ClientKey go together");
       errors++;
     }
   }

@@ -63,8 +63,7 @@ int usage_dispatch_batch(const usage_batch_t *b) {
     sstrncpy(vl.plugin, "usage", sizeof(vl.plugin));
     sstrncpy(vl.plugin_instance, source, sizeof(vl.plugin_instance));
     sstrncpy(vl.type, f->ds_type, sizeof(vl.type));
-    usage_dispatch_type_instance(s, vl.type_instance,
-                                 sizeof(vl.type_instance));
+    usage_dispatch_type_instance(s, vl.type_instance, sizeof(vl.type_instance));
     meta_data_t *md = meta_data_create();
     if (md != NULL) {
       for (unsigned k = 0; k < s->nlabels; k++) {

@@ -97,9 +97,8 @@ usage_format_t usage_exporter_negotiate(const char *accept) {
 
 static void release_body(void *cls) { usage_body_release(cls); }
 
-static enum MHD_Result queue_text(struct MHD_Connection *conn,
-                                  unsigned status, const char *ct,
-                                  const char *text) {
+static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status,
+                                  const char *ct, const char *text) {
   struct MHD_Response *r = MHD_create_response_from_buffer(
       strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
   if (r == NULL)
@@ -114,15 +113,16 @@ static enum MHD_Result queue_text(struct MHD_Connection *conn,
 
 static enum MHD_Result serve_metrics(usage_exporter_t *e,
                                      struct MHD_Connection *conn) {
-  const char *accept =
-      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
+  const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_ACCEPT);
   usage_format_t fmt = usage_exporter_negotiate(accept);
   usage_body_t *body = usage_store_body(e->store, fmt);
   if (body == NULL)
     return queue_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain",
                       "out of memory\n");
-  struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
-      body->len, (void *)body->data, release_body, body);
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer_with_free_callback_cls(
+          body->len, (void *)body->data, release_body, body);
   if (r == NULL) {
     usage_body_release(body);
     return MHD_NO;
@@ -190,8 +190,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
       strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
     return queue_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-                      "text/plain; charset=utf-8",
-                      "405 method not allowed\n");
+                      "text/plain; charset=utf-8", "405 method not allowed\n");
   if (strcmp(url, "/metrics") == 0)
     return serve_metrics(e, conn);
   return serve_page(e, conn);
@@ -200,8 +199,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
 usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *opts,
                                        usage_store_t *store, char *err,
                                        size_t errlen) {
-  struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV |
-                                       AI_PASSIVE,
+  struct addrinfo hints = {.ai_flags =
+                               AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
                            .ai_socktype = SOCK_STREAM};
   struct addrinfo *ai = NULL;
   int rc = getaddrinfo(opts->address, opts->port, &hints, &ai);

@@ -11,10 +11,10 @@
 typedef struct {
   const char *address; /* numeric IPv4 or IPv6 address */
   const char *port;
-  unsigned threads;     /* worker threads (pool) */
-  unsigned max_conns;   /* connections at once */
-  unsigned max_per_ip;  /* connections at once from one address */
-  unsigned timeout_s;   /* idle connection timeout */
+  unsigned threads;    /* worker threads (pool) */
+  unsigned max_conns;  /* connections at once */
+  unsigned max_per_ip; /* connections at once from one address */
+  unsigned timeout_s;  /* idle connection timeout */
   /* page writes the HTML status page body (sources and their state) */
   void (*page)(void *ud, usage_buf_t *out);
   void *page_ud;

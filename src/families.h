@@ -8,7 +8,7 @@
 typedef enum { USAGE_GAUGE = 0, USAGE_COUNTER = 1 } usage_mtype_t;
 
 typedef struct {
-  const char *name;    /* sample name as exposed; counters end in _total */
+  const char *name; /* sample name as exposed; counters end in _total */
   const char *help;
   usage_mtype_t type;
   const char *unit;    /* OpenMetrics unit ("bytes", "seconds") or NULL */

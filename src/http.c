@@ -59,8 +59,8 @@ int usage_secret_get(usage_secret_t *s, const char **out, char *err,
   }
   if (len >= SECRET_MAX) {
     free(buf);
-    snprintf(err, errlen, "secret file \"%s\" is larger than %d bytes",
-             s->file, SECRET_MAX);
+    snprintf(err, errlen, "secret file \"%s\" is larger than %d bytes", s->file,
+             SECRET_MAX);
     return EFBIG;
   }
   while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
@@ -235,8 +235,8 @@ int usage_http_get(usage_http_t *h, const char *path_query,
   const char *password = NULL, *bearer = NULL;
   if (usage_secret_get(&c->password, &password, resp->error,
                        sizeof(resp->error)) != 0 ||
-      usage_secret_get(&c->bearer, &bearer, resp->error,
-                       sizeof(resp->error)) != 0) {
+      usage_secret_get(&c->bearer, &bearer, resp->error, sizeof(resp->error)) !=
+          0) {
     resp->err = USAGE_HTTP_SECRET;
     return (int)USAGE_HTTP_SECRET;
   }

@@ -42,30 +42,30 @@ typedef struct {
   size_t headers_num;
   int verify_peer, verify_host;
   char *cacert, *client_cert, *client_key;
-  long timeout_ms;   /* whole request */
-  size_t max_body;   /* response bytes after decoding */
+  long timeout_ms; /* whole request */
+  size_t max_body; /* response bytes after decoding */
 } usage_http_conf_t;
 
 void usage_http_conf_clear(usage_http_conf_t *c);
 
 typedef enum {
-  USAGE_HTTP_OK = 0,   /* an HTTP answer arrived (any status) */
-  USAGE_HTTP_TIMEOUT,  /* connect or transfer timeout */
-  USAGE_HTTP_CONNECT,  /* name resolution, connection refused, reset */
-  USAGE_HTTP_TLS,      /* handshake or verification failed */
+  USAGE_HTTP_OK = 0,    /* an HTTP answer arrived (any status) */
+  USAGE_HTTP_TIMEOUT,   /* connect or transfer timeout */
+  USAGE_HTTP_CONNECT,   /* name resolution, connection refused, reset */
+  USAGE_HTTP_TLS,       /* handshake or verification failed */
   USAGE_HTTP_TOO_LARGE, /* body over max_body */
-  USAGE_HTTP_SECRET,   /* a secret file could not be read */
-  USAGE_HTTP_FAILED    /* anything else */
+  USAGE_HTTP_SECRET,    /* a secret file could not be read */
+  USAGE_HTTP_FAILED     /* anything else */
 } usage_http_err_t;
 
 typedef struct {
   usage_http_err_t err;
-  long status;         /* HTTP status, 0 when none arrived */
-  const char *body;    /* NUL-terminated; valid until the next request */
+  long status;      /* HTTP status, 0 when none arrived */
+  const char *body; /* NUL-terminated; valid until the next request */
   size_t len;
   char content_type[96];
-  long retry_after;    /* seconds from Retry-After, -1 when absent */
-  char error[256];     /* the cause when err != USAGE_HTTP_OK */
+  long retry_after; /* seconds from Retry-After, -1 when absent */
+  char error[256];  /* the cause when err != USAGE_HTTP_OK */
 } usage_http_resp_t;
 
 typedef struct usage_http_s usage_http_t;

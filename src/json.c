@@ -105,8 +105,8 @@ static int cb_bool(void *ctx, int val) {
   return bld_add(ctx, v);
 }
 static int cb_number(void *ctx, const char *s, size_t len) {
-  return bld_add(ctx, node_text(USAGE_JSON_NUMBER, (const unsigned char *)s,
-                                len));
+  return bld_add(ctx,
+                 node_text(USAGE_JSON_NUMBER, (const unsigned char *)s, len));
 }
 static int cb_string(void *ctx, const unsigned char *s, size_t len) {
   return bld_add(ctx, node_text(USAGE_JSON_STRING, s, len));

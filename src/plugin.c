@@ -5,8 +5,8 @@
  * commits to collectd (dispatch) and to the store the exporter serves.
  * The store, the exporter and the list of sources for its status page are
  * the only process-wide state. */
-#include "collectd.h"
 #include "plugin.h"
+#include "collectd.h"
 
 #include "config.h"
 #include "dispatch.h"
@@ -84,11 +84,11 @@ static void status_page(void *ud, usage_buf_t *out) {
     fmt_time(ok, sizeof(ok), st.last_success);
     usage_buf_puts(out, "<tr><td>");
     usage_html_escape(out, s->conf->name);
-    usage_buf_printf(out, "</td><td>%s</td><td>%s</td><td>%.3f s</td>"
-                          "<td>%s</td><td>%s</td><td>%zu</td><td>",
+    usage_buf_printf(out,
+                     "</td><td>%s</td><td>%s</td><td>%.3f s</td>"
+                     "<td>%s</td><td>%s</td><td>%zu</td><td>",
                      usage_kind_name(s->conf->kind), last, st.last_duration,
-                     st.last_scrape <= 0 ? "pending"
-                                         : (st.up ? "up" : "down"),
+                     st.last_scrape <= 0 ? "pending" : (st.up ? "up" : "down"),
                      ok, usage_store_series(store, s->conf->name));
     usage_html_escape(out, st.last_error);
     usage_buf_puts(out, "</td></tr>\n");
@@ -115,16 +115,14 @@ static int usage_config(oconfig_item_t *ci) {
         usage_conf_clear(&more);
         return -1;
       }
-  usage_source_conf_t **p =
-      realloc(conf.sources,
-              (conf.sources_num + more.sources_num) * sizeof(*p) + 1);
+  usage_source_conf_t **p = realloc(
+      conf.sources, (conf.sources_num + more.sources_num) * sizeof(*p) + 1);
   if (p == NULL) {
     usage_conf_clear(&more);
     return -1;
   }
   conf.sources = p;
-  memcpy(p + conf.sources_num, more.sources,
-         more.sources_num * sizeof(*p));
+  memcpy(p + conf.sources_num, more.sources, more.sources_num * sizeof(*p));
   conf.sources_num += more.sources_num;
   if (more.exporter != NULL)
     conf.exporter = more.exporter;
@@ -146,9 +144,8 @@ static int usage_init(void) {
     return -1;
   }
   usage_batch_t *b = usage_batch_create("", "build");
-  if (b != NULL &&
-      usage_batch_add(b, FAM_EXPORTER_BUILD_INFO, 1, "version",
-                      PACKAGE_VERSION, NULL) == 0)
+  if (b != NULL && usage_batch_add(b, FAM_EXPORTER_BUILD_INFO, 1, "version",
+                                   PACKAGE_VERSION, NULL) == 0)
     usage_store_commit(store, b);
   else
     usage_batch_destroy(b);
@@ -167,9 +164,9 @@ static int usage_init(void) {
     pthread_mutex_lock(&sources_lock);
     sources[sources_num++] = s;
     pthread_mutex_unlock(&sources_lock);
-    plugin_register_complex_read("usage", name, usage_read, interval,
-                                 &(user_data_t){.data = s,
-                                                .free_func = source_free});
+    plugin_register_complex_read(
+        "usage", name, usage_read, interval,
+        &(user_data_t){.data = s, .free_func = source_free});
   }
   conf.sources_num = 0;
   if (sources_num == 0)
@@ -187,8 +184,7 @@ static int usage_init(void) {
       return -1;
     }
     INFO("usage plugin: exporter listening on http://%s%s%s:%s/metrics",
-         strchr(conf.exporter->address, ':') ? "[" : "",
-         conf.exporter->address,
+         strchr(conf.exporter->address, ':') ? "[" : "", conf.exporter->address,
          strchr(conf.exporter->address, ':') ? "]" : "", conf.exporter->port);
   }
   return 0;

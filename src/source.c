@@ -53,8 +53,9 @@ const usage_vendor_t *usage_vendor(usage_kind_t kind) {
 /* Reasons every source publishes from the start, at 0, so that increase()
  * sees the first error of each. */
 static const char *const common_reasons[] = {
-    "auth", "http_4xx", "http_5xx", "timeout", "connect", "tls", "too_large",
-    "parse", "pagination", "rate_limited", "invalid_value", "secret"};
+    "auth",       "http_4xx",     "http_5xx",      "timeout",
+    "connect",    "tls",          "too_large",     "parse",
+    "pagination", "rate_limited", "invalid_value", "secret"};
 
 static usage_reason_count_t *reason_slot(usage_source_t *s,
                                          const char *reason) {
@@ -122,8 +123,9 @@ void usage_source_destroy(usage_source_t *s) {
 
 void usage_source_log(usage_source_t *s, int level, const char *fmt, ...) {
   char msg[1024];
-  int n = snprintf(msg, sizeof(msg), "usage plugin: %s \"%s\": ",
-                   usage_kind_name(s->conf->kind), s->conf->name);
+  int n = snprintf(msg, sizeof(msg),
+                   "usage plugin: %s \"%s\": ", usage_kind_name(s->conf->kind),
+                   s->conf->name);
   va_list ap;
   va_start(ap, fmt);
   if (n > 0 && (size_t)n < sizeof(msg))
@@ -306,8 +308,8 @@ static void commit_self(usage_source_t *s, double duration) {
                     code, NULL);
   }
   for (size_t i = 0; i < s->reasons_num; i++)
-    usage_batch_add(b, FAM_SCRAPE_ERRORS, (double)s->reasons[i].count,
-                    "reason", s->reasons[i].reason, NULL);
+    usage_batch_add(b, FAM_SCRAPE_ERRORS, (double)s->reasons[i].count, "reason",
+                    s->reasons[i].reason, NULL);
   usage_source_commit(s, b);
 }
 

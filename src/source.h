@@ -40,10 +40,10 @@ typedef struct usage_source_conf_s {
   char *name; /* the block's instance name, the `source` label */
   usage_kind_t kind;
   usage_http_conf_t http;
-  double interval;      /* seconds; 0 = collectd's Interval */
-  double max_rps;       /* requests per second; 0 = unlimited */
-  int max_concurrent;   /* requests in flight */
-  void *kind_conf;      /* the vendor's own options */
+  double interval;    /* seconds; 0 = collectd's Interval */
+  double max_rps;     /* requests per second; 0 = unlimited */
+  int max_concurrent; /* requests in flight */
+  void *kind_conf;    /* the vendor's own options */
 } usage_source_conf_t;
 
 typedef struct usage_source_s usage_source_t;
@@ -83,9 +83,9 @@ typedef struct {
 
 /* What the landing page shows of a source. */
 typedef struct {
-  double last_scrape;    /* start of the last scrape, Unix seconds; 0 = none */
+  double last_scrape; /* start of the last scrape, Unix seconds; 0 = none */
   double last_duration;
-  double last_success;   /* 0 = never */
+  double last_success; /* 0 = never */
   int up;
   char last_error[768];
 } usage_source_status_t;

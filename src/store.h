@@ -16,7 +16,7 @@
 #define USAGE_MAX_LABELS 10
 
 typedef struct {
-  int family;       /* index into usage_families */
+  int family; /* index into usage_families */
   double value;
   unsigned nlabels; /* name/value pairs in labels, without "source" */
   const char *labels[2 * USAGE_MAX_LABELS];

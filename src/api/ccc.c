@@ -40,8 +40,7 @@ static const struct {
      "data_leak_prevention"},
     {"featureUsageSecureLargeFiles", FAM_CCC_SERVICE_FEATURE_USAGE,
      "secure_large_files"},
-    {"featureUsageSecureForms", FAM_CCC_SERVICE_FEATURE_USAGE,
-     "secure_forms"},
+    {"featureUsageSecureForms", FAM_CCC_SERVICE_FEATURE_USAGE, "secure_forms"},
     {"totalMessageCount", FAM_CCC_SERVICE_MESSAGES, NULL},
     {"totalAttachmentCount", FAM_CCC_SERVICE_ATTACHMENTS, NULL},
     {"attachmentStorageUsage", FAM_CCC_SERVICE_ATTACHMENT_STORAGE_BYTES, NULL},
@@ -99,8 +98,8 @@ int usage_ccc_parse_service_usage(const char *body, size_t len,
                                   const char *service, usage_batch_t *b,
                                   usage_parse_result_t *res) {
   memset(res, 0, sizeof(*res));
-  usage_json_t *root = usage_json_parse(body, len, 0, res->error,
-                                        sizeof(res->error));
+  usage_json_t *root =
+      usage_json_parse(body, len, 0, res->error, sizeof(res->error));
   if (root == NULL)
     return EINVAL;
   int ret = 0;
@@ -171,8 +170,7 @@ void usage_ccc_api_error(const char *body, size_t len, char *code,
 }
 
 /* ccc_status_of reads the "status" of a GetServiceUsage body. */
-static int ccc_status_of(const char *body, size_t len, char *out,
-                         size_t size) {
+static int ccc_status_of(const char *body, size_t len, char *out, size_t size) {
   char err[64];
   usage_json_t *root = usage_json_parse(body, len, 0, err, sizeof(err));
   const char *st = usage_json_text(root, "status");
@@ -232,11 +230,10 @@ static void ccc_scrape_service(usage_source_t *s, const char *guid) {
       else
         usage_batch_destroy(b);
     }
-    usage_source_error(s, reason, refusal, key,
-                       "service %s: GET %s%s: HTTP %ld%s%s%s%s%s", guid, url,
-                       path, resp.status, code[0] ? ", errorCode " : "", code,
-                       message[0] ? ", message \"" : "", message,
-                       message[0] ? "\"" : "");
+    usage_source_error(
+        s, reason, refusal, key, "service %s: GET %s%s: HTTP %ld%s%s%s%s%s",
+        guid, url, path, resp.status, code[0] ? ", errorCode " : "", code,
+        message[0] ? ", message \"" : "", message, message[0] ? "\"" : "");
     return;
   }
 
@@ -277,7 +274,9 @@ static void ccc_scrape(usage_source_t *s) {
     ccc_scrape_service(s, c->services[i].guid);
 }
 
-static void *ccc_conf_create(void) { return calloc(1, sizeof(usage_ccc_conf_t)); }
+static void *ccc_conf_create(void) {
+  return calloc(1, sizeof(usage_ccc_conf_t));
+}
 
 static void ccc_conf_destroy(void *p) {
   usage_ccc_conf_t *c = p;

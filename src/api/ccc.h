@@ -26,9 +26,10 @@ int usage_guid_normalize(const char *in, char out[33]);
 
 /* What a parser tells besides its samples. */
 typedef struct {
-  char error[256];   /* why the body was rejected (then nothing is added) */
+  char error[256]; /* why the body was rejected (then nothing is added) */
   unsigned bad_fields;
-  char bad_field[160]; /* the first bad field, e.g. "totalUserCount: wrong type" */
+  char bad_field[160]; /* the first bad field, e.g. "totalUserCount: wrong type"
+                        */
 } usage_parse_result_t;
 
 /* usage_ccc_parse_service_usage parses a GetServiceUsage body and adds the

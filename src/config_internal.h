@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* config_internal: what config.c shares with the per-kind option parsers
+ * (config_ccc.c, ...): typed getters that log one line per problem naming
+ * the block and the option, and the per-kind entry points. */
+#ifndef USAGE_CONFIG_INTERNAL_H
+#define USAGE_CONFIG_INTERNAL_H 1
+
+#include "config.h"
+
+/* usage_conf_err logs "usage plugin: KIND "name": option "X": message". */
+void usage_conf_err(const usage_source_conf_t *src, const char *option,
+                    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Getters: 0, or EINVAL after logging what was expected. */
+int usage_get_string(const usage_source_conf_t *src, const oconfig_item_t *ci,
+                     char **out);
+int usage_get_bool(const usage_source_conf_t *src, const oconfig_item_t *ci,
+                   int *out);
+int usage_get_number(const usage_source_conf_t *src, const oconfig_item_t *ci,
+                     double min, double max, const char *what, double *out);
+
+/* Per kind: option() handles one child of the block (ENOENT = not one of
+ * its options); check() validates the block after all options were read. */
+int usage_conf_ccc_option(usage_source_conf_t *src, const oconfig_item_t *ci);
+int usage_conf_ccc_check(usage_source_conf_t *src);
+
+#endif
