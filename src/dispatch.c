@@ -27,7 +27,12 @@ void usage_dispatch_type_instance(const usage_sample_t *s, char *out,
   char full[2048];
   usage_family_short(s->family, stem, sizeof(stem));
   size_t n = (size_t)snprintf(full, sizeof(full), "%s", stem);
-  for (unsigned i = 0; i < s->nlabels && n < sizeof(full); i++)
+  /* An info family is identified by its first label (service, user, rate
+   * plan); the descriptive labels travel as meta data only. */
+  unsigned nlabels = usage_families[s->family].is_info && s->nlabels > 0
+                         ? 1
+                         : s->nlabels;
+  for (unsigned i = 0; i < nlabels && n < sizeof(full); i++)
     n += (size_t)snprintf(full + n, sizeof(full) - n, "-%s",
                           s->labels[2 * i + 1]);
   for (char *p = full; *p; p++)

@@ -173,8 +173,10 @@ void usage_source_error(usage_source_t *s, const char *reason, int refusal,
 
   double now = usage_now();
   usage_throttle_t *t = throttle_find(s, key ? key : reason, 1);
+  /* A documented refusal is a state of the entity, not a fault. */
+  int level = refusal ? USAGE_LOG_NOTICE : USAGE_LOG_ERR;
   if (t == NULL) {
-    usage_source_log(s, USAGE_LOG_ERR, "%s", msg);
+    usage_source_log(s, level, "%s", msg);
     return;
   }
   t->seen = 1;
@@ -186,11 +188,11 @@ void usage_source_error(usage_source_t *s, const char *reason, int refusal,
   t->backoff = t->backoff > 0 ? fmin(t->backoff * 2, 86400) : interval;
   t->next_log = now + t->backoff - 0.5;
   if (t->suppressed > 0)
-    usage_source_log(s, USAGE_LOG_ERR,
+    usage_source_log(s, level,
                      "%s (repeated %" PRIu64 " times since the last report)",
                      msg, t->suppressed);
   else
-    usage_source_log(s, USAGE_LOG_ERR, "%s", msg);
+    usage_source_log(s, level, "%s", msg);
   t->suppressed = 0;
 }
 

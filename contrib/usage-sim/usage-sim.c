@@ -19,7 +19,9 @@
  * stored per-record data are billing event/loaded times (12 bytes a record)
  * and CCC status changes.  All mutable state is behind one mutex.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1048,7 +1050,7 @@ static void brec_derive(size_t idx, struct brec *b, int strings) {
     else snprintf(b->prod_str, sizeof b->prod_str, "SMS-BUNDLE-%u", 100u * (unsigned)(1 + (h >> 28) % 5));
     snprintf(b->destination, sizeof b->destination, "%s", (h >> 32) % 3 ? "United Kingdom - SMS" : "International SMS");
   }
-  snprintf(b->service_id, sizeof b->service_id, "447700%06u", (unsigned)(b->customer % 100) * 100u + (unsigned)((h >> 36) % 40));
+  snprintf(b->service_id, sizeof b->service_id, "4477009%02u%03u", (unsigned)(b->customer % 100), (unsigned)((h >> 36) % 40));
   char day[16];
   fmt_day((int64_t)b->loaded * DAY, day);
   snprintf(b->file_name, sizeof b->file_name, "%s_%c%c%c%c%c%c%c%c_%02u.csv", b->file_type, day[0], day[1], day[2],
@@ -1106,8 +1108,9 @@ static void brec_json(yajl_gen g, const struct brec *b) {
   jkfix(g, "buyPrice", b->buy, 4);
   jkfix(g, "ratedBuyPrice", b->ratedbuy, 4);
   jkfix(g, "profit", b->sell - b->buy, 4);
-  jkfix(g, "profitPercentage", b->buy ? (b->sell - b->buy) * 10000 / b->buy : 0, 2);
-  jkfix(g, "marginPercentage", b->sell ? (b->sell - b->buy) * 10000 / b->sell : 0, 2);
+  /* percentages with 2 decimals, rounded half up (all values are >= 0) */
+  jkfix(g, "profitPercentage", b->buy ? ((b->sell - b->buy) * 20000 + b->buy) / (2 * b->buy) : 0, 2);
+  jkfix(g, "marginPercentage", b->sell ? ((b->sell - b->buy) * 20000 + b->sell) / (2 * b->sell) : 0, 2);
   jks(g, "timeBand", b->time_band);
   jki(g, "usageProductId", b->usage_product);
   jks(g, "usageDirection", b->direction);
@@ -2101,7 +2104,7 @@ static void sim_fault_list(struct reply *r) {
     yajl_gen_map_open(g);
     jks(g, "path", g_faults[i].prefix);
     jks(g, "mode", fault_names[g_faults[i].mode]);
-    jki(g, "remaining", g_faults[i].remaining < 0 ? 0 : g_faults[i].remaining);
+    jki(g, "remaining", g_faults[i].remaining < 0 ? 0 : g_faults[i].remaining); /* 0 = until cleared */
     jki(g, "hits", g_faults[i].hits);
     yajl_gen_map_close(g);
   }
@@ -2311,10 +2314,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
   if (!limited) {
     for (int i = 0; i < g_nfaults; i++) {
       struct fault *f = &g_faults[i];
-      if (strncmp(url, f->prefix, strlen(f->prefix)) != 0 || f->remaining == 0) continue;
+      if (strncmp(url, f->prefix, strlen(f->prefix)) != 0) continue;
       fmode = f->mode; fstatus = f->status; fdelay = f->delay_ms;
       f->hits++;
-      if (f->remaining > 0) f->remaining--;
+      if (f->remaining > 0 && --f->remaining == 0) { /* exhausted: drop it, keep order */
+        memmove(f, f + 1, (size_t)(g_nfaults - i - 1) * sizeof *f);
+        g_nfaults--;
+      }
       break;
     }
   }

@@ -1,0 +1,104 @@
+#!/bin/bash
+# test_foundation: the real collectd loads the built usage.so, scrapes CCC
+# GetServiceUsage from the simulator, and serves the figures on /metrics;
+# the collectd side carries the same figures; promtool accepts the output;
+# an upstream failure turns usage_source_up to 0 and keeps the figures;
+# no credential or stack trace reaches the log.
+. "$(dirname "$0")/lib.sh"
+
+it_setup foundation
+it_start_sim --ccc-services 4 --seed 11
+guids=$(curl -sf "$SIM_URL/_sim/ccc/services" |
+  python3 -c 'import json,sys; print(" ".join(s["serviceGuid"] for s in json.load(sys.stdin)))')
+it_assert_eq "the simulator lists 4 services" 4 "$(echo $guids | wc -w)"
+
+TOKEN="tok-$RANDOM-SECRET"
+{
+  echo '  <CCC "acme">'
+  echo "    URL \"$SIM_URL\""
+  echo "    BearerToken \"$TOKEN\""
+  echo '    Interval 1'
+  echo '    Timeout 2000'
+  for g in $guids; do
+    # the first one dashed and upper case: GUIDs are accepted in any form
+    if [ -z "${dashed:-}" ]; then
+      dashed=1
+      g=$(echo "$g" | tr a-f A-F | sed -E 's/(.{8})(.{4})(.{4})(.{4})(.{12})/\1-\2-\3-\4-\5/')
+    fi
+    echo "    <Service \"$g\">"
+    echo '    </Service>'
+  done
+  echo '  </CCC>'
+} >"$IT_DIR/usage.conf"
+it_start_collectd "$IT_DIR/usage.conf"
+
+it_assert "usage_source_up appears" it_wait_metric 'usage_source_up{source="acme",kind="ccc"}'
+it_assert_eq "source up (Blocked and Provisioning are documented refusals)" 1 \
+  "$(it_value 'usage_source_up{source="acme",kind="ccc"}')"
+python3 "$top_srcdir/tests/integration/check_ccc.py" snapshot "$SIM_URL" "$IT_DIR/expected.json" $guids
+it_metrics
+it_assert "every service figure equals the simulator's" \
+  python3 "$top_srcdir/tests/integration/check_ccc.py" compare "$IT_DIR/expected.json" "$IT_DIR/last.prom" acme
+it_assert "refusals counted: service_blocked" \
+  sh -c "[ \"\$(python3 '$PROM_PY' value '$IT_DIR/last.prom' 'usage_scrape_errors_total{source=\"acme\",reason=\"service_blocked\"}')\" -ge 1 ]"
+it_assert "refusals counted: service_provisioning" \
+  sh -c "[ \"\$(python3 '$PROM_PY' value '$IT_DIR/last.prom' 'usage_scrape_errors_total{source=\"acme\",reason=\"service_provisioning\"}')\" -ge 1 ]"
+it_assert "requests counted by code (200)" \
+  sh -c "[ \"\$(python3 '$PROM_PY' value '$IT_DIR/last.prom' 'usage_scrape_requests_total{source=\"acme\",code=\"200\"}')\" -ge 2 ]"
+it_assert "last success timestamp present" it_value 'usage_last_success_timestamp_seconds{source="acme"}'
+it_assert "build info present" it_value 'usage_exporter_build_info{version="'"$(sed -n 's/^AC_INIT(\[[^]]*\], \[\([^]]*\)\].*/\1/p' "$top_srcdir/configure.ac")"'"}'
+it_assert "promtool check metrics is clean" it_promtool_check
+
+# The collectd side: wait one more interval so csv has the same scrape.
+sleep 2
+it_metrics
+it_assert "collectd (csv) carries the same figures as /metrics" \
+  python3 "$top_srcdir/tests/integration/check_collectd.py" "$IT_DIR/last.prom" "$IT_DIR/csv" acme usage_ccc_
+
+# Upstream failure: every service answers 500. Figures stay, up goes 0.
+cp "$IT_DIR/last.prom" "$IT_DIR/before.prom"
+curl -sf -X POST "$SIM_URL/_sim/fault?path=/api/services/&mode=http500&count=0" >/dev/null
+it_assert "usage_source_up turns 0 on HTTP 500" \
+  it_wait_value 'usage_source_up{source="acme",kind="ccc"}' 0
+it_metrics
+it_assert "the last figures are kept while upstream fails" \
+  python3 "$top_srcdir/tests/integration/check_ccc.py" compare "$IT_DIR/expected.json" "$IT_DIR/last.prom" acme
+it_assert "errors counted by reason http_5xx" \
+  sh -c "[ \"\$(python3 '$PROM_PY' value '$IT_DIR/last.prom' 'usage_scrape_errors_total{source=\"acme\",reason=\"http_5xx\"}')\" -ge 1 ]"
+it_assert "one log line names the source, URL and HTTP status" \
+  grep -q "usage plugin: ccc \"acme\": service .*: GET $SIM_URL/api/services/.*/serviceusage: HTTP 500" "$IT_DIR/collectd.log"
+sleep 5
+first=${guids%% *}
+n500=$(grep -c "service $first: .*HTTP 500" "$IT_DIR/collectd.log")
+fails=$(( $(it_value 'usage_scrape_errors_total{source="acme",reason="http_5xx"}') / 4 ))
+it_assert "repeated failures are throttled ($fails failures of one service, $n500 log lines)" \
+  test "$n500" -ge 1 -a "$fails" -ge 5 -a "$n500" -lt $((fails - 1))
+
+# A malformed body: parse error, figures kept.
+curl -sf -X POST "$SIM_URL/_sim/fault/clear" >/dev/null
+it_assert "usage_source_up back to 1 after recovery" \
+  it_wait_value 'usage_source_up{source="acme",kind="ccc"}' 1
+curl -sf -X POST "$SIM_URL/_sim/fault?path=/api/services/&mode=malformed&count=0" >/dev/null
+it_assert "usage_source_up turns 0 on a malformed body" \
+  it_wait_value 'usage_source_up{source="acme",kind="ccc"}' 0
+it_assert "errors counted by reason parse" \
+  sh -c "[ \"\$(python3 '$PROM_PY' sum '$IT_DIR/last.prom' 'usage_scrape_errors_total{source=\"acme\",reason=\"parse\"}')\" -ge 1 ]"
+it_metrics
+it_assert "the last figures are kept after a malformed body" \
+  python3 "$top_srcdir/tests/integration/check_ccc.py" compare "$IT_DIR/expected.json" "$IT_DIR/last.prom" acme
+curl -sf -X POST "$SIM_URL/_sim/fault/clear" >/dev/null
+
+it_assert "the bearer token never reaches the log" \
+  sh -c "! grep -q '$TOKEN' '$IT_DIR/collectd.log' '$IT_DIR/collectd.out'"
+it_assert "the upstream stack trace never reaches the log" \
+  sh -c "! grep -q SIM-SECRET-STACKTRACE '$IT_DIR/collectd.log' '$IT_DIR/collectd.out'"
+it_assert "exporter answers 404 on other paths" \
+  test "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$EXPORTER_PORT/nope")" = 404
+it_assert "exporter answers 405 to POST" \
+  test "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$METRICS_URL")" = 405
+it_assert "status page names the source" \
+  sh -c "curl -sf http://127.0.0.1:$EXPORTER_PORT/ | grep -q '<td>acme</td><td>ccc</td>'"
+
+it_stop_collectd
+it_assert "collectd shut down cleanly" grep -q "Exiting normally" "$IT_DIR/collectd.log"
+it_done
