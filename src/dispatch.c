@@ -27,11 +27,13 @@ void usage_dispatch_type_instance(const usage_sample_t *s, char *out,
   char full[2048];
   usage_family_short(s->family, stem, sizeof(stem));
   size_t n = (size_t)snprintf(full, sizeof(full), "%s", stem);
-  /* An info family is identified by its first label (service, user, rate
-   * plan); the descriptive labels travel as meta data only. */
-  unsigned nlabels = usage_families[s->family].is_info && s->nlabels > 0
-                         ? 1
-                         : s->nlabels;
+  /* An info family is identified by its first labels (service; service and
+   * user; rate plan and version); the descriptive ones travel as meta data
+   * only. */
+  unsigned nlabels = s->nlabels;
+  if (usage_families[s->family].id_labels > 0 &&
+      usage_families[s->family].id_labels < nlabels)
+    nlabels = usage_families[s->family].id_labels;
   for (unsigned i = 0; i < nlabels && n < sizeof(full); i++)
     n += (size_t)snprintf(full + n, sizeof(full) - n, "-%s",
                           s->labels[2 * i + 1]);
@@ -49,7 +51,7 @@ void usage_dispatch_type_instance(const usage_sample_t *s, char *out,
   snprintf(out, size, "%.*s~%08x", (int)(size - 10), full, h);
 }
 
-int usage_dispatch_batch(const usage_batch_t *b) {
+int usage_dispatch_batch(const usage_batch_t *b, cdtime_t interval) {
   const char *source = usage_batch_source(b);
   if (source[0] == 0)
     return 0;
@@ -65,6 +67,7 @@ int usage_dispatch_batch(const usage_batch_t *b) {
     value_list_t vl = VALUE_LIST_INIT;
     vl.values = &value;
     vl.values_len = 1;
+    vl.interval = interval; /* workers have no plugin context to ask */
     sstrncpy(vl.plugin, "usage", sizeof(vl.plugin));
     sstrncpy(vl.plugin_instance, source, sizeof(vl.plugin_instance));
     sstrncpy(vl.type, f->ds_type, sizeof(vl.type));

@@ -5,6 +5,8 @@
 #ifndef USAGE_DISPATCH_H
 #define USAGE_DISPATCH_H 1
 
+#include "collectd.h"
+
 #include "store.h"
 
 #include <stddef.h>
@@ -17,7 +19,8 @@ void usage_dispatch_type_instance(const usage_sample_t *s, char *out,
                                   size_t size);
 
 /* usage_dispatch_batch dispatches every sample of a batch that has a
- * source (the exporter's build info has none). Returns how many failed. */
-int usage_dispatch_batch(const usage_batch_t *b);
+ * source (the exporter's build info has none) with the source's interval.
+ * Returns how many failed. */
+int usage_dispatch_batch(const usage_batch_t *b, cdtime_t interval);
 
 #endif

@@ -11,7 +11,7 @@
 const usage_family_t usage_families[FAM_COUNT] = {
     [FAM_CCC_SERVICE_INFO] = {"usage_ccc_service_info",
                               "CCC service description (always 1).", G, NULL,
-                              "gauge", 1},
+                              "gauge", 1, 1},
     [FAM_CCC_SERVICE_STATUS] =
         {"usage_ccc_service_status",
          "CCC service state: 1 for the current state, 0 for the others.", G,
@@ -53,7 +53,7 @@ const usage_family_t usage_families[FAM_COUNT] = {
          G, "bytes", "bytes", 0},
     [FAM_CCC_USER_INFO] = {"usage_ccc_user_info",
                            "CCC user description (always 1).", G, NULL, "gauge",
-                           1},
+                           1, 2},
     [FAM_CCC_USER_MESSAGES_SENT] = {"usage_ccc_user_messages_sent",
                                     "Messages sent by the user in the period.",
                                     G, NULL, "count", 0},
@@ -112,7 +112,7 @@ const usage_family_t usage_families[FAM_COUNT] = {
          C, NULL, "derive", 0},
     [FAM_JASPER_RATE_PLAN_INFO] = {"usage_jasper_rate_plan_info",
                                    "Jasper rate plan description (always 1).",
-                                   G, NULL, "gauge", 1},
+                                   G, NULL, "gauge", 1, 2},
     [FAM_JASPER_ZONE_DEVICES] = {"usage_jasper_zone_devices",
                                  "Devices with usage in the zone this cycle.",
                                  G, NULL, "count", 0},
@@ -161,7 +161,7 @@ const usage_family_t usage_families[FAM_COUNT] = {
                            NULL, "derive", 0},
     [FAM_EXPORTER_BUILD_INFO] = {"usage_exporter_build_info",
                                  "Build of the usage plugin (always 1).", G,
-                                 NULL, "gauge", 1},
+                                 NULL, "gauge", 1, 2},
 };
 
 const char *usage_family_short(int fam, char *buf, unsigned size) {

@@ -14,6 +14,7 @@ typedef struct {
   const char *unit;    /* OpenMetrics unit ("bytes", "seconds") or NULL */
   const char *ds_type; /* collectd types.db type, see usage(5) */
   int is_info;         /* constant 1 carrying labels (OpenMetrics info) */
+  unsigned id_labels;  /* labels that identify a series in collectd; 0 = all */
 } usage_family_t;
 
 enum {

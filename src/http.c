@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,8 @@
 #include <unistd.h>
 
 #define SECRET_MAX 65536
+
+static pthread_mutex_t secret_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int usage_secret_get(usage_secret_t *s, const char **out, char *err,
                      size_t errlen) {
@@ -232,11 +235,15 @@ int usage_http_get(usage_http_t *h, const char *path_query,
   h->retry_after = -1;
   h->errbuf[0] = 0;
 
+  /* Secrets are shared by the workers of a source: read them and hand
+   * them to libcurl (which copies them) under one lock. */
+  pthread_mutex_lock(&secret_lock);
   const char *password = NULL, *bearer = NULL;
   if (usage_secret_get(&c->password, &password, resp->error,
                        sizeof(resp->error)) != 0 ||
       usage_secret_get(&c->bearer, &bearer, resp->error, sizeof(resp->error)) !=
           0) {
+    pthread_mutex_unlock(&secret_lock);
     resp->err = USAGE_HTTP_SECRET;
     return (int)USAGE_HTTP_SECRET;
   }
@@ -247,6 +254,7 @@ int usage_http_get(usage_http_t *h, const char *path_query,
   for (size_t i = 0; i < c->headers_num; i++)
     hdrs = curl_slist_append(hdrs, c->headers[i]);
   if (url.failed || hdrs == NULL) {
+    pthread_mutex_unlock(&secret_lock);
     snprintf(resp->error, sizeof(resp->error), "out of memory");
     resp->err = USAGE_HTTP_FAILED;
     ret = (int)USAGE_HTTP_FAILED;
@@ -289,6 +297,8 @@ int usage_http_get(usage_http_t *h, const char *path_query,
     curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
     curl_easy_setopt(curl, CURLOPT_XOAUTH2_BEARER, bearer);
   }
+
+  pthread_mutex_unlock(&secret_lock);
 
   CURLcode rc = curl_easy_perform(curl);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);

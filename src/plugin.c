@@ -31,9 +31,14 @@ static void sink_log(void *ud, int level, const char *msg) {
   plugin_log(level, "%s", msg);
 }
 
+/* What the sink of one source needs from the glue. */
+typedef struct {
+  cdtime_t interval;
+} glue_t;
+
 static int sink_commit(void *ud, usage_batch_t *b) {
-  (void)ud;
-  usage_dispatch_batch(b);
+  const glue_t *g = ud;
+  usage_dispatch_batch(b, g->interval);
   return usage_store_commit(store, b);
 }
 
@@ -46,6 +51,7 @@ static int usage_read(user_data_t *ud) {
 
 static void source_free(void *p) {
   usage_source_t *s = p;
+  free(s->sink.ud);
   pthread_mutex_lock(&sources_lock);
   for (size_t i = 0; i < sources_num; i++)
     if (sources[i] == s)
@@ -158,9 +164,18 @@ static int usage_init(void) {
     snprintf(name, sizeof(name), "usage/%s/%s", usage_kind_name(c->kind),
              c->name);
     cdtime_t interval = c->interval > 0 ? DOUBLE_TO_CDTIME_T(c->interval) : 0;
-    usage_source_t *s = usage_source_create(c, &sink);
-    if (s == NULL)
+    glue_t *g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+      usage_source_conf_free(c);
       return -1;
+    }
+    g->interval = interval > 0 ? interval : plugin_get_interval();
+    sink.ud = g;
+    usage_source_t *s = usage_source_create(c, &sink);
+    if (s == NULL) {
+      free(g);
+      return -1;
+    }
     pthread_mutex_lock(&sources_lock);
     sources[sources_num++] = s;
     pthread_mutex_unlock(&sources_lock);

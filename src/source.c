@@ -13,6 +13,8 @@
 #include <time.h>
 
 extern const usage_vendor_t usage_ccc_vendor;
+extern const usage_vendor_t usage_billing_vendor;
+extern const usage_vendor_t usage_jasper_vendor;
 
 static double now_real(void) {
   struct timespec ts;
@@ -45,6 +47,10 @@ const usage_vendor_t *usage_vendor(usage_kind_t kind) {
   switch (kind) {
   case USAGE_KIND_CCC:
     return &usage_ccc_vendor;
+  case USAGE_KIND_BILLING:
+    return &usage_billing_vendor;
+  case USAGE_KIND_JASPER:
+    return &usage_jasper_vendor;
   default:
     return NULL;
   }
@@ -95,8 +101,12 @@ usage_source_t *usage_source_create(usage_source_conf_t *conf,
   s->sink = *sink;
   s->vendor = usage_vendor(conf->kind);
   pthread_mutex_init(&s->lock, NULL);
+  pthread_mutex_init(&s->acct, NULL);
   for (size_t i = 0; i < sizeof(common_reasons) / sizeof(*common_reasons); i++)
     reason_slot(s, common_reasons[i]);
+  for (size_t i = 0; s->vendor && s->vendor->reasons && s->vendor->reasons[i];
+       i++)
+    reason_slot(s, s->vendor->reasons[i]);
   s->http = usage_http_create(&conf->http);
   if (s->http == NULL || s->vendor == NULL ||
       (s->vendor->init != NULL && s->vendor->init(s) != 0)) {
@@ -117,6 +127,7 @@ void usage_source_destroy(usage_source_t *s) {
   free(s->reasons);
   free(s->throttle);
   pthread_mutex_destroy(&s->lock);
+  pthread_mutex_destroy(&s->acct);
   usage_source_conf_free(s->conf);
   free(s);
 }
@@ -155,17 +166,18 @@ static usage_throttle_t *throttle_find(usage_source_t *s, const char *key,
 
 void usage_source_error(usage_source_t *s, const char *reason, int refusal,
                         const char *key, const char *fmt, ...) {
-  usage_reason_count_t *r = reason_slot(s, reason);
-  if (r != NULL)
-    r->count++;
-  if (!refusal)
-    s->down = 1;
-
   char msg[768];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
+
+  pthread_mutex_lock(&s->acct);
+  usage_reason_count_t *r = reason_slot(s, reason);
+  if (r != NULL)
+    r->count++;
+  if (!refusal)
+    s->down = 1;
 
   pthread_mutex_lock(&s->lock);
   snprintf(s->status.last_error, sizeof(s->status.last_error), "%s", msg);
@@ -176,32 +188,38 @@ void usage_source_error(usage_source_t *s, const char *reason, int refusal,
   /* A documented refusal is a state of the entity, not a fault. */
   int level = refusal ? USAGE_LOG_NOTICE : USAGE_LOG_ERR;
   if (t == NULL) {
+    pthread_mutex_unlock(&s->acct);
     usage_source_log(s, level, "%s", msg);
     return;
   }
   t->seen = 1;
   if (t->next_log > now) {
     t->suppressed++;
+    pthread_mutex_unlock(&s->acct);
     return;
   }
   double interval = s->conf->interval > 0 ? s->conf->interval : 10;
   t->backoff = t->backoff > 0 ? fmin(t->backoff * 2, 86400) : interval;
   t->next_log = now + t->backoff - 0.5;
-  if (t->suppressed > 0)
+  uint64_t suppressed = t->suppressed;
+  t->suppressed = 0;
+  pthread_mutex_unlock(&s->acct);
+  if (suppressed > 0)
     usage_source_log(s, level,
                      "%s (repeated %" PRIu64 " times since the last report)",
-                     msg, t->suppressed);
+                     msg, suppressed);
   else
     usage_source_log(s, level, "%s", msg);
-  t->suppressed = 0;
 }
 
 void usage_source_ok(usage_source_t *s, const char *key) {
+  pthread_mutex_lock(&s->acct);
   usage_throttle_t *t = throttle_find(s, key, 0);
-  if (t == NULL)
-    return;
-  usage_source_log(s, USAGE_LOG_NOTICE, "%s: working again", key);
-  *t = s->throttle[--s->throttle_num];
+  if (t != NULL)
+    *t = s->throttle[--s->throttle_num];
+  pthread_mutex_unlock(&s->acct);
+  if (t != NULL)
+    usage_source_log(s, USAGE_LOG_NOTICE, "%s: working again", key);
 }
 
 usage_batch_t *usage_source_batch(usage_source_t *s, const char *entity) {
@@ -262,30 +280,103 @@ static void count_code(usage_source_t *s, long code) {
 #define RETRY_MAX 2
 #define RETRY_AFTER_MAX 30
 
-int usage_source_get(usage_source_t *s, const char *path_query,
-                     usage_http_resp_t *resp) {
+/* politeness_wait spaces request starts 1/MaxRequestsPerSecond apart (a
+ * token bucket of depth one) across all workers of the source, plus a 2%
+ * margin: arrival jitter must not put one request too many into a second
+ * as the server counts it (a sliding 1-second window). */
+static void politeness_wait(usage_source_t *s) {
+  if (s->conf->max_rps <= 0)
+    return;
+  pthread_mutex_lock(&s->acct);
+  double t = monotonic();
+  double slot = fmax(t, s->next_request);
+  s->next_request = slot + 1.02 / s->conf->max_rps;
+  pthread_mutex_unlock(&s->acct);
+  sleep_for(slot - t);
+}
+
+int usage_source_get_with(usage_source_t *s, usage_http_t *http,
+                          const char *path_query, usage_http_resp_t *resp) {
   for (int attempt = 0;; attempt++) {
-    if (s->conf->max_rps > 0) {
-      double t = monotonic();
-      if (s->next_request > t)
-        sleep_for(s->next_request - t);
-      t = monotonic();
-      s->next_request = fmax(t, s->next_request) + 1.0 / s->conf->max_rps;
-    }
-    int rc = usage_http_get(s->http, path_query, resp);
+    politeness_wait(s);
+    int rc = usage_http_get(http, path_query, resp);
     if (rc != 0)
       return rc;
+    pthread_mutex_lock(&s->acct);
     count_code(s, resp->status);
+    pthread_mutex_unlock(&s->acct);
     if ((resp->status == 429 || resp->status == 503) &&
         resp->retry_after >= 0 && resp->retry_after <= RETRY_AFTER_MAX &&
         attempt < RETRY_MAX) {
       /* Honour Retry-After, also for the requests after this one. */
-      sleep_for((double)resp->retry_after);
-      s->next_request = monotonic();
+      double until = monotonic() + (double)resp->retry_after;
+      pthread_mutex_lock(&s->acct);
+      if (s->next_request < until)
+        s->next_request = until;
+      pthread_mutex_unlock(&s->acct);
+      if (s->conf->max_rps <= 0)
+        sleep_for((double)resp->retry_after);
       continue;
     }
     return 0;
   }
+}
+
+int usage_source_get(usage_source_t *s, const char *path_query,
+                     usage_http_resp_t *resp) {
+  return usage_source_get_with(s, s->http, path_query, resp);
+}
+
+typedef struct {
+  usage_source_t *s;
+  size_t n, next;
+  pthread_mutex_t lock;
+  void (*fn)(void *ctx, size_t i, usage_http_t *http);
+  void *ctx;
+} run_t;
+
+static void run_items(run_t *r, usage_http_t *http) {
+  for (;;) {
+    pthread_mutex_lock(&r->lock);
+    size_t i = r->next < r->n ? r->next++ : r->n;
+    pthread_mutex_unlock(&r->lock);
+    if (i >= r->n)
+      return;
+    r->fn(r->ctx, i, http);
+  }
+}
+
+static void *run_worker(void *p) {
+  run_t *r = p;
+  usage_http_t *http = usage_http_create(&r->s->conf->http);
+  if (http != NULL)
+    run_items(r, http);
+  usage_http_destroy(http);
+  return NULL;
+}
+
+#define RUN_MAX_WORKERS 64
+
+void usage_source_run(usage_source_t *s, size_t n,
+                      void (*fn)(void *ctx, size_t i, usage_http_t *http),
+                      void *ctx) {
+  run_t r = {.s = s, .n = n, .fn = fn, .ctx = ctx};
+  pthread_mutex_init(&r.lock, NULL);
+  size_t workers =
+      s->conf->max_concurrent > 1 ? (size_t)s->conf->max_concurrent : 1;
+  if (workers > n)
+    workers = n;
+  if (workers > RUN_MAX_WORKERS)
+    workers = RUN_MAX_WORKERS;
+  pthread_t tids[RUN_MAX_WORKERS];
+  size_t started = 0;
+  for (size_t w = 1; w < workers; w++)
+    if (pthread_create(&tids[started], NULL, run_worker, &r) == 0)
+      started++;
+  run_items(&r, s->http);
+  for (size_t w = 0; w < started; w++)
+    pthread_join(tids[w], NULL);
+  pthread_mutex_destroy(&r.lock);
 }
 
 void usage_source_get_status(usage_source_t *s, usage_source_status_t *out) {

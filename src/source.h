@@ -59,6 +59,9 @@ typedef struct {
    * usage_source_error, so it returns nothing */
   void (*scrape)(usage_source_t *s);
   void (*shutdown)(usage_source_t *s);
+  /* the kind's own error reasons, published at 0 from the start; NULL or
+   * NULL-terminated */
+  const char *const *reasons;
 } usage_vendor_t;
 
 const usage_vendor_t *usage_vendor(usage_kind_t kind);
@@ -109,6 +112,7 @@ struct usage_source_s {
   usage_throttle_t *throttle;
   size_t throttle_num;
 
+  pthread_mutex_t acct; /* accounting, throttle, politeness: workers */
   pthread_mutex_t lock; /* status */
   usage_source_status_t status;
 };
@@ -130,6 +134,19 @@ void usage_source_read(usage_source_t *s);
  * (any status: check resp->status), or the transport error class. */
 int usage_source_get(usage_source_t *s, const char *path_query,
                      usage_http_resp_t *resp);
+
+/* usage_source_get_with is usage_source_get on another handle (a worker's
+ * of usage_source_run). */
+int usage_source_get_with(usage_source_t *s, usage_http_t *http,
+                          const char *path_query, usage_http_resp_t *resp);
+
+/* usage_source_run calls fn(ctx, i, http) for i in [0, n) on up to
+ * MaxConcurrentRequests threads, each with its own connection (http); the
+ * calling thread is one of them. fn may call the usage_source_* functions
+ * (they are thread-safe) but must not use the source's own handle. */
+void usage_source_run(usage_source_t *s, size_t n,
+                      void (*fn)(void *ctx, size_t i, usage_http_t *http),
+                      void *ctx);
 
 /* usage_source_error records a failed or refused entity: it counts reason,
  * marks the scrape as failed unless `refusal` (a documented refusal keeps

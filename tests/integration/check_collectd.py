@@ -43,8 +43,8 @@ def main():
         if name in SELF:  # timing figures differ between two reads
             continue
         rest = [v for k, v in labels.items() if k != "source"]
-        if name.endswith("_info"):
-            rest = rest[:1]
+        if name.endswith("_info"):  # identified by their first labels
+            rest = rest[:2 if name in ("usage_ccc_user_info", "usage_jasper_rate_plan_info") else 1]
         ti = "-".join([stem(name)] + rest).replace("/", "_")
         if len(ti) > 127:
             continue  # hashed identifiers are covered by the unit tests
