@@ -47,6 +47,7 @@ int usage_buf_reserve(usage_buf_t *b, size_t n) {
     b->failed = ENOMEM;
     return ENOMEM;
   }
+  p[b->len] = 0; /* fresh memory: keep data a string even when empty */
   b->data = p;
   b->alloc = alloc;
   return 0;

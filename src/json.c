@@ -166,6 +166,9 @@ usage_json_t *usage_json_parse(const char *buf, size_t len, unsigned max_depth,
     return NULL;
   }
   yajl_status st = yajl_parse(h, (const unsigned char *)buf, len);
+  /* the offset of a syntax error; yajl_complete_parse resets it */
+  size_t off = yajl_get_bytes_consumed(h);
+  int whole = st == yajl_status_ok; /* every byte read: a failure is EOF */
   if (st == yajl_status_ok)
     st = yajl_complete_parse(h);
   if (st != yajl_status_ok || b.root == NULL) {
@@ -176,12 +179,11 @@ usage_json_t *usage_json_parse(const char *buf, size_t len, unsigned max_depth,
     else if (len == 0)
       snprintf(err, errlen, "empty body");
     else {
-      size_t off = yajl_get_bytes_consumed(h);
       unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
       char *nl;
       if (msg != NULL && (nl = strchr((char *)msg, '\n')) != NULL)
         *nl = 0;
-      if (st == yajl_status_ok || off >= len)
+      if (st == yajl_status_ok || whole)
         snprintf(err, errlen, "truncated JSON (%s)",
                  msg ? (char *)msg : "premature end");
       else
@@ -256,8 +258,10 @@ int usage_json_int64(const usage_json_t *obj, const char *key, int64_t *out) {
   long long n = strtoll(v->text, &end, 10);
   if (*end != 0) { /* 1.0 or 1e3: accept when integral and in range */
     double d = strtod(v->text, &end);
-    if (*end != 0 || !isfinite(d))
+    if (*end != 0)
       return EINVAL;
+    if (!isfinite(d))
+      return ERANGE;
     if (d != floor(d))
       return EINVAL;
     if (d < -9.2e18 || d > 9.2e18)

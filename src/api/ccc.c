@@ -117,9 +117,9 @@ int usage_ccc_parse_service_usage(const char *body, size_t len,
     goto out;
   }
 
-  const char *name = usage_json_str(root, "name");
-  const char *code = usage_json_str(root, "serviceCode");
-  const char *domain = usage_json_str(root, "primaryDomain");
+  const char *name = usage_json_text(root, "name");
+  const char *code = usage_json_text(root, "serviceCode");
+  const char *domain = usage_json_text(root, "primaryDomain");
   if (usage_batch_add(b, FAM_CCC_SERVICE_INFO, 1, "service", service, "name",
                       name ? name : "", "code", code ? code : "",
                       "primary_domain", domain ? domain : "", NULL) != 0)

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/* test_buf: the capped byte buffer: cap enforcement, growth, steal/reset. */
+#include "buf.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static void test_cap(void **state) {
+  static const struct {
+    const char *name;
+    size_t max;
+    const char *first;  /* appended first, must fit */
+    const char *second; /* appended next */
+    int want;           /* status of the second write */
+    const char *result;
+  } cases[] = {
+      {"fits exactly", 8, "abcd", "efgh", 0, "abcdefgh"},
+      {"one byte over", 8, "abcd", "efghi", EFBIG, "abcd"},
+      {"empty write at cap", 4, "abcd", "", 0, "abcd"},
+      {"over from empty", 3, "", "abcd", EFBIG, ""},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    usage_buf_t b;
+    usage_buf_init(&b, cases[i].max);
+    assert_int_equal(usage_buf_puts(&b, cases[i].first), 0);
+    int status = usage_buf_puts(&b, cases[i].second);
+    if (status != cases[i].want)
+      fail_msg("%s: status %d, want %d", cases[i].name, status, cases[i].want);
+    assert_int_equal(b.failed, cases[i].want);
+    assert_int_equal(b.len, strlen(cases[i].result));
+    if (b.len > 0)
+      assert_string_equal(b.data, cases[i].result);
+    /* once failed, every later write fails, even a small one */
+    if (cases[i].want != 0) {
+      assert_int_equal(usage_buf_putc(&b, 'x'), EFBIG);
+      assert_int_equal(usage_buf_printf(&b, "%d", 1), EFBIG);
+      assert_int_equal(b.len, strlen(cases[i].result));
+    }
+    usage_buf_free(&b);
+  }
+}
+
+static void test_printf_growth(void **state) {
+  (void)state;
+  usage_buf_t b;
+  usage_buf_init(&b, 0);
+  char big[5000];
+  memset(big, 'y', sizeof(big) - 1);
+  big[sizeof(big) - 1] = 0;
+  assert_int_equal(usage_buf_printf(&b, "<%s>%d", big, 42), 0);
+  assert_int_equal(b.len, 4999 + 4);
+  assert_int_equal(b.data[0], '<');
+  assert_int_equal(b.data[5000], '>');
+  assert_string_equal(b.data + 5001, "42");
+  for (int i = 0; i < 1000; i++)
+    assert_int_equal(usage_buf_printf(&b, "%04d", i), 0);
+  assert_int_equal(b.len, 5003 + 4000);
+  assert_memory_equal(b.data + b.len - 4, "0999", 4);
+  assert_true(b.alloc > b.len);
+  assert_int_equal(b.data[b.len], 0);
+  usage_buf_free(&b);
+}
+
+static void test_printf_over_cap(void **state) {
+  (void)state;
+  usage_buf_t b;
+  usage_buf_init(&b, 300);
+  char big[400];
+  memset(big, 'z', sizeof(big) - 1);
+  big[sizeof(big) - 1] = 0;
+  assert_int_equal(usage_buf_printf(&b, "%s", "ok"), 0);
+  assert_int_equal(usage_buf_printf(&b, "%s", big), EFBIG);
+  assert_int_equal(b.failed, EFBIG);
+  assert_int_equal(b.len, 2);
+  assert_string_equal(b.data, "ok");
+  usage_buf_free(&b);
+}
+
+static void test_steal_reset(void **state) {
+  (void)state;
+  usage_buf_t b;
+  usage_buf_init(&b, 10);
+  assert_int_equal(usage_buf_puts(&b, "hello"), 0);
+  size_t len = 0;
+  char *p = usage_buf_steal(&b, &len);
+  assert_int_equal(len, 5);
+  assert_string_equal(p, "hello");
+  free(p);
+  assert_null(b.data);
+  assert_int_equal(b.len, 0);
+  assert_int_equal(b.max, 10); /* the cap survives a steal */
+
+  /* steal of an empty buffer: an empty string, not NULL */
+  p = usage_buf_steal(&b, &len);
+  assert_non_null(p);
+  assert_int_equal(len, 0);
+  assert_string_equal(p, "");
+  free(p);
+
+  /* reset clears the failure and keeps memory */
+  assert_int_equal(usage_buf_puts(&b, "0123456789A"), EFBIG);
+  usage_buf_reset(&b);
+  assert_int_equal(b.failed, 0);
+  assert_int_equal(usage_buf_puts(&b, "abc"), 0);
+  char *mem = b.data;
+  usage_buf_reset(&b);
+  assert_ptr_equal(b.data, mem);
+  assert_int_equal(b.len, 0);
+  assert_string_equal(b.data, "");
+  assert_int_equal(usage_buf_append(&b, "xy", 2), 0);
+  assert_string_equal(b.data, "xy");
+  usage_buf_free(&b);
+  usage_buf_free(NULL);
+}
+
+static void test_binary(void **state) {
+  (void)state;
+  usage_buf_t b;
+  usage_buf_init(&b, 0);
+  assert_int_equal(usage_buf_append(&b, "a\0b", 3), 0);
+  assert_int_equal(b.len, 3);
+  assert_memory_equal(b.data, "a\0b", 3);
+  usage_buf_free(&b);
+  /* reserved but never written: still an empty string, also when stolen */
+  usage_buf_init(&b, 0);
+  assert_int_equal(usage_buf_reserve(&b, 100000), 0);
+  assert_string_equal(b.data, "");
+  size_t len = 1;
+  char *p = usage_buf_steal(&b, &len);
+  assert_int_equal(len, 0);
+  assert_string_equal(p, "");
+  free(p);
+  assert_int_equal(usage_buf_reserve(&b, SIZE_MAX), EFBIG);
+  usage_buf_free(&b);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_cap),
+      cmocka_unit_test(test_printf_growth),
+      cmocka_unit_test(test_printf_over_cap),
+      cmocka_unit_test(test_steal_reset),
+      cmocka_unit_test(test_binary),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

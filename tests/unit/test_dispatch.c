@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/* test_dispatch: the collectd identifier mapping of committed samples
+ * (src/dispatch.c) against the stub plugin_dispatch_values. */
+#include "collectd.h"
+#include "plugin.h"
+
+#include "collectd_stubs.h"
+#include "dispatch.h"
+#include "families.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static void test_mapping(void **state) {
+  static const struct {
+    const char *name;
+    int family;
+    double value;
+    const char *labels[4]; /* up to two pairs */
+    const char *type, *type_instance;
+    int derive;
+    double gauge;
+    long long derived;
+    const char *meta;
+  } cases[] = {
+      {"gauge with a label",
+       FAM_CCC_SERVICE_USERS,
+       1250,
+       {"service", "abc"},
+       "users",
+       "ccc_service_users-abc",
+       0,
+       1250,
+       0,
+       "label:service=abc;"},
+      {"two labels",
+       FAM_CCC_SERVICE_FEATURE_USAGE,
+       3,
+       {"service", "abc", "feature", "secure_forms"},
+       "count",
+       "ccc_service_feature_usage-abc-secure_forms",
+       0,
+       3,
+       0,
+       "label:service=abc;label:feature=secure_forms;"},
+      {"counter of a derive type",
+       FAM_SCRAPE_REQUESTS,
+       12,
+       {"code", "200"},
+       "total_requests",
+       "scrape_requests-200",
+       1,
+       0,
+       12,
+       "label:code=200;"},
+      {"derive rounds",
+       FAM_SCRAPE_ERRORS,
+       2.6,
+       {"reason", "http_5xx"},
+       "derive",
+       "scrape_errors-http_5xx",
+       1,
+       0,
+       3,
+       "label:reason=http_5xx;"},
+      {"total_bytes counter",
+       FAM_BILLING_DATA_BYTES,
+       1e12,
+       {"customer_id", "7"},
+       "total_bytes",
+       "billing_data_bytes-7",
+       1,
+       0,
+       1000000000000LL,
+       "label:customer_id=7;"},
+      {"counter of a gauge type",
+       FAM_BILLING_SELL_PRICE,
+       1.25,
+       {"customer_id", "7"},
+       "gauge",
+       "billing_sell_price-7",
+       0,
+       1.25,
+       0,
+       "label:customer_id=7;"},
+      {"no labels",
+       FAM_SCRAPE_DURATION,
+       0.5,
+       {NULL},
+       "duration",
+       "scrape_duration_seconds",
+       0,
+       0.5,
+       0,
+       ""},
+      {"timestamp",
+       FAM_LAST_SUCCESS,
+       1714564800,
+       {NULL},
+       "timestamp",
+       "last_success_timestamp_seconds",
+       0,
+       1714564800,
+       0,
+       ""},
+      {"slash and control characters",
+       FAM_CCC_SERVICE_INFO,
+       1,
+       {"name", "a/b\nc"},
+       "gauge",
+       "ccc_service_info-a_b_c",
+       0,
+       1,
+       0,
+       "label:name=a/b\nc;"},
+      {"empty label value",
+       FAM_SOURCE_UP,
+       1,
+       {"kind", ""},
+       "gauge",
+       "source_up-",
+       0,
+       1,
+       0,
+       "label:kind=;"},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    usage_batch_t *b = usage_batch_create("acme", "e");
+    unsigned n = 0;
+    while (n < 2 && cases[i].labels[2 * n] != NULL)
+      n++;
+    assert_int_equal(usage_batch_addv(b, cases[i].family, cases[i].value, n,
+                                      cases[i].labels),
+                     0);
+    stub_values_reset();
+    assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 0);
+    usage_batch_destroy(b);
+    if (stub_values_num() != 1)
+      fail_msg("%s: %zu value lists", cases[i].name, stub_values_num());
+    const stub_vl_t *v = stub_value(0);
+    assert_string_equal(v->host, "stubhost");
+    assert_string_equal(v->plugin, "usage");
+    assert_string_equal(v->plugin_instance, "acme");
+    if (strcmp(v->type, cases[i].type) != 0 ||
+        strcmp(v->type_instance, cases[i].type_instance) != 0)
+      fail_msg("%s: %s/%s, want %s/%s", cases[i].name, v->type,
+               v->type_instance, cases[i].type, cases[i].type_instance);
+    assert_int_equal(v->values_len, 1);
+    assert_true(v->interval == 300); /* the source's, given by the caller */
+    if (cases[i].derive && v->derive != cases[i].derived)
+      fail_msg("%s: derive %lld, want %lld", cases[i].name, v->derive,
+               cases[i].derived);
+    if (!cases[i].derive && v->gauge != cases[i].gauge)
+      fail_msg("%s: gauge %g, want %g", cases[i].name, v->gauge,
+               cases[i].gauge);
+    assert_string_equal(v->meta, cases[i].meta);
+  }
+}
+
+static void test_no_source(void **state) {
+  (void)state;
+  usage_batch_t *b = usage_batch_create("", "build");
+  usage_batch_add(b, FAM_EXPORTER_BUILD_INFO, 1, "version", "1.0", NULL);
+  stub_values_reset();
+  assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 0);
+  assert_int_equal(stub_values_num(), 0);
+  usage_batch_destroy(b);
+}
+
+static void test_long_identifier(void **state) {
+  (void)state;
+  char a[200], c[200];
+  memset(a, 'x', 150);
+  a[150] = 0;
+  memcpy(c, a, 151);
+  c[149] = 'y'; /* differs only past what fits */
+  usage_batch_t *b = usage_batch_create("acme", "e");
+  usage_batch_add(b, FAM_CCC_USER_INFO, 1, "user", a, NULL);
+  usage_batch_add(b, FAM_CCC_USER_INFO, 1, "user", c, NULL);
+  usage_batch_add(b, FAM_CCC_USER_INFO, 1, "user", a, NULL);
+  stub_values_reset();
+  assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 0);
+  assert_int_equal(stub_values_num(), 3);
+  const char *t0 = stub_value(0)->type_instance;
+  const char *t1 = stub_value(1)->type_instance;
+  const char *t2 = stub_value(2)->type_instance;
+  assert_true(strlen(t0) < DATA_MAX_NAME_LEN);
+  assert_int_equal(strlen(t0), DATA_MAX_NAME_LEN - 1);
+  if (strncmp(t0, "ccc_user_info-xxxx", 18) != 0)
+    fail_msg("type instance %s", t0);
+  const char *tilde = strrchr(t0, '~');
+  assert_non_null(tilde);
+  assert_int_equal(strlen(tilde), 9); /* ~ and 8 hex digits */
+  assert_string_not_equal(t0, t1);    /* the hash tells them apart */
+  assert_string_equal(t0, t2);        /* and is stable */
+
+  /* the function itself, into a small buffer */
+  char out[32];
+  usage_dispatch_type_instance(usage_batch_sample(b, 0), out, sizeof(out));
+  assert_int_equal(strlen(out), 31);
+  assert_int_equal(strncmp(out, "ccc_user_info-xxxxxxxx~", 23), 0);
+  usage_batch_destroy(b);
+
+  /* exactly fitting: no hash */
+  char fit[128];
+  size_t stem = strlen("ccc_user_info-");
+  memset(fit, 'z', DATA_MAX_NAME_LEN - 1 - stem);
+  fit[DATA_MAX_NAME_LEN - 1 - stem] = 0;
+  b = usage_batch_create("acme", "e");
+  usage_batch_add(b, FAM_CCC_USER_INFO, 1, "user", fit, NULL);
+  stub_values_reset();
+  usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300));
+  assert_null(strchr(stub_value(0)->type_instance, '~'));
+  assert_int_equal(strlen(stub_value(0)->type_instance), DATA_MAX_NAME_LEN - 1);
+  usage_batch_destroy(b);
+}
+
+static void test_failures_counted(void **state) {
+  (void)state;
+  usage_batch_t *b = usage_batch_create("acme", "e");
+  usage_batch_add(b, FAM_SOURCE_UP, 1, "kind", "ccc", NULL);
+  usage_batch_add(b, FAM_SCRAPE_DURATION, 1, NULL);
+  stub_values_reset();
+  stub_dispatch_fail(1);
+  assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 2);
+  stub_dispatch_fail(0);
+  usage_batch_destroy(b);
+}
+
+/* Every family maps to a stock types.db type. */
+static void test_every_family_type(void **state) {
+  static const char *const stock[] = {
+      "gauge",       "users",     "count",    "bytes",         "derive",
+      "total_bytes", "timestamp", "duration", "total_requests"};
+  (void)state;
+  for (int fam = 0; fam < FAM_COUNT; fam++) {
+    int ok = 0;
+    for (size_t k = 0; k < sizeof(stock) / sizeof(*stock); k++)
+      ok |= strcmp(usage_families[fam].ds_type, stock[k]) == 0;
+    if (!ok)
+      fail_msg("%s: type %s", usage_families[fam].name,
+               usage_families[fam].ds_type);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_mapping),
+      cmocka_unit_test(test_no_source),
+      cmocka_unit_test(test_long_identifier),
+      cmocka_unit_test(test_failures_counted),
+      cmocka_unit_test(test_every_family_type),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,870 @@
+/* SPDX-License-Identifier: MIT */
+/* test_jasper: the Jasper usages parser over golden fixtures
+ * (tests/fixtures/jasper/NAME.json beside NAME.gold, one sample a line in
+ * emission order), bad bodies, the error-code table, error bodies in
+ * ISO-8859-1 or HTML, the <Jasper> options, and whole scrapes against a
+ * canned HTTP server on loopback (pagination, page cap, every error code,
+ * entities committed whole). */
+#include "api/jasper.h"
+#include "collectd_stubs.h"
+#include "config.h"
+#include "families.h"
+#include "source.h"
+#include "store.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cmocka.h>
+#include <microhttpd.h>
+
+/* collectd's logger, provided by the stubs (which capture the lines) */
+void plugin_log(int level, const char *format, ...);
+
+static char *read_fixture(const char *name, size_t *len) {
+  char path[512];
+  snprintf(path, sizeof(path), "%s/jasper/%s", FIXTURES, name);
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    fail_msg("cannot open %s", path);
+  char *data = calloc(1, 1 << 20);
+  size_t n = fread(data, 1, (1 << 20) - 1, f);
+  fclose(f);
+  if (len != NULL)
+    *len = n;
+  return data;
+}
+
+/* render lists the samples of b as `name{labels} value` lines. */
+static char *render(const usage_batch_t *b) {
+  usage_buf_t out;
+  usage_buf_init(&out, 0);
+  for (size_t i = 0; i < usage_batch_size(b); i++) {
+    const usage_sample_t *s = usage_batch_sample(b, i);
+    usage_buf_puts(&out, usage_families[s->family].name);
+    for (unsigned k = 0; k < s->nlabels; k++)
+      usage_buf_printf(&out, "%s%s=\"%s\"", k ? "," : "{", s->labels[2 * k],
+                       s->labels[2 * k + 1]);
+    usage_buf_printf(&out, "%s %.17g\n", s->nlabels ? "}" : "", s->value);
+  }
+  char *text = usage_buf_steal(&out, NULL);
+  return text ? text : strdup("");
+}
+
+/* ---- parser over fixtures ------------------------------------------- */
+
+static void test_fixtures(void **state) {
+  (void)state;
+  static const struct {
+    const char *name;
+    const char *pages[3];
+    int per_device;
+    size_t max_devices;
+    usage_jasper_type_t type;
+    const char *gold;
+  } cases[] = {
+      {"doc sample, corrected",
+       {"doc_sample_corrected.json"},
+       1,
+       100,
+       USAGE_JASPER_ALL,
+       "doc_sample_corrected.gold"},
+      {"two pages, device in two zones, empty zone",
+       {"page1.json", "page2.json"},
+       0,
+       100,
+       USAGE_JASPER_ALL,
+       "two_pages.gold"},
+      {"usageType SMS: other types not published",
+       {"usage_type_sms.json"},
+       1,
+       100,
+       USAGE_JASPER_SMS,
+       "usage_type_sms.gold"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    usage_jasper_agg_t *a =
+        usage_jasper_agg_create(cases[i].per_device, cases[i].max_devices);
+    for (int p = 0; p < 3 && cases[i].pages[p]; p++) {
+      size_t len;
+      char *body = read_fixture(cases[i].pages[p], &len);
+      usage_jasper_page_t pg;
+      int rc = usage_jasper_parse_page(a, body, len, &pg);
+      if (rc != 0)
+        fail_msg("%s: page %s: %s", cases[i].name, cases[i].pages[p], pg.error);
+      assert_int_equal(pg.page_number, p + 1);
+      assert_int_equal(pg.has_last_page, 1);
+      free(body);
+    }
+    usage_batch_t *b = usage_batch_create("iot", "rate_plan:x");
+    const char *plan = strcmp(cases[i].gold, "doc_sample_corrected.gold") == 0
+                           ? "Monthly-Flexible-Pool"
+                           : "P";
+    assert_int_equal(usage_jasper_agg_emit(a, plan, cases[i].type, b), 0);
+    char *got = render(b);
+    char *want = read_fixture(cases[i].gold, NULL);
+    if (strcmp(got, want) != 0)
+      fail_msg("%s:\n--- got\n%s--- want\n%s", cases[i].name, got, want);
+    free(got);
+    free(want);
+    usage_batch_destroy(b);
+    usage_jasper_agg_destroy(a);
+  }
+}
+
+/* The page set of page1+page2 with PerDevice and MaxDevices 2: devices 111
+ * (two zones) and 222 keep their series, 333 is omitted; zone totals still
+ * count it. */
+static void test_max_devices(void **state) {
+  (void)state;
+  usage_jasper_agg_t *a = usage_jasper_agg_create(1, 2);
+  const char *pages[] = {"page1.json", "page2.json"};
+  for (int p = 0; p < 2; p++) {
+    size_t len;
+    char *body = read_fixture(pages[p], &len);
+    usage_jasper_page_t pg;
+    assert_int_equal(usage_jasper_parse_page(a, body, len, &pg), 0);
+    assert_int_equal(pg.devices, p == 0 ? 2 : 1);
+    free(body);
+  }
+  assert_int_equal(usage_jasper_agg_devices_kept(a), 2);
+  assert_int_equal(usage_jasper_agg_devices_omitted(a), 1);
+  assert_int_equal(usage_jasper_agg_zones(a), 3);
+  usage_batch_t *b = usage_batch_create("iot", "e");
+  assert_int_equal(usage_jasper_agg_emit(a, "P", USAGE_JASPER_DATA, b), 0);
+  char *got = render(b);
+  const char *want =
+      "usage_jasper_rate_plan_info{rate_plan=\"P\",version=\"3\",account_id="
+      "\"42\",account_name=\"Fleet État\"} 1\n"
+      "usage_jasper_zone_devices{rate_plan=\"P\",zone=\"EU\"} 3\n"
+      "usage_jasper_zone_data_bytes_total{rate_plan=\"P\",zone=\"EU\"} 1300\n"
+      "usage_jasper_zone_devices{rate_plan=\"P\",zone=\"US\"} 1\n"
+      "usage_jasper_zone_data_bytes_total{rate_plan=\"P\",zone=\"US\"} 5\n"
+      "usage_jasper_zone_devices{rate_plan=\"P\",zone=\"Asia\"} 0\n"
+      "usage_jasper_zone_data_bytes_total{rate_plan=\"P\",zone=\"Asia\"} 0\n"
+      "usage_jasper_device_data_bytes_total{rate_plan=\"P\",zone=\"EU\","
+      "iccid=\"111\"} 100\n"
+      "usage_jasper_device_data_bytes_total{rate_plan=\"P\",zone=\"EU\","
+      "iccid=\"222\"} 200\n"
+      "usage_jasper_device_data_bytes_total{rate_plan=\"P\",zone=\"US\","
+      "iccid=\"111\"} 5\n"
+      "usage_jasper_devices_omitted{rate_plan=\"P\"} 1\n";
+  assert_string_equal(got, want);
+  free(got);
+  usage_batch_destroy(b);
+
+  /* reset: a new page set starts from nothing, memory reused */
+  usage_jasper_agg_reset(a);
+  assert_int_equal(usage_jasper_agg_zones(a), 0);
+  assert_int_equal(usage_jasper_agg_devices_kept(a), 0);
+  assert_int_equal(usage_jasper_agg_devices_omitted(a), 0);
+  usage_jasper_agg_destroy(a);
+}
+
+/* A device listed twice in one zone (two pages) keeps one series holding
+ * the sum, like the zone total. */
+static void test_duplicate_device(void **state) {
+  (void)state;
+  usage_jasper_agg_t *a = usage_jasper_agg_create(1, 10);
+  const char *body = "{\"zones\":[{\"zone\":\"Z\",\"devices\":["
+                     "{\"deviceId\":\"9\",\"usage\":{\"dataUsage\":4}},"
+                     "{\"deviceId\":\"9\",\"usage\":{\"dataUsage\":6}}]}],"
+                     "\"lastPage\":true}";
+  usage_jasper_page_t pg;
+  assert_int_equal(usage_jasper_parse_page(a, body, strlen(body), &pg), 0);
+  assert_int_equal(pg.devices, 1);
+  usage_batch_t *b = usage_batch_create("iot", "e");
+  assert_int_equal(usage_jasper_agg_emit(a, "P", USAGE_JASPER_DATA, b), 0);
+  char *got = render(b);
+  assert_non_null(strstr(got, "usage_jasper_zone_devices{rate_plan=\"P\","
+                              "zone=\"Z\"} 2\n"));
+  assert_non_null(strstr(got, "usage_jasper_zone_data_bytes_total{rate_plan="
+                              "\"P\",zone=\"Z\"} 10\n"));
+  assert_non_null(strstr(got, "usage_jasper_device_data_bytes_total{rate_plan"
+                              "=\"P\",zone=\"Z\",iccid=\"9\"} 10\n"));
+  free(got);
+  usage_batch_destroy(b);
+  usage_jasper_agg_destroy(a);
+}
+
+/* ---- bad and unusual bodies ----------------------------------------- */
+
+static char *deep_body(void) {
+  char *b = malloc(20000);
+  strcpy(b, "{\"x\":");
+  size_t n = strlen(b);
+  for (int i = 0; i < 5000; i++)
+    b[n++] = '[';
+  for (int i = 0; i < 5000; i++)
+    b[n++] = ']';
+  b[n++] = '}';
+  b[n] = 0;
+  return b;
+}
+
+static void test_bodies(void **state) {
+  (void)state;
+  static const struct {
+    const char *name;
+    const char *body; /* NULL: the deep body */
+    int rc;
+    const char *error; /* substring of page.error */
+    int has_last, last;
+    long page_number;
+    unsigned bad_fields;
+  } cases[] = {
+      {"empty body", "", EINVAL, "empty body", 0, 0, -1, 0},
+      {"array at top", "[1,2]", EINVAL, "not a JSON object", 0, 0, -1, 0},
+      {"truncated", "{\"zones\":[{\"zone\":\"A\"", EINVAL, "invalid JSON", 0, 0,
+       -1, 0},
+      {"doc sample verbatim", "@doc_sample_verbatim.json", EINVAL,
+       "invalid JSON", 0, 0, -1, 0},
+      {"nested too deeply", NULL, EINVAL, "nested too deeply", 0, 0, -1, 0},
+      {"usage value is an object (wrongtype)",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":\"1\","
+       "\"usage\":{\"dataUsage\":{\"value\":5}}}]}]}",
+       EINVAL, "dataUsage: wrong type", 0, 0, -1, 0},
+      {"usage value is text",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":\"1\","
+       "\"usage\":{\"smsMOUsage\":\"lots\"}}]}]}",
+       EINVAL, "smsMOUsage: wrong type", 0, 0, -1, 0},
+      {"usage value is a boolean",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":\"1\","
+       "\"usage\":{\"voiceMTUsage\":true}}]}]}",
+       EINVAL, "voiceMTUsage: wrong type", 0, 0, -1, 0},
+      {"negative usage",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":\"1\","
+       "\"usage\":{\"dataUsage\":-5}}]}]}",
+       EINVAL, "dataUsage: negative", 0, 0, -1, 0},
+      {"zones is a string", "{\"zones\":\"none\"}", EINVAL, "zones: wrong type",
+       0, 0, -1, 0},
+      {"zones is an object", "{\"zones\":{}}", EINVAL, "zones: wrong type", 0,
+       0, -1, 0},
+      {"zone element is a number", "{\"zones\":[3]}", EINVAL,
+       "expected zone objects", 0, 0, -1, 0},
+      {"zone without a name",
+       "{\"zones\":[{\"devices\":[{\"deviceId\":\"1\"}]}]}", EINVAL,
+       "zone without a name", 0, 0, -1, 0},
+      {"errorCode in a 200 body",
+       "{\"errorCode\":\"10000013\",\"errorMessage\":\"Invalid ratePlan.\"}",
+       EINVAL, "errorCode 10000013", 0, 0, -1, 0},
+      {"zones null, lastPage true", "{\"zones\":null,\"lastPage\":true}", 0, "",
+       1, 1, -1, 0},
+      {"no zones, lastPage missing", "{\"pageNumber\":4}", 0, "", 0, 0, 4, 0},
+      {"lastPage as a string", "{\"zones\":[],\"lastPage\":\"false\"}", 0, "",
+       1, 0, -1, 0},
+      {"lastPage bad", "{\"lastPage\":\"maybe\"}", EINVAL,
+       "lastPage: expected true or false", 0, 0, -1, 0},
+      {"device without deviceId: zone only",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"usage\":{\"dataUsage\":1}},"
+       "{\"deviceId\":{\"x\":1},\"usage\":{\"dataUsage\":2}}]}],"
+       "\"lastPage\":true}",
+       0, "", 1, 1, -1, 2},
+      {"deviceId too long",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":"
+       "\"12345678901234567890123456789012345\"}]}]}",
+       0, "", 0, 0, -1, 1},
+      {"keys in any case", "{\"LASTPAGE\":true,\"PageNumber\":2}", 0, "", 1, 1,
+       2, 0},
+      {"huge number",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":\"1\","
+       "\"usage\":{\"dataUsage\":1e30}}]}]}",
+       EINVAL, "dataUsage: negative or out of range", 0, 0, -1, 0},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    usage_jasper_agg_t *a = usage_jasper_agg_create(1, 10);
+    char *body = NULL;
+    size_t len;
+    if (cases[i].body == NULL)
+      body = deep_body();
+    else if (cases[i].body[0] == '@')
+      body = read_fixture(cases[i].body + 1, &len);
+    else
+      body = strdup(cases[i].body);
+    len = strlen(body);
+    usage_jasper_page_t pg;
+    int rc = usage_jasper_parse_page(a, body, len, &pg);
+    if (rc != cases[i].rc)
+      fail_msg("%s: rc %d, want %d (%s)", cases[i].name, rc, cases[i].rc,
+               pg.error);
+    if (strstr(pg.error, cases[i].error) == NULL)
+      fail_msg("%s: error \"%s\", want \"%s\"", cases[i].name, pg.error,
+               cases[i].error);
+    if (rc == 0) {
+      assert_int_equal(pg.has_last_page, cases[i].has_last);
+      assert_int_equal(pg.last_page, cases[i].last);
+      assert_int_equal(pg.page_number, cases[i].page_number);
+      if (pg.bad_fields != cases[i].bad_fields)
+        fail_msg("%s: %u bad fields, want %u", cases[i].name, pg.bad_fields,
+                 cases[i].bad_fields);
+    }
+    free(body);
+    usage_jasper_agg_destroy(a);
+  }
+}
+
+/* A device without an id still counts in its zone. */
+static void test_device_without_id(void **state) {
+  (void)state;
+  usage_jasper_agg_t *a = usage_jasper_agg_create(1, 10);
+  const char *body =
+      "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"usage\":{\"dataUsage\":1}},"
+      "{\"deviceId\":\"7\",\"usage\":{\"dataUsage\":2}}]}]}";
+  usage_jasper_page_t pg;
+  assert_int_equal(usage_jasper_parse_page(a, body, strlen(body), &pg), 0);
+  assert_int_equal(pg.bad_fields, 1);
+  usage_batch_t *b = usage_batch_create("iot", "e");
+  assert_int_equal(usage_jasper_agg_emit(a, "P", USAGE_JASPER_DATA, b), 0);
+  char *got = render(b);
+  assert_non_null(strstr(got, "zone=\"A\"} 2\n"));
+  assert_non_null(strstr(got, "usage_jasper_zone_data_bytes_total{rate_plan="
+                              "\"P\",zone=\"A\"} 3\n"));
+  assert_non_null(strstr(got, "iccid=\"7\"} 2\n"));
+  free(got);
+  usage_batch_destroy(b);
+  usage_jasper_agg_destroy(a);
+}
+
+/* ---- error codes and error bodies ----------------------------------- */
+
+static const struct {
+  const char *code;
+  long http;
+  const char *reason;
+  int refusal;
+  const char *text; /* substring of the explanation */
+} error_cases[] = {
+    {"10000001", 401, "auth", 0, "invalid credentials or IP address"},
+    {"10000006", 400, "bad_request", 0, "pageSize"},
+    {"10000007", 400, "bad_request", 0, "pageNumber"},
+    {"10000012", 400, "bad_cycle_start_date", 0, "date format"},
+    {"10000013", 404, "rate_plan_unknown", 1, "no such rate plan"},
+    {"10000024", 400, "bad_request", 0, "apiVersion"},
+    {"10000030", 400, "access_denied", 1, "role"},
+    {"10000062", 400, "access_denied", 1, "access denied"},
+    {"10000441", 400, "rate_plan_version", 1, "version"},
+    {"10000442", 400, "rate_plan_ambiguous", 1, "RatePlan \"NAME\" 2"},
+    {"10000443", 400, "bad_cycle_start_date", 0, "billing cycle"},
+    {"20000058", 400, "rate_plan_shared", 1, "shared"},
+    {"30000001", 500, "http_5xx", 0, "server error"},
+    {"30000003", 400, "bad_request", 0, "usage type"},
+};
+#define NERRORS (sizeof(error_cases) / sizeof(*error_cases))
+
+static void test_error_table(void **state) {
+  (void)state;
+  for (size_t i = 0; i < NERRORS; i++) {
+    const usage_jasper_error_t *e =
+        usage_jasper_error_lookup(error_cases[i].code);
+    if (e == NULL)
+      fail_msg("code %s not in the table", error_cases[i].code);
+    assert_string_equal(e->reason, error_cases[i].reason);
+    assert_int_equal(e->refusal, error_cases[i].refusal);
+    if (strstr(e->text, error_cases[i].text) == NULL)
+      fail_msg("code %s: \"%s\" lacks \"%s\"", e->code, e->text,
+               error_cases[i].text);
+  }
+  assert_null(usage_jasper_error_lookup("99999999"));
+  assert_null(usage_jasper_error_lookup(""));
+  assert_null(usage_jasper_error_lookup(NULL));
+}
+
+static void test_api_error(void **state) {
+  (void)state;
+  char code[32], msg[128];
+  size_t len;
+  char *latin1 = read_fixture("error_latin1.json", &len);
+  usage_jasper_api_error(latin1, len, code, sizeof(code), msg, sizeof(msg));
+  assert_string_equal(code, "30000001");
+  assert_string_equal(msg, "Erreur inconnue du serveur: caract?re ?");
+  free(latin1);
+
+  char *html = read_fixture("error_html.html", &len);
+  usage_jasper_api_error(html, len, code, sizeof(code), msg, sizeof(msg));
+  assert_string_equal(code, "");
+  assert_string_equal(msg, "");
+  free(html);
+
+  static const struct {
+    const char *body, *code, *msg;
+  } cases[] = {
+      {"{\"errorCode\":10000013,\"errorMessage\":\"Invalid ratePlan.\"}",
+       "10000013", "Invalid ratePlan."},
+      {"{\"errorMessage\":\"a\\nb\",\"errorCode\":\"10000442\"}", "10000442",
+       "a b"},
+      {"{\"errorCode\":\"1000", "", ""},
+      {"", "", ""},
+      {"{\"nested\":{\"errorCode\":\"1\"}}", "", ""},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    usage_jasper_api_error(cases[i].body, strlen(cases[i].body), code,
+                           sizeof(code), msg, sizeof(msg));
+    assert_string_equal(code, cases[i].code);
+    assert_string_equal(msg, cases[i].msg);
+  }
+}
+
+static void test_dates(void **state) {
+  (void)state;
+  static const struct {
+    const char *s;
+    int ok;
+  } cases[] = {{"2024-05-01", 1}, {"2024-02-29", 1},  {"2023-02-29", 0},
+               {"2024-13-01", 0}, {"2024-04-31", 0},  {"2024-5-01", 0},
+               {"20240501", 0},   {"2024-05-01T", 0}, {"", 0},
+               {"1900-02-28", 0}, {"2000-02-29", 1}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+    if (usage_jasper_valid_date(cases[i].s) != cases[i].ok)
+      fail_msg("date \"%s\": want %d", cases[i].s, cases[i].ok);
+}
+
+/* ---- configuration --------------------------------------------------- */
+
+static void test_config(void **state) {
+  (void)state;
+  static const struct {
+    const char *name;
+    const char *conf;  /* inside <Jasper "iot"> */
+    const char *error; /* NULL: accepted */
+  } cases[] = {
+      {"minimal", "RatePlan \"A\"\n", NULL},
+      {"version as number and as text",
+       "RatePlan \"A\" 2\nRatePlan \"A\" \"3\"\nRatePlan \"B\"\n", NULL},
+      {"all options",
+       "RatePlan \"A\"\nCycleStartDate \"2024-05-01\"\nUsageType \"sms\"\n"
+       "PageSize 10\nMaxPages 5\nPerDevice true\nMaxDevices 0\n",
+       NULL},
+      {"no rate plan", "PerDevice true\n", "no RatePlan option"},
+      {"rate plan twice", "RatePlan \"A\" 1\nRatePlan \"A\" 1\n",
+       "configured twice"},
+      {"bad version", "RatePlan \"A\" 1.5\n", "whole number from 1"},
+      {"bad version text", "RatePlan \"A\" \"v2\"\n", "whole number from 1"},
+      {"empty name", "RatePlan \"\"\n", "expected the rate plan name"},
+      {"bad date", "RatePlan \"A\"\nCycleStartDate \"2024-02-30\"\n",
+       "option \"CycleStartDate\": \"2024-02-30\" is not a date"},
+      {"bad usage type", "RatePlan \"A\"\nUsageType \"MMS\"\n",
+       "expected DATA, SMS or VOICE"},
+      {"page size too big", "RatePlan \"A\"\nPageSize 51\n",
+       "option \"PageSize\": expected a whole number from 1 to 50"},
+      {"page size zero", "RatePlan \"A\"\nPageSize 0\n", "from 1 to 50"},
+      {"max pages", "RatePlan \"A\"\nMaxPages 2.5\n", "option \"MaxPages\""},
+      {"unknown option", "RatePlan \"A\"\nRatePlans \"B\"\n",
+       "option \"RatePlans\": unknown option"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "<Jasper \"iot\">\nURL \"http://127.0.0.1:1\"\nUser \"u\"\n"
+             "Password \"k\"\n%s</Jasper>\n",
+             cases[i].conf);
+    oconfig_item_t *ci = oc_parse(text);
+    assert_non_null(ci);
+    usage_conf_t conf = {0};
+    stub_log_reset();
+    int rc = usage_config_parse(ci, &conf);
+    if (cases[i].error == NULL) {
+      if (rc != 0)
+        fail_msg("%s: refused: %s", cases[i].name, stub_log_text());
+    } else {
+      if (rc == 0)
+        fail_msg("%s: accepted", cases[i].name);
+      if (strstr(stub_log_text(), cases[i].error) == NULL ||
+          strstr(stub_log_text(), "Jasper \"iot\"") == NULL)
+        fail_msg("%s: log \"%s\" lacks \"%s\"", cases[i].name, stub_log_text(),
+                 cases[i].error);
+    }
+    usage_conf_clear(&conf);
+    oc_free(ci);
+  }
+}
+
+static usage_source_conf_t *parse_one(const char *inner) {
+  char text[2048];
+  snprintf(text, sizeof(text), "<Jasper \"iot\">\n%s</Jasper>\n", inner);
+  oconfig_item_t *ci = oc_parse(text);
+  assert_non_null(ci);
+  usage_conf_t conf = {0};
+  stub_log_reset();
+  if (usage_config_parse(ci, &conf) != 0)
+    fail_msg("refused: %s", stub_log_text());
+  oc_free(ci);
+  assert_int_equal(conf.sources_num, 1);
+  usage_source_conf_t *src = conf.sources[0];
+  conf.sources_num = 0;
+  usage_conf_clear(&conf);
+  return src;
+}
+
+static void test_config_defaults(void **state) {
+  (void)state;
+  usage_source_conf_t *src =
+      parse_one("URL \"http://x\"\nUser \"u\"\nPassword \"k\"\n"
+                "RatePlan \"A\" 2\nRatePlan \"B\"\n");
+  usage_jasper_conf_t *c = src->kind_conf;
+  assert_true(src->max_rps == 5.0);
+  assert_int_equal(src->max_concurrent, 1);
+  assert_int_equal(c->page_size, 50);
+  assert_int_equal(c->max_pages, 10000);
+  assert_int_equal(c->max_devices, 10000);
+  assert_int_equal(c->per_device, 0);
+  assert_int_equal(c->usage_type, USAGE_JASPER_ALL);
+  assert_string_equal(c->cycle_start, "");
+  assert_int_equal(c->plans_num, 2);
+  assert_string_equal(c->plans[0].name, "A");
+  assert_string_equal(c->plans[0].version, "2");
+  assert_null(c->plans[1].version);
+  usage_source_conf_free(src);
+
+  src = parse_one("URL \"http://x\"\nUser \"u\"\nPassword \"k\"\n"
+                  "RatePlan \"A\"\nMaxRequestsPerSecond 0\nUsageType \"Voice\""
+                  "\nCycleStartDate \"2024-02-29\"\n");
+  c = src->kind_conf;
+  assert_true(src->max_rps == 0);
+  assert_int_equal(c->usage_type, USAGE_JASPER_VOICE);
+  assert_string_equal(c->cycle_start, "2024-02-29");
+  usage_source_conf_free(src);
+}
+
+static void test_config_needs_user(void **state) {
+  (void)state;
+  oconfig_item_t *ci =
+      oc_parse("<Jasper \"iot\">\nURL \"http://x\"\nRatePlan \"A\"\n"
+               "</Jasper>\n");
+  usage_conf_t conf = {0};
+  stub_log_reset();
+  assert_int_not_equal(usage_config_parse(ci, &conf), 0);
+  assert_non_null(strstr(stub_log_text(), "option \"User\": missing"));
+  oc_free(ci);
+}
+
+/* ---- whole scrapes against a canned server --------------------------- */
+
+typedef struct {
+  long status;
+  const char *ctype;
+  const char *body; /* "@file" reads a fixture */
+} canned_t;
+
+static struct {
+  canned_t pages[8]; /* by pageNumber (1-based); [0] answers any other */
+  int requests;
+  char last_query[1024];
+} srv;
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind,
+                               const char *key, const char *value) {
+  char *q = cls;
+  size_t n = strlen(q);
+  snprintf(q + n, 1024 - n, "%s%s=%s", n ? "&" : "", key, value ? value : "");
+  return MHD_YES;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *con,
+                               const char *url, const char *method,
+                               const char *version, const char *upload,
+                               size_t *upload_size, void **ptr) {
+  static int marker;
+  if (*ptr == NULL) {
+    *ptr = &marker;
+    return MHD_YES;
+  }
+  srv.requests++;
+  srv.last_query[0] = 0;
+  MHD_get_connection_values(con, MHD_GET_ARGUMENT_KIND, add_arg,
+                            srv.last_query);
+  const char *pn =
+      MHD_lookup_connection_value(con, MHD_GET_ARGUMENT_KIND, "pageNumber");
+  int page = pn ? atoi(pn) : 0;
+  const canned_t *c = page > 0 && page < 8 && srv.pages[page].body
+                          ? &srv.pages[page]
+                          : &srv.pages[0];
+  char *body;
+  size_t len;
+  if (c->body[0] == '@')
+    body = read_fixture(c->body + 1, &len);
+  else {
+    body = strdup(c->body);
+    len = strlen(body);
+  }
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+  MHD_add_response_header(r, "Content-Type", c->ctype);
+  enum MHD_Result ret = MHD_queue_response(con, (unsigned)c->status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+typedef struct {
+  usage_batch_t *committed[8];
+  int commits;
+} capture_t;
+
+static void cap_log(void *ud, int level, const char *msg) {
+  (void)ud;
+  plugin_log(level, "%s", msg);
+}
+
+static int cap_commit(void *ud, usage_batch_t *b) {
+  capture_t *c = ud;
+  if (strcmp(usage_batch_entity(b), "self") == 0 || c->commits >= 8) {
+    usage_batch_destroy(b);
+    return 0;
+  }
+  c->committed[c->commits++] = b;
+  return 0;
+}
+
+static void capture_clear(capture_t *c) {
+  for (int i = 0; i < c->commits; i++)
+    usage_batch_destroy(c->committed[i]);
+  c->commits = 0;
+}
+
+static uint64_t reason_count(usage_source_t *s, const char *reason) {
+  for (size_t i = 0; i < s->reasons_num; i++)
+    if (strcmp(s->reasons[i].reason, reason) == 0)
+      return s->reasons[i].count;
+  return UINT64_MAX; /* not even published */
+}
+
+static struct MHD_Daemon *start_server(int *port) {
+  struct MHD_Daemon *d = MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handler, NULL,
+      MHD_OPTION_SOCK_ADDR,
+      (struct sockaddr *)&(struct sockaddr_in){
+          .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
+      MHD_OPTION_END);
+  assert_non_null(d);
+  *port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
+  return d;
+}
+
+static usage_source_t *make_source(int port, const char *extra,
+                                   capture_t *cap) {
+  char inner[1024];
+  snprintf(inner, sizeof(inner),
+           "URL \"http://127.0.0.1:%d\"\nUser \"u\"\nPassword \"k\"\n"
+           "MaxRequestsPerSecond 0\nTimeout 5000\n%s",
+           port, extra);
+  usage_source_conf_t *src = parse_one(inner);
+  usage_sink_t sink = {.log = cap_log, .commit = cap_commit, .ud = cap};
+  usage_source_t *s = usage_source_create(src, &sink);
+  assert_non_null(s);
+  return s;
+}
+
+#define OK_LAST                                                                \
+  "{\"accountId\":1,\"accountName\":\"A\",\"ratePlanVersion\":1,"              \
+  "\"zones\":[{\"zone\":\"Z\",\"devices\":[{\"deviceId\":\"3\",\"usage\":"     \
+  "{\"dataUsage\":30,\"smsMOUsage\":0,\"smsMTUsage\":0,\"voiceMOUsage\":0,"    \
+  "\"voiceMTUsage\":0}}]}],\"lastPage\":true}"
+#define OK_MORE                                                                \
+  "{\"accountId\":1,\"accountName\":\"A\",\"ratePlanVersion\":1,"              \
+  "\"zones\":[{\"zone\":\"Z\",\"devices\":[{\"deviceId\":\"1\",\"usage\":"     \
+  "{\"dataUsage\":10}},{\"deviceId\":\"2\",\"usage\":{\"dataUsage\":20}}]}],"  \
+  "\"lastPage\":false}"
+#define OK_MORE_NOLAST                                                         \
+  "{\"zones\":[{\"zone\":\"Z\",\"devices\":[{\"deviceId\":\"1\",\"usage\":"    \
+  "{\"dataUsage\":10}},{\"deviceId\":\"2\",\"usage\":{\"dataUsage\":20}}]}]}"
+#define OK_LAST_NOLAST                                                         \
+  "{\"zones\":[{\"zone\":\"Z\",\"devices\":[{\"deviceId\":\"3\",\"usage\":"    \
+  "{\"dataUsage\":30}}]}]}"
+#define JSON "application/json"
+
+static void test_scrape_paging(void **state) {
+  (void)state;
+  int port;
+  struct MHD_Daemon *d = start_server(&port);
+  static const struct {
+    const char *name;
+    const char *options;
+    canned_t pages[4];
+    int requests;
+    int up;
+    int committed;
+    const char *reason; /* counted once, or NULL */
+    const char *query;  /* substring of the last request's query */
+    const char *sample; /* substring of the committed samples */
+  } cases[] = {
+      {"two pages",
+       "RatePlan \"Monthly Pool/1\"\n",
+       {{0}, {200, JSON, OK_MORE}, {200, JSON, OK_LAST}},
+       2,
+       1,
+       1,
+       NULL,
+       "ratePlanName=Monthly Pool/1&pageNumber=2&pageSize=50",
+       "usage_jasper_zone_data_bytes_total{rate_plan=\"Monthly Pool/1\","
+       "zone=\"Z\"} 60\n"},
+      {"lastPage missing: a short page ends the set",
+       "RatePlan \"P\"\nPageSize 2\n",
+       {{0}, {200, JSON, OK_MORE_NOLAST}, {200, JSON, OK_LAST_NOLAST}},
+       2,
+       1,
+       1,
+       NULL,
+       "pageNumber=2&pageSize=2",
+       "usage_jasper_zone_devices{rate_plan=\"P\",zone=\"Z\"} 3\n"},
+      {"page cap",
+       "RatePlan \"P\"\nMaxPages 3\n",
+       {{200, JSON, "{\"zones\":[],\"lastPage\":false}"}},
+       3,
+       0,
+       0,
+       "pagination",
+       "pageNumber=3",
+       NULL},
+      {"second page fails: nothing committed",
+       "RatePlan \"P\"\n",
+       {{500, JSON, "{\"errorCode\":\"30000001\",\"errorMessage\":\"x\"}"},
+        {200, JSON, OK_MORE}},
+       2,
+       0,
+       0,
+       "http_5xx",
+       "pageNumber=2",
+       NULL},
+      {"wrong page number",
+       "RatePlan \"P\"\n",
+       {{200, JSON, "{\"pageNumber\":1,\"lastPage\":false}"}},
+       2,
+       0,
+       0,
+       "pagination",
+       "pageNumber=2",
+       NULL},
+      {"options in the query, usageType DATA publishes data only",
+       "RatePlan \"P\" 2\nCycleStartDate \"2024-05-01\"\nUsageType \"DATA\"\n"
+       "PerDevice true\n",
+       {{0}, {200, JSON, OK_MORE}, {200, JSON, OK_LAST}},
+       2,
+       1,
+       1,
+       NULL,
+       "ratePlanName=P&ratePlanVersion=2&cycleStartDate=2024-05-01&usageType="
+       "DATA&pageNumber=2",
+       "usage_jasper_device_data_bytes_total{rate_plan=\"P\",zone=\"Z\","
+       "iccid=\"3\"} 30\n"},
+      {"HTML error page",
+       "RatePlan \"P\"\n",
+       {{502, "text/html", "@error_html.html"}},
+       1,
+       0,
+       0,
+       "http_5xx",
+       "pageNumber=1",
+       NULL},
+      {"Latin-1 error body",
+       "RatePlan \"P\"\n",
+       {{400, "application/json; charset=ISO-8859-1", "@error_latin1.json"}},
+       1,
+       0,
+       0,
+       "http_5xx",
+       "pageNumber=1",
+       NULL},
+      {"unparseable 200",
+       "RatePlan \"P\"\n",
+       {{200, JSON, "{\"zones\":[{"}},
+       1,
+       0,
+       0,
+       "parse",
+       "pageNumber=1",
+       NULL},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    memset(&srv, 0, sizeof(srv));
+    memcpy(srv.pages, cases[i].pages, sizeof(cases[i].pages));
+    capture_t cap = {0};
+    usage_source_t *s = make_source(port, cases[i].options, &cap);
+    stub_log_reset();
+    usage_source_read(s);
+    if (srv.requests != cases[i].requests)
+      fail_msg("%s: %d requests, want %d (%s)", cases[i].name, srv.requests,
+               cases[i].requests, stub_log_text());
+    if (s->status.up != cases[i].up)
+      fail_msg("%s: up %d (%s)", cases[i].name, s->status.up, stub_log_text());
+    assert_int_equal(cap.commits, cases[i].committed);
+    if (strstr(srv.last_query, cases[i].query) == NULL)
+      fail_msg("%s: query %s", cases[i].name, srv.last_query);
+    if (cases[i].reason != NULL)
+      assert_int_equal(reason_count(s, cases[i].reason), 1);
+    if (cases[i].sample != NULL) {
+      char *got = render(cap.committed[0]);
+      if (strstr(got, cases[i].sample) == NULL)
+        fail_msg("%s: samples\n%s", cases[i].name, got);
+      if (strstr(cases[i].name, "usageType DATA") &&
+          (strstr(got, "sms") || strstr(got, "voice")))
+        fail_msg("%s: other usage types published\n%s", cases[i].name, got);
+      free(got);
+    }
+    /* never a credential in a log line */
+    assert_null(strstr(stub_log_text(), "Password"));
+    assert_null(strstr(stub_log_text(), "dTpr")); /* base64 of "u:k" */
+    capture_clear(&cap);
+    usage_source_destroy(s);
+  }
+  MHD_stop_daemon(d);
+}
+
+/* Every documented error code: its reason, whether the source stays up,
+ * a log line naming the rate plan, and the last figures untouched. */
+static void test_scrape_errors(void **state) {
+  (void)state;
+  int port;
+  struct MHD_Daemon *d = start_server(&port);
+  for (size_t i = 0; i < NERRORS; i++) {
+    char body[256];
+    snprintf(body, sizeof(body),
+             "{\"errorMessage\":\"message %zu\",\"errorCode\":\"%s\"}", i,
+             error_cases[i].code);
+    memset(&srv, 0, sizeof(srv));
+    srv.pages[0] = (canned_t){error_cases[i].http, JSON, body};
+    capture_t cap = {0};
+    usage_source_t *s = make_source(port, "RatePlan \"P\"\n", &cap);
+    /* every reason is published before it happens */
+    assert_int_equal(reason_count(s, error_cases[i].reason), 0);
+    stub_log_reset();
+    usage_source_read(s);
+    assert_int_equal(cap.commits, 0);
+    assert_int_equal(reason_count(s, error_cases[i].reason), 1);
+    if (s->status.up != error_cases[i].refusal)
+      fail_msg("code %s: up %d", error_cases[i].code, s->status.up);
+    const char *log = stub_log_text();
+    if (strstr(log, "rate plan \"P\"") == NULL ||
+        strstr(log, error_cases[i].code) == NULL ||
+        strstr(log, error_cases[i].text) == NULL)
+      fail_msg("code %s: log %s", error_cases[i].code, log);
+    usage_source_destroy(s);
+  }
+  MHD_stop_daemon(d);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_fixtures),
+      cmocka_unit_test(test_max_devices),
+      cmocka_unit_test(test_duplicate_device),
+      cmocka_unit_test(test_bodies),
+      cmocka_unit_test(test_device_without_id),
+      cmocka_unit_test(test_error_table),
+      cmocka_unit_test(test_api_error),
+      cmocka_unit_test(test_dates),
+      cmocka_unit_test(test_config),
+      cmocka_unit_test(test_config_defaults),
+      cmocka_unit_test(test_config_needs_user),
+      cmocka_unit_test(test_scrape_paging),
+      cmocka_unit_test(test_scrape_errors),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

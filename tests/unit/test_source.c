@@ -1,0 +1,570 @@
+/* SPDX-License-Identifier: MIT */
+/* test_source: a CCC source scraping a loopback libmicrohttpd server with
+ * canned answers per service, through a fake sink (commits go to a store,
+ * log lines to a buffer): entity commits, accounting, refusals, timeouts,
+ * size caps, throttled logging, secret rotation and Retry-After. */
+#include "api/ccc.h"
+#include "families.h"
+#include "source.h"
+#include "store.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#define G1 "2f1c0a0e9d7b4c6e8a5f3b2d1c0e9f8a"
+#define G2 "7a6b5c4d3e2f10a9b8c7d6e5f4a3b2c1"
+#define TOKEN "tok-SECRET-1"
+#define STACK "SECRET-STACK-TRACE"
+
+/* The canned server */
+
+typedef struct {
+  const char *guid;
+  unsigned status;
+  const char *body; /* NULL: a generated body of body_len bytes */
+  size_t body_len;
+  unsigned delay_ms;
+  unsigned fail_first; /* answer 429 + Retry-After: 1 this many times */
+  const char *content_type;
+} route_t;
+
+static route_t routes[4];
+static size_t routes_num;
+static unsigned hits[4];
+static char last_auth[256];
+static pthread_mutex_t server_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char good_body[] =
+    "{\"serviceGuid\":\"" G1 "\",\"name\":\"Acme\",\"status\":\"TrialActive\","
+    "\"serviceCode\":\"A1\",\"primaryDomain\":\"acme.example\","
+    "\"totalUserCount\":12,\"proUserCount\":10,\"guestUserCount\":2}";
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
+                               const char *url, const char *method,
+                               const char *version, const char *upload_data,
+                               size_t *upload_size, void **req_cls) {
+  (void)cls, (void)method, (void)version, (void)upload_data, (void)upload_size;
+  static int first;
+  if (*req_cls == NULL) {
+    *req_cls = &first;
+    return MHD_YES;
+  }
+  const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_AUTHORIZATION);
+  const route_t *r = NULL;
+  unsigned hit = 0;
+  pthread_mutex_lock(&server_lock);
+  snprintf(last_auth, sizeof(last_auth), "%s", auth ? auth : "");
+  for (size_t i = 0; i < routes_num; i++) {
+    char path[128];
+    snprintf(path, sizeof(path), "/api/services/%s/serviceusage",
+             routes[i].guid);
+    if (strcmp(url, path) == 0) {
+      r = &routes[i];
+      hit = hits[i]++;
+    }
+  }
+  pthread_mutex_unlock(&server_lock);
+  struct MHD_Response *resp;
+  unsigned status;
+  if (r == NULL) {
+    resp = MHD_create_response_from_buffer(2, "{}", MHD_RESPMEM_PERSISTENT);
+    status = 404;
+  } else if (hit < r->fail_first) {
+    resp = MHD_create_response_from_buffer(2, "{}", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(resp, "Retry-After", "1");
+    status = 429;
+  } else {
+    if (r->delay_ms)
+      usleep(r->delay_ms * 1000);
+    if (r->body != NULL) {
+      resp = MHD_create_response_from_buffer(strlen(r->body), (void *)r->body,
+                                             MHD_RESPMEM_PERSISTENT);
+    } else {
+      char *big = malloc(r->body_len);
+      memset(big, ' ', r->body_len);
+      big[0] = '{';
+      big[r->body_len - 1] = '}';
+      resp = MHD_create_response_from_buffer(r->body_len, big,
+                                             MHD_RESPMEM_MUST_FREE);
+    }
+    status = r->status;
+  }
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                          r && r->content_type ? r->content_type
+                                               : "application/json");
+  enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+static struct MHD_Daemon *server;
+static unsigned server_port;
+
+static void server_start(void) {
+  memset(hits, 0, sizeof(hits));
+  last_auth[0] = 0;
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  server = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+                                MHD_USE_THREAD_PER_CONNECTION,
+                            0, NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR,
+                            (struct sockaddr *)&sa, MHD_OPTION_END);
+  assert_non_null(server);
+  const union MHD_DaemonInfo *info =
+      MHD_get_daemon_info(server, MHD_DAEMON_INFO_BIND_PORT);
+  assert_non_null(info);
+  server_port = info->port;
+  assert_true(server_port > 0);
+}
+
+static void server_stop(void) {
+  MHD_stop_daemon(server);
+  server = NULL;
+}
+
+/* The fake sink */
+
+static usage_store_t *store;
+static char log_text[65536];
+static size_t log_len;
+static char committed[64][80];
+static size_t committed_num;
+
+static void sink_log(void *ud, int level, const char *msg) {
+  (void)ud;
+  int n = snprintf(log_text + log_len, sizeof(log_text) - log_len, "%d %s\n",
+                   level, msg);
+  if (n > 0 && log_len + (size_t)n < sizeof(log_text))
+    log_len += (size_t)n;
+}
+
+static int sink_commit(void *ud, usage_batch_t *b) {
+  (void)ud;
+  if (committed_num < 64)
+    snprintf(committed[committed_num++], sizeof(committed[0]), "%s",
+             usage_batch_entity(b));
+  return usage_store_commit(store, b);
+}
+
+static int was_committed(const char *entity) {
+  for (size_t i = 0; i < committed_num; i++)
+    if (strcmp(committed[i], entity) == 0)
+      return 1;
+  return 0;
+}
+
+static int log_lines(int level) {
+  int n = 0;
+  for (const char *p = log_text; *p;) {
+    if (atoi(p) == level)
+      n++;
+    p = strchr(p, '\n');
+    if (p == NULL)
+      break;
+    p++;
+  }
+  return n;
+}
+
+static void sink_reset(void) {
+  log_len = 0;
+  log_text[0] = 0;
+  committed_num = 0;
+}
+
+static double fake_time = 1700000000;
+static double fake_now(void) { return fake_time; }
+
+static usage_source_t *make_source(const char *token_file, long timeout_ms,
+                                   size_t max_body, int two) {
+  usage_source_conf_t *c = calloc(1, sizeof(*c));
+  c->name = strdup("acme");
+  c->kind = USAGE_KIND_CCC;
+  char url[64];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u", server_port);
+  c->http.url = strdup(url);
+  if (token_file != NULL)
+    c->http.bearer.file = strdup(token_file);
+  else
+    c->http.bearer.value = strdup(TOKEN);
+  c->http.verify_peer = c->http.verify_host = 1;
+  c->http.timeout_ms = timeout_ms;
+  c->http.max_body = max_body;
+  c->max_concurrent = 1;
+  c->kind_conf = usage_ccc_vendor.conf_create();
+  usage_ccc_conf_t *cc = c->kind_conf;
+  cc->services = calloc(2, sizeof(*cc->services));
+  memcpy(cc->services[0].guid, G1, 33);
+  memcpy(cc->services[1].guid, G2, 33);
+  cc->services_num = two ? 2 : 1;
+  usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
+  usage_source_t *s = usage_source_create(c, &sink);
+  assert_non_null(s);
+  return s;
+}
+
+static char *body_text(void) {
+  usage_body_t *b = usage_store_body(store, USAGE_FMT_TEXT);
+  char *t = strdup(b->data);
+  usage_body_release(b);
+  return t;
+}
+
+static void expect_line(const char *text, const char *line, int present) {
+  char *found = strstr(text, line);
+  if ((found != NULL) != present)
+    fail_msg("%s \"%s\" in:\n%s", present ? "missing" : "unexpected", line,
+             text);
+}
+
+static int setup(void **state) {
+  (void)state;
+  usage_now = fake_now;
+  store = usage_store_create();
+  sink_reset();
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  usage_store_destroy(store);
+  return 0;
+}
+
+/* One scrape of G1 (good) and G2 (as the case says). */
+static void test_failures(void **state) {
+  static const struct {
+    const char *name;
+    route_t g2;
+    long timeout_ms;
+    size_t max_body;
+    const char *reason;
+    int up;
+    const char *code;    /* the code counted for G2, or NULL */
+    const char *log_has; /* in the log line */
+    int level;           /* of the log line */
+    const char *entity;  /* committed for G2, or NULL */
+  } cases[] = {
+      {"HTTP 500",
+       {G2, 500,
+        "{\"responseStatus\":{\"errorCode\":\"ServerError\",\"message\":"
+        "\"Something broke\",\"stackTrace\":\"" STACK "\"}}",
+        0, 0, 0, NULL},
+       2000,
+       1 << 20,
+       "http_5xx",
+       0,
+       "500",
+       "HTTP 500",
+       3,
+       NULL},
+      {"blocked",
+       {G2, 400,
+        "{\"responseStatus\":{\"errorCode\":\"ServiceBlocked\",\"message\":"
+        "\"The service is blocked\",\"stackTrace\":\"" STACK "\"}}",
+        0, 0, 0, NULL},
+       2000,
+       1 << 20,
+       "service_blocked",
+       1,
+       "400",
+       "ServiceBlocked",
+       5,
+       "status:" G2},
+      {"provisioning",
+       {G2, 400,
+        "{\"responseStatus\":{\"errorCode\":\"InvalidOperation\",\"message\":"
+        "\"Service is still Provisioning\"}}",
+        0, 0, 0, NULL},
+       2000,
+       1 << 20,
+       "service_provisioning",
+       1,
+       "400",
+       "Provisioning",
+       5,
+       "status:" G2},
+      {"unauthorized",
+       {G2, 401,
+        "{\"responseStatus\":{\"errorCode\":\"Unauthorized\",\"message\":"
+        "\"Invalid token\"}}",
+        0, 0, 0, NULL},
+       2000,
+       1 << 20,
+       "auth",
+       0,
+       "401",
+       "HTTP 401",
+       3,
+       NULL},
+      {"malformed JSON",
+       {G2, 200, "{\"totalUserCount\": 1", 0, 0, 0, NULL},
+       2000,
+       1 << 20,
+       "parse",
+       0,
+       "200",
+       "truncated",
+       3,
+       NULL},
+      {"HTML body",
+       {G2, 200, "<html>oops</html>", 0, 0, 0, "text/html"},
+       2000,
+       1 << 20,
+       "parse",
+       0,
+       "200",
+       "invalid JSON",
+       3,
+       NULL},
+      {"timeout",
+       {G2, 200, "{}", 0, 1000, 0, NULL},
+       200,
+       1 << 20,
+       "timeout",
+       0,
+       NULL,
+       "/api/services/" G2 "/serviceusage",
+       3,
+       NULL},
+      {"too large",
+       {G2, 200, NULL, 5000, 0, 0, NULL},
+       2000,
+       2048,
+       "too_large",
+       0,
+       NULL,
+       "MaxResponseSize",
+       3,
+       NULL},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    routes[0] = (route_t){G1, 200, good_body, 0, 0, 0, NULL};
+    routes[1] = cases[i].g2;
+    routes_num = 2;
+    server_start();
+    usage_store_remove(store, "acme", "");
+    sink_reset();
+    usage_source_t *s =
+        make_source(NULL, cases[i].timeout_ms, cases[i].max_body, 1);
+    usage_source_read(s);
+
+    if (!was_committed("service:" G1) || !was_committed("self"))
+      fail_msg("%s: good entity or self not committed", cases[i].name);
+    if (was_committed("service:" G2))
+      fail_msg("%s: failing entity committed", cases[i].name);
+    if (cases[i].entity != NULL && !was_committed(cases[i].entity))
+      fail_msg("%s: %s not committed", cases[i].name, cases[i].entity);
+    assert_string_equal(last_auth, "Bearer " TOKEN);
+
+    char *text = body_text();
+    char line[256];
+    snprintf(line, sizeof(line),
+             "usage_source_up{source=\"acme\",kind=\"ccc\"} %d\n", cases[i].up);
+    expect_line(text, line, 1);
+    snprintf(line, sizeof(line),
+             "usage_scrape_errors_total{source=\"acme\",reason=\"%s\"} 1\n",
+             cases[i].reason);
+    expect_line(text, line, 1);
+    if (strcmp(cases[i].reason, "http_5xx") != 0)
+      expect_line(
+          text,
+          "usage_scrape_errors_total{source=\"acme\",reason=\"http_5xx\"} "
+          "0\n",
+          1);
+    if (cases[i].code != NULL && strcmp(cases[i].code, "200") == 0) {
+      expect_line(
+          text, "usage_scrape_requests_total{source=\"acme\",code=\"200\"} 2\n",
+          1);
+    } else {
+      expect_line(
+          text, "usage_scrape_requests_total{source=\"acme\",code=\"200\"} 1\n",
+          1);
+      if (cases[i].code != NULL) {
+        snprintf(line, sizeof(line),
+                 "usage_scrape_requests_total{source=\"acme\",code=\"%s\"} 1\n",
+                 cases[i].code);
+        expect_line(text, line, 1);
+      }
+    }
+    expect_line(
+        text,
+        "usage_ccc_service_users{source=\"acme\",service=\"" G1 "\"} 12\n", 1);
+    if (cases[i].up)
+      expect_line(text, "usage_last_success_timestamp_seconds", 1);
+    free(text);
+
+    if (getenv("TEST_VERBOSE") != NULL)
+      fprintf(stderr, "%s:\n%s", cases[i].name, log_text);
+    /* one log line: source, URL, status, API error; never secrets */
+    if (log_lines(cases[i].level) != 1)
+      fail_msg("%s: want one line of level %d:\n%s", cases[i].name,
+               cases[i].level, log_text);
+    char url[128];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/services/" G2,
+             server_port);
+    expect_line(log_text, "usage plugin: ccc \"acme\": ", 1);
+    expect_line(log_text, url, 1);
+    expect_line(log_text, cases[i].log_has, 1);
+    expect_line(log_text, TOKEN, 0);
+    expect_line(log_text, STACK, 0);
+    if (strcmp(cases[i].name, "HTTP 500") == 0) {
+      expect_line(log_text, "ServerError", 1);
+      expect_line(log_text, "Something broke", 1);
+    }
+    usage_source_status_t st;
+    usage_source_get_status(s, &st);
+    assert_int_equal(st.up, cases[i].up);
+    assert_null(strstr(st.last_error, TOKEN));
+    usage_source_destroy(s);
+    server_stop();
+  }
+}
+
+static void test_throttle(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 503, "{}", 0, 0, 0, NULL};
+  routes_num = 1;
+  server_start();
+  sink_reset();
+  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  usage_source_read(s);
+  assert_int_equal(log_lines(3), 1);
+  fake_time += 5; /* within the first pause (the interval, 10 s) */
+  usage_source_read(s);
+  assert_int_equal(log_lines(3), 1);
+  fake_time += 6;
+  usage_source_read(s);
+  assert_int_equal(log_lines(3), 2);
+  expect_line(log_text, "repeated 1 times", 1);
+  fake_time += 11; /* the pause doubled: 20 s */
+  usage_source_read(s);
+  assert_int_equal(log_lines(3), 2);
+  char *text = body_text();
+  expect_line(text,
+              "usage_scrape_errors_total{source=\"acme\",reason=\"http_5xx\"} "
+              "4\n",
+              1);
+  free(text);
+  /* recovery is told once */
+  routes[0].status = 200;
+  routes[0].body = good_body;
+  usage_source_read(s);
+  assert_int_equal(log_lines(5), 1);
+  expect_line(log_text, "working again", 1);
+  usage_source_destroy(s);
+  server_stop();
+}
+
+static void write_token(const char *path, const char *token) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "%s\n", token);
+  fclose(f);
+}
+
+static void test_secret_rotation(void **state) {
+  (void)state;
+  char path[] = "/tmp/usage-test-token-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  write_token(path, "tok-A");
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 0, NULL};
+  routes_num = 1;
+  server_start();
+  sink_reset();
+  usage_source_t *s = make_source(path, 2000, 1 << 20, 0);
+  usage_source_read(s);
+  assert_string_equal(last_auth, "Bearer tok-A");
+  write_token(path, "tok-BB"); /* rotated by another program */
+  usage_source_read(s);
+  assert_string_equal(last_auth, "Bearer tok-BB");
+  /* the file vanishes: a secret error, the token never logged */
+  unlink(path);
+  usage_source_read(s);
+  char *text = body_text();
+  expect_line(
+      text, "usage_scrape_errors_total{source=\"acme\",reason=\"secret\"} 1\n",
+      1);
+  expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 0\n", 1);
+  free(text);
+  expect_line(log_text, path, 1);
+  expect_line(log_text, "tok-", 0);
+  usage_source_destroy(s);
+  server_stop();
+}
+
+static void test_retry_after(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1, NULL};
+  routes_num = 1;
+  server_start();
+  sink_reset();
+  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  usage_source_read(s);
+  assert_int_equal(hits[0], 2); /* 429, then the retry */
+  assert_true(was_committed("service:" G1));
+  char *text = body_text();
+  expect_line(
+      text, "usage_scrape_requests_total{source=\"acme\",code=\"429\"} 1\n", 1);
+  expect_line(
+      text, "usage_scrape_requests_total{source=\"acme\",code=\"200\"} 1\n", 1);
+  expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 1\n", 1);
+  free(text);
+  assert_int_equal(log_lines(3), 0);
+  usage_source_destroy(s);
+  server_stop();
+}
+
+static void test_reasons(void **state) {
+  static const struct {
+    int err;
+    long status;
+    const char *reason;
+  } cases[] = {
+      {USAGE_HTTP_TIMEOUT, 0, "timeout"},
+      {USAGE_HTTP_CONNECT, 0, "connect"},
+      {USAGE_HTTP_TLS, 0, "tls"},
+      {USAGE_HTTP_TOO_LARGE, 0, "too_large"},
+      {USAGE_HTTP_SECRET, 0, "secret"},
+      {USAGE_HTTP_OK, 401, "auth"},
+      {USAGE_HTTP_OK, 403, "auth"},
+      {USAGE_HTTP_OK, 429, "rate_limited"},
+      {USAGE_HTTP_OK, 500, "http_5xx"},
+      {USAGE_HTTP_OK, 503, "http_5xx"},
+      {USAGE_HTTP_OK, 404, "http_4xx"},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+    assert_string_equal(usage_source_http_reason(cases[i].err, cases[i].status),
+                        cases[i].reason);
+}
+
+int main(void) {
+  usage_http_global_init();
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_reasons),
+      cmocka_unit_test(test_failures),
+      cmocka_unit_test(test_throttle),
+      cmocka_unit_test(test_secret_rotation),
+      cmocka_unit_test(test_retry_after),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+/* test_store: batches, whole-entity commits, removal, the render cache. */
+#include "families.h"
+#include "store.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static void test_batch_add(void **state) {
+  (void)state;
+  usage_batch_t *b = usage_batch_create("acme", "service:1");
+  assert_non_null(b);
+  assert_string_equal(usage_batch_source(b), "acme");
+  assert_string_equal(usage_batch_entity(b), "service:1");
+  char name[16] = "service";
+  assert_int_equal(
+      usage_batch_add(b, FAM_CCC_SERVICE_USERS, 5, name, "s1", NULL), 0);
+  strcpy(name, "changed"); /* strings are copied */
+  const usage_sample_t *s = usage_batch_sample(b, 0);
+  assert_string_equal(s->labels[0], "service");
+  assert_string_equal(s->labels[1], "s1");
+  assert_int_equal(s->nlabels, 1);
+  assert_true(s->value == 5);
+
+  static const struct {
+    const char *name;
+    int family;
+    unsigned nlabels;
+    int null_at; /* index of a NULL label string, -1 none */
+  } bad[] = {
+      {"too many labels", FAM_CCC_SERVICE_USERS, USAGE_MAX_LABELS + 1, -1},
+      {"NULL value", FAM_CCC_SERVICE_USERS, 2, 3},
+      {"NULL name", FAM_CCC_SERVICE_USERS, 2, 2},
+      {"family out of range", FAM_COUNT, 0, -1},
+      {"negative family", -1, 0, -1},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+    const char *labels[2 * (USAGE_MAX_LABELS + 1)];
+    for (unsigned k = 0; k < 2 * bad[i].nlabels; k++)
+      labels[k] = (k % 2) ? "v" : "n";
+    if (bad[i].null_at >= 0)
+      labels[bad[i].null_at] = NULL;
+    int st = usage_batch_addv(b, bad[i].family, 1, bad[i].nlabels, labels);
+    if (st != EINVAL)
+      fail_msg("%s: status %d, want EINVAL", bad[i].name, st);
+    if (usage_batch_size(b) != 1)
+      fail_msg("%s: batch changed", bad[i].name);
+  }
+  /* the variadic form: 11 pairs, and a NULL value ending the list early */
+  assert_int_equal(usage_batch_add(b, FAM_SOURCE_UP, 1, "a", "1", "b", "2", "c",
+                                   "3", "d", "4", "e", "5", "f", "6", "g", "7",
+                                   "h", "8", "i", "9", "j", "10", "k", "11",
+                                   NULL),
+                   EINVAL);
+  assert_int_equal(usage_batch_add(b, FAM_SOURCE_UP, 1, "a", NULL, NULL),
+                   EINVAL);
+  assert_int_equal(usage_batch_size(b), 1);
+  /* exactly the maximum is fine */
+  assert_int_equal(usage_batch_add(b, FAM_SOURCE_UP, 1, "a", "1", "b", "2", "c",
+                                   "3", "d", "4", "e", "5", "f", "6", "g", "7",
+                                   "h", "8", "i", "9", "j", "10", NULL),
+                   0);
+  assert_int_equal(usage_batch_size(b), 2);
+  assert_null(usage_batch_sample(b, 2));
+  usage_batch_destroy(b);
+  usage_batch_destroy(NULL);
+}
+
+static usage_batch_t *batch(const char *source, const char *entity, int fam,
+                            double v, const char *service) {
+  usage_batch_t *b = usage_batch_create(source, entity);
+  assert_int_equal(usage_batch_add(b, fam, v, "service", service, NULL), 0);
+  return b;
+}
+
+static const char *body(usage_store_t *s, usage_body_t **held) {
+  *held = usage_store_body(s, USAGE_FMT_TEXT);
+  assert_non_null(*held);
+  return (*held)->data;
+}
+
+static void test_commit_replace(void **state) {
+  (void)state;
+  usage_store_t *s = usage_store_create();
+  uint64_t g0 = usage_store_generation(s);
+  usage_batch_t *b = usage_batch_create("acme", "service:1");
+  usage_batch_add(b, FAM_CCC_SERVICE_USERS, 5, "service", "s1", NULL);
+  usage_batch_add(b, FAM_CCC_SERVICE_MESSAGES, 9, "service", "s1", NULL);
+  assert_int_equal(usage_store_commit(s, b), 0);
+  assert_int_equal(usage_store_generation(s), g0 + 1);
+  assert_int_equal(usage_store_series(s, NULL), 2);
+
+  /* the new commit has no messages: the entity is replaced whole */
+  assert_int_equal(usage_store_commit(s, batch("acme", "service:1",
+                                               FAM_CCC_SERVICE_USERS, 6, "s1")),
+                   0);
+  assert_int_equal(usage_store_generation(s), g0 + 2);
+  usage_body_t *h;
+  const char *text = body(s, &h);
+  assert_non_null(strstr(
+      text, "usage_ccc_service_users{source=\"acme\",service=\"s1\"} 6\n"));
+  assert_null(strstr(text, "} 5\n"));
+  assert_null(strstr(text, "usage_ccc_service_messages"));
+  assert_int_equal(usage_store_series(s, "acme"), 1);
+  usage_body_release(h);
+
+  /* a batch that is destroyed instead of committed changes nothing */
+  b = batch("acme", "service:1", FAM_CCC_SERVICE_USERS, 100, "s1");
+  usage_batch_destroy(b);
+  assert_int_equal(usage_store_generation(s), g0 + 2);
+  text = body(s, &h);
+  assert_non_null(strstr(text, "service=\"s1\"} 6\n"));
+  usage_body_release(h);
+  usage_store_destroy(s);
+  usage_store_destroy(NULL);
+}
+
+static void test_remove(void **state) {
+  (void)state;
+  usage_store_t *s = usage_store_create();
+  usage_store_commit(s, batch("a", "service:1", FAM_CCC_SERVICE_USERS, 1, "1"));
+  usage_store_commit(s, batch("a", "service:2", FAM_CCC_SERVICE_USERS, 2, "2"));
+  usage_store_commit(s, batch("a", "status:1", FAM_CCC_SERVICE_USERS, 3, "3"));
+  usage_store_commit(s, batch("b", "service:1", FAM_CCC_SERVICE_USERS, 4, "4"));
+  assert_int_equal(usage_store_series(s, NULL), 4);
+  assert_int_equal(usage_store_series(s, "a"), 3);
+  assert_int_equal(usage_store_series(s, "c"), 0);
+  uint64_t g = usage_store_generation(s);
+
+  usage_store_remove(s, "a", "service:");
+  assert_int_equal(usage_store_series(s, "a"), 1);
+  assert_int_equal(usage_store_series(s, "b"), 1);
+  assert_true(usage_store_generation(s) > g);
+
+  g = usage_store_generation(s);
+  usage_store_remove(s, "a", "nothing:");
+  assert_int_equal(usage_store_generation(s), g); /* no change, no bump */
+
+  usage_store_remove(s, "a", "");
+  assert_int_equal(usage_store_series(s, "a"), 0);
+  assert_int_equal(usage_store_series(s, NULL), 1);
+  usage_body_t *h;
+  const char *text = body(s, &h);
+  assert_string_equal(
+      text, "# HELP usage_ccc_service_users Users of the CCC service "
+            "(TotalUserCount).\n"
+            "# TYPE usage_ccc_service_users gauge\n"
+            "usage_ccc_service_users{source=\"b\",service=\"4\"} 4\n");
+  usage_body_release(h);
+  usage_store_destroy(s);
+}
+
+static void test_cache(void **state) {
+  (void)state;
+  usage_store_t *s = usage_store_create();
+  usage_store_commit(s, batch("a", "e", FAM_CCC_SERVICE_USERS, 1, "x"));
+  usage_body_t *b1 = usage_store_body(s, USAGE_FMT_TEXT);
+  usage_body_t *b2 = usage_store_body(s, USAGE_FMT_TEXT);
+  assert_ptr_equal(b1, b2); /* rendered once per change */
+  assert_ptr_equal(b1->data, b2->data);
+  assert_int_equal(b1->generation, usage_store_generation(s));
+  usage_body_t *om = usage_store_body(s, USAGE_FMT_OPENMETRICS);
+  assert_ptr_not_equal(om, b1);
+  assert_non_null(strstr(om->data, "# EOF\n"));
+  assert_null(strstr(b1->data, "# EOF"));
+
+  char *copy = strdup(b1->data);
+  usage_store_commit(s, batch("a", "e", FAM_CCC_SERVICE_USERS, 2, "x"));
+  usage_body_t *b3 = usage_store_body(s, USAGE_FMT_TEXT);
+  assert_ptr_not_equal(b3, b1); /* re-rendered after a commit */
+  assert_int_equal(b3->generation, b1->generation + 1);
+  assert_non_null(strstr(b3->data, "service=\"x\"} 2\n"));
+  /* the old body is still valid and unchanged while referenced */
+  for (int i = 0; i < 20; i++)
+    usage_store_commit(s, batch("a", "e", FAM_CCC_SERVICE_USERS, i, "x"));
+  usage_body_t *b4 = usage_store_body(s, USAGE_FMT_TEXT);
+  assert_string_equal(b1->data, copy);
+  assert_int_equal(b1->len, strlen(copy));
+  assert_non_null(strstr(b3->data, "service=\"x\"} 2\n"));
+  usage_body_release(b4);
+  usage_body_release(b1);
+  usage_body_release(b2);
+  usage_body_release(b3);
+  usage_body_release(om);
+  usage_body_release(NULL);
+  free(copy);
+  usage_store_destroy(s);
+}
+
+static void test_grouping(void **state) {
+  (void)state;
+  usage_store_t *s = usage_store_create();
+  usage_batch_t *b;
+  /* committed out of order: sorted by source, then entity */
+  b = usage_batch_create("zeta", "self");
+  usage_batch_add(b, FAM_SOURCE_UP, 0, "kind", "ccc", NULL);
+  usage_batch_add(b, FAM_SCRAPE_REQUESTS, 3, "code", "500", NULL);
+  usage_store_commit(s, b);
+  b = usage_batch_create("alpha", "service:2");
+  usage_batch_add(b, FAM_CCC_SERVICE_USERS, 20, "service", "2", NULL);
+  usage_store_commit(s, b);
+  b = usage_batch_create("alpha", "self");
+  usage_batch_add(b, FAM_SCRAPE_REQUESTS, 7, "code", "200", NULL);
+  usage_batch_add(b, FAM_SOURCE_UP, 1, "kind", "ccc", NULL);
+  usage_store_commit(s, b);
+  b = usage_batch_create("alpha", "service:1");
+  usage_batch_add(b, FAM_CCC_SERVICE_USERS, 10, "service", "1", NULL);
+  usage_batch_add(b, FAM_CCC_SERVICE_USERS, 11, "service", "1b", NULL);
+  usage_store_commit(s, b);
+  b = usage_batch_create("", "build");
+  usage_batch_add(b, FAM_EXPORTER_BUILD_INFO, 1, "version", "9", NULL);
+  usage_store_commit(s, b);
+
+  static const char want[] =
+      "# HELP usage_ccc_service_users Users of the CCC service "
+      "(TotalUserCount).\n"
+      "# TYPE usage_ccc_service_users gauge\n"
+      "usage_ccc_service_users{source=\"alpha\",service=\"1\"} 10\n"
+      "usage_ccc_service_users{source=\"alpha\",service=\"1b\"} 11\n"
+      "usage_ccc_service_users{source=\"alpha\",service=\"2\"} 20\n"
+      "# HELP usage_source_up 1 if the last scrape of the source succeeded, 0 "
+      "otherwise.\n"
+      "# TYPE usage_source_up gauge\n"
+      "usage_source_up{source=\"alpha\",kind=\"ccc\"} 1\n"
+      "usage_source_up{source=\"zeta\",kind=\"ccc\"} 0\n"
+      "# HELP usage_scrape_requests_total Upstream HTTP requests answered, by "
+      "status code.\n"
+      "# TYPE usage_scrape_requests_total counter\n"
+      "usage_scrape_requests_total{source=\"alpha\",code=\"200\"} 7\n"
+      "usage_scrape_requests_total{source=\"zeta\",code=\"500\"} 3\n"
+      "# HELP usage_exporter_build_info Build of the usage plugin (always 1).\n"
+      "# TYPE usage_exporter_build_info gauge\n"
+      "usage_exporter_build_info{version=\"9\"} 1\n";
+  usage_body_t *h = usage_store_body(s, USAGE_FMT_TEXT);
+  if (strcmp(h->data, want) != 0)
+    fail_msg("got\n%s\nwant\n%s", h->data, want);
+  assert_int_equal(h->len, strlen(want));
+  usage_body_release(h);
+  assert_int_equal(usage_store_series(s, NULL), 8);
+  assert_int_equal(usage_store_series(s, ""), 1);
+  usage_store_destroy(s);
+}
+
+static void test_empty(void **state) {
+  (void)state;
+  usage_store_t *s = usage_store_create();
+  usage_body_t *h = usage_store_body(s, USAGE_FMT_TEXT);
+  assert_int_equal(h->len, 0);
+  assert_string_equal(h->data, "");
+  usage_body_release(h);
+  h = usage_store_body(s, USAGE_FMT_OPENMETRICS);
+  assert_string_equal(h->data, "# EOF\n");
+  usage_body_release(h);
+  /* an empty batch commits an entity without samples */
+  usage_store_commit(s, usage_batch_create("a", "e"));
+  assert_int_equal(usage_store_series(s, NULL), 0);
+  assert_int_equal(usage_store_generation(s), 1);
+  usage_store_destroy(s);
+}
+
+/* Many entities across the hash table: all rendered, in order. */
+static void test_many(void **state) {
+  (void)state;
+  usage_store_t *s = usage_store_create();
+  for (int i = 0; i < 5000; i++) {
+    char entity[32], svc[32];
+    snprintf(entity, sizeof(entity), "service:%05d", i);
+    snprintf(svc, sizeof(svc), "%05d", i);
+    usage_store_commit(s, batch("src", entity, FAM_CCC_SERVICE_USERS, i, svc));
+  }
+  assert_int_equal(usage_store_series(s, "src"), 5000);
+  usage_body_t *h = usage_store_body(s, USAGE_FMT_TEXT);
+  const char *p = h->data;
+  int n = 0;
+  for (int i = 0; i < 5000; i++) {
+    char line[128];
+    snprintf(line, sizeof(line),
+             "usage_ccc_service_users{source=\"src\",service=\"%05d\"} %d\n", i,
+             i);
+    const char *q = strstr(p, line);
+    if (q == NULL)
+      fail_msg("line %d missing or out of order", i);
+    p = q + strlen(line);
+    n++;
+  }
+  assert_int_equal(n, 5000);
+  usage_body_release(h);
+  usage_store_destroy(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_batch_add), cmocka_unit_test(test_commit_replace),
+      cmocka_unit_test(test_remove),    cmocka_unit_test(test_cache),
+      cmocka_unit_test(test_grouping),  cmocka_unit_test(test_empty),
+      cmocka_unit_test(test_many),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
