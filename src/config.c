@@ -48,10 +48,21 @@ int usage_get_string(const usage_source_conf_t *src, const oconfig_item_t *ci,
 int usage_get_bool(const usage_source_conf_t *src, const oconfig_item_t *ci,
                    int *out) {
   bool b;
+  /* A string cf_util_get_boolean cannot read would make it log an ERROR
+   * line of its own: refuse it here, so the problem is one line. */
+  const char *str =
+      ci->values_num == 1 && ci->values[0].type == OCONFIG_TYPE_STRING
+          ? ci->values[0].value.string
+          : NULL;
+  static const char *const words[] = {"true",  "yes", "on",
+                                      "false", "no",  "off"};
+  int word = 0;
+  for (size_t i = 0; str != NULL && i < sizeof(words) / sizeof(*words); i++)
+    word |= strcasecmp(str, words[i]) == 0;
   if (ci->values_num != 1 ||
       (ci->values[0].type != OCONFIG_TYPE_BOOLEAN &&
        ci->values[0].type != OCONFIG_TYPE_STRING) ||
-      cf_util_get_boolean(ci, &b) != 0) {
+      (str != NULL && !word) || cf_util_get_boolean(ci, &b) != 0) {
     usage_conf_err(src, ci->key, "expected true or false");
     return EINVAL;
   }
@@ -237,6 +248,9 @@ static const struct {
   int (*check)(usage_source_conf_t *src);
 } kinds[USAGE_KIND_COUNT] = {
     [USAGE_KIND_CCC] = {usage_conf_ccc_option, usage_conf_ccc_check},
+    [USAGE_KIND_BILLING] = {usage_conf_billing_option,
+                            usage_conf_billing_check},
+    [USAGE_KIND_JASPER] = {usage_conf_jasper_option, usage_conf_jasper_check},
 };
 
 static int conf_source(usage_kind_t kind, const oconfig_item_t *ci,
@@ -360,7 +374,22 @@ static int conf_exporter(const oconfig_item_t *ci, usage_conf_t *conf) {
         errors++;
       }
     } else if (strcasecmp(child->key, "Port") == 0) {
-      int port = cf_util_get_port_number(child);
+      /* Checked before cf_util_get_port_number, which logs lines of its
+       * own and reads "70000" as port 4464 (getaddrinfo wraps it). */
+      double num = -1;
+      char *end = NULL;
+      if (child->values_num == 1 &&
+          child->values[0].type == OCONFIG_TYPE_NUMBER)
+        num = child->values[0].value.number;
+      else if (child->values_num == 1 &&
+               child->values[0].type == OCONFIG_TYPE_STRING) {
+        num = strtod(child->values[0].value.string, &end);
+        if (end == child->values[0].value.string || *end != 0)
+          num = -1;
+      }
+      int port = (num >= 1 && num <= 65535 && num == (int)num)
+                     ? cf_util_get_port_number(child)
+                     : -1;
       if (port <= 0) {
         ERROR("usage plugin: Exporter: option \"Port\": expected a port "
               "number from 1 to 65535");

@@ -22,5 +22,11 @@ int usage_get_number(const usage_source_conf_t *src, const oconfig_item_t *ci,
  * its options); check() validates the block after all options were read. */
 int usage_conf_ccc_option(usage_source_conf_t *src, const oconfig_item_t *ci);
 int usage_conf_ccc_check(usage_source_conf_t *src);
+int usage_conf_billing_option(usage_source_conf_t *src,
+                              const oconfig_item_t *ci);
+int usage_conf_billing_check(usage_source_conf_t *src);
+int usage_conf_jasper_option(usage_source_conf_t *src,
+                             const oconfig_item_t *ci);
+int usage_conf_jasper_check(usage_source_conf_t *src);
 
 #endif

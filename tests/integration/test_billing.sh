@@ -1,0 +1,152 @@
+#!/bin/bash
+# test_billing: the real collectd scrapes the billing simulator over several
+# pages; the counters on /metrics and on the collectd side (csv) equal the
+# simulator's sums per group; records added at run time (some loaded late)
+# move them by exactly their sums; an expired token and a truncated page
+# change nothing; kill -9 of collectd and a restart with the StateFile
+# neither lose nor double-count a record.
+. "$(dirname "$0")/lib.sh"
+
+it_setup billing
+it_start_sim --billing-records 2500 --seed 7
+
+# check.py MODE: compare /metrics (last.prom) with the simulator's totals.
+cat >"$IT_DIR/check.py" <<'PY'
+import glob, json, os, re, sys, urllib.request
+mode, prom, sim = sys.argv[1], sys.argv[2], sys.argv[3]
+LINE = re.compile(r'^([a-z_]+)\{([^}]*)\} (\S+)$')
+fams = {"records": "usage_billing_records_total",
+        "dataQuantity": "usage_billing_data_bytes_total",
+        "durationQuantity": "usage_billing_duration_seconds_total",
+        "sellPrice": "usage_billing_sell_price_total",
+        "buyPrice": "usage_billing_buy_price_total"}
+scale = {"records": 1, "dataQuantity": 1e6, "durationQuantity": 1,
+         "sellPrice": 1, "buyPrice": 1}
+got = {}
+for line in open(prom):
+    m = LINE.match(line.strip())
+    if not m or not m.group(1).startswith("usage_billing_"):
+        continue
+    labels = dict(re.findall(r'([a-z_]+)="([^"]*)"', m.group(2)))
+    if labels.pop("source", None) != "acme-billing":
+        continue
+    key = (labels.get("customer_id"), labels.get("call_class"),
+           labels.get("usage_direction"))
+    got[(m.group(1), key)] = float(m.group(3))
+url = sim + "/_sim/billing/totals?groupBy=customerId,callClass,usageDirection"
+want = json.load(urllib.request.urlopen(url))
+bad = []
+series = 0
+for g in want["groups"]:
+    l = g["labels"]
+    key = (l["customerId"], l["callClass"], l["usageDirection"])
+    for f, fam in fams.items():
+        w = float(g[f]) * scale[f]
+        v = got.get((fam, key))
+        series += 1
+        if v is None or abs(v - w) > 1e-9 * max(1.0, abs(w)):
+            bad.append("%s%s: want %r got %r" % (fam, key, w, v))
+extra = [k for k in got if k[0] in fams.values() and k[0] != "usage_billing_overflow_records_total"]
+if len(extra) != series:
+    bad.append("%d billing series on /metrics, %d expected" % (len(extra), series))
+if mode == "csv":
+    # the collectd side: the last value written for every records and
+    # sell-price series equals /metrics
+    csvdir = sys.argv[4]
+    for (fam, key), v in got.items():
+        stem = {"usage_billing_records_total": "derive-billing_records",
+                "usage_billing_sell_price_total": "gauge-billing_sell_price"}.get(fam)
+        if stem is None:
+            continue
+        pat = os.path.join(csvdir, "*", "usage-acme-billing",
+                           "%s-%s-*" % (stem, "-".join(key)))
+        files = sorted(glob.glob(pat))
+        if not files:
+            bad.append("csv: no file for %s %s" % (fam, key))
+            continue
+        last = open(files[-1]).read().strip().splitlines()[-1]
+        c = float(last.split(",")[1])
+        if abs(c - v) > 1e-6 * max(1.0, abs(v)):
+            bad.append("csv %s%s: %r, /metrics %r" % (fam, key, c, v))
+if mode == "total":
+    print(want["total"]["records"])
+    sys.exit(0)
+for b in bad[:10]:
+    print("  " + b)
+sys.exit(1 if bad else 0)
+PY
+
+metrics_match() { it_metrics && python3 "$IT_DIR/check.py" metrics "$IT_DIR/last.prom" "$SIM_URL"; }
+sim_total() { python3 "$IT_DIR/check.py" total /dev/null "$SIM_URL"; }
+records_sum() { it_sum 'usage_billing_records_total{source="acme-billing"}' | python3 -c 'print(int(float(input())))'; }
+
+printf 'sim-billing-token\n' >"$IT_DIR/token"
+cat >"$IT_DIR/usage.conf" <<CONF
+  <Billing "acme-billing">
+    URL "$SIM_URL"
+    BearerTokenFile "$IT_DIR/token"
+    PageSize 400
+    InitialLookback 4320000
+    StateFile "$IT_DIR/billing.state"
+    Interval 1
+    Timeout 5000
+  </Billing>
+CONF
+it_start_collectd "$IT_DIR/usage.conf"
+
+it_assert "billing counters appear" it_wait_metric 'usage_source_up{source="acme-billing",kind="billing"}' 20
+it_assert "counters equal the simulator's sums per group (7 pages)" it_until 20 metrics_match
+metrics_match || true
+it_assert_eq "records counted once" 2500 "$(records_sum)"
+it_assert_eq "source up" 1 "$(it_value 'usage_source_up{source="acme-billing",kind="billing"}')"
+it_assert "overflow counter published at 0" \
+  sh -c "[ \"\$(python3 '$PROM_PY' value '$IT_DIR/last.prom' 'usage_billing_overflow_records_total{source=\"acme-billing\"}')\" = 0 ]"
+it_assert "state file written" test -s "$IT_DIR/billing.state"
+it_assert "promtool check metrics is clean" it_promtool_check
+sleep 2
+it_metrics
+it_assert "collectd (csv) carries the same figures" \
+  python3 "$IT_DIR/check.py" csv "$IT_DIR/last.prom" "$SIM_URL" "$IT_DIR/csv"
+
+# Records added at run time, some loaded late (eventDate 1-2 days ago).
+curl -sf -X POST "$SIM_URL/_sim/billing/records?count=450" >/dev/null
+curl -sf -X POST "$SIM_URL/_sim/billing/records?count=150&late=1" >/dev/null
+it_assert "new and late records move the counters by exactly their sums" it_until 20 metrics_match
+it_assert_eq "records after the additions" 3100 "$(records_sum)"
+
+# A truncated page: nothing of that scrape is committed, the next retries.
+curl -sf -X POST "$SIM_URL/_sim/fault?path=/customer-usage-data&mode=malformed&count=1" >/dev/null
+curl -sf -X POST "$SIM_URL/_sim/billing/records?count=20" >/dev/null
+it_assert "parse error counted" it_until 15 sh -c \
+  "curl -sf '$METRICS_URL' | grep -q '^usage_scrape_errors_total{source=\"acme-billing\",reason=\"parse\"} [1-9]'"
+it_assert "after the retry the counters match again" it_until 20 metrics_match
+it_assert_eq "records after the truncated page" 3120 "$(records_sum)"
+
+# An expired token: reason auth, counters kept, the token never logged.
+curl -sf -X POST "$SIM_URL/_sim/billing/token?token=rotated-SECRET-2" >/dev/null
+it_assert "auth error counted" it_until 15 sh -c \
+  "curl -sf '$METRICS_URL' | grep -q '^usage_scrape_errors_total{source=\"acme-billing\",reason=\"auth\"} [1-9]'"
+it_assert_eq "source down while the token is refused" 0 "$(it_value 'usage_source_up{source="acme-billing",kind="billing"}')"
+it_assert_eq "counters kept" 3120 "$(records_sum)"
+printf 'rotated-SECRET-2\n' >"$IT_DIR/token.new" && mv "$IT_DIR/token.new" "$IT_DIR/token"
+curl -sf -X POST "$SIM_URL/_sim/billing/records?count=30&late=1" >/dev/null
+it_assert "the rotated token file is picked up" it_until 20 metrics_match
+it_assert_eq "records after the rotation" 3150 "$(records_sum)"
+
+# kill -9, more records (some late) while collectd is down, restart.
+it_kill_collectd
+curl -sf -X POST "$SIM_URL/_sim/billing/records?count=70" >/dev/null
+curl -sf -X POST "$SIM_URL/_sim/billing/records?count=40&late=1" >/dev/null
+it_start_collectd "$IT_DIR/usage.conf"
+it_assert "after kill -9 and a restart the counters match the simulator" it_until 20 metrics_match
+it_assert_eq "records after the restart (none lost, none twice)" 3260 "$(records_sum)"
+it_assert_eq "simulator holds the same number" 3260 "$(sim_total)"
+it_assert "the state was restored (log)" grep -q 'state restored from' "$IT_DIR/collectd.log"
+it_assert "no token in the log" sh -c "! grep -q -e 'SECRET' -e 'sim-billing-token' '$IT_DIR/collectd.log'"
+
+# A clean stop and a second restart: still exact.
+it_stop_collectd
+it_start_collectd "$IT_DIR/usage.conf"
+it_assert "after a clean restart the counters still match" it_until 20 metrics_match
+it_assert_eq "records after the second restart" 3260 "$(records_sum)"
+it_done
