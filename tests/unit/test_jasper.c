@@ -850,6 +850,48 @@ static void test_scrape_errors(void **state) {
   MHD_stop_daemon(d);
 }
 
+/* A scrape that cannot finish within its interval at the configured rate
+ * is warned about once, after the first scrape, with the arithmetic. */
+static void test_interval_warning(void **state) {
+  (void)state;
+  int port;
+  struct MHD_Daemon *d = start_server(&port);
+  memset(&srv, 0, sizeof(srv));
+  srv.pages[1] = (canned_t){200, JSON, OK_MORE};
+  srv.pages[2] = (canned_t){200, JSON, OK_LAST};
+  capture_t cap = {0};
+  usage_source_t *s = make_source(
+      port, "RatePlan \"P\"\nMaxRequestsPerSecond 20\nInterval 0.05\n", &cap);
+  stub_log_reset();
+  usage_source_read(s);
+  assert_int_equal(srv.requests, 2);
+  const char *want = "a scrape needs 2 requests; at MaxRequestsPerSecond 20 "
+                     "that takes at least 0.1 s, longer than the interval "
+                     "of 0.05 s.";
+  if (strstr(stub_log_text(), want) == NULL)
+    fail_msg("log: %s", stub_log_text());
+  assert_int_equal(stub_log_count(USAGE_LOG_WARNING), 1);
+  stub_log_reset();
+  usage_source_read(s);
+  assert_int_equal(srv.requests, 4);
+  assert_int_equal(stub_log_count(USAGE_LOG_WARNING), 0); /* once */
+  assert_int_equal(cap.commits, 2);
+  capture_clear(&cap);
+  usage_source_destroy(s);
+
+  /* within the interval: no warning */
+  memset(&srv, 0, sizeof(srv));
+  srv.pages[0] = (canned_t){200, JSON, OK_LAST};
+  s = make_source(port, "RatePlan \"P\"\nMaxRequestsPerSecond 20\nInterval 5\n",
+                  &cap);
+  stub_log_reset();
+  usage_source_read(s);
+  assert_int_equal(stub_log_count(USAGE_LOG_WARNING), 0);
+  capture_clear(&cap);
+  usage_source_destroy(s);
+  MHD_stop_daemon(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fixtures),
@@ -865,6 +907,7 @@ int main(void) {
       cmocka_unit_test(test_config_needs_user),
       cmocka_unit_test(test_scrape_paging),
       cmocka_unit_test(test_scrape_errors),
+      cmocka_unit_test(test_interval_warning),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

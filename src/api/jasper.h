@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/* jasper: Cisco IoT Control Center (Jasper) Get Usage by Rate Plan
+ * (GET {URL}/rws/api/v1/usages): options, a streaming page parser that folds
+ * each page into a running per-rate-plan aggregation, the error-code table,
+ * and the vendor's scrape. */
+#ifndef USAGE_API_JASPER_H
+#define USAGE_API_JASPER_H 1
+
+#include "source.h"
+#include "store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define USAGE_JASPER_DEFAULT_RPS 5.0
+#define USAGE_JASPER_MAX_PAGE_SIZE 50
+#define USAGE_JASPER_DEFAULT_MAX_PAGES 10000
+#define USAGE_JASPER_DEFAULT_MAX_DEVICES 10000
+#define USAGE_JASPER_MAX_ZONES 1024
+#define USAGE_JASPER_ICCID_MAX 31 /* longer device ids are left out */
+
+typedef enum {
+  USAGE_JASPER_ALL = 0, /* no usageType: every figure */
+  USAGE_JASPER_DATA,
+  USAGE_JASPER_SMS,
+  USAGE_JASPER_VOICE
+} usage_jasper_type_t;
+
+typedef struct {
+  char *name;
+  char *version; /* decimal digits, or NULL: the most recent version */
+} usage_jasper_plan_t;
+
+typedef struct {
+  usage_jasper_plan_t *plans;
+  size_t plans_num;
+  char cycle_start[11]; /* yyyy-MM-dd, "" = current cycle */
+  usage_jasper_type_t usage_type;
+  int page_size;      /* 1..50, default 50 */
+  long max_pages;     /* per rate plan and scrape */
+  int per_device;     /* publish usage_jasper_device_* */
+  size_t max_devices; /* devices with per-device series, per rate plan */
+} usage_jasper_conf_t;
+
+extern const usage_vendor_t usage_jasper_vendor;
+
+/* usage_jasper_type_name: "DATA", "SMS", "VOICE", or NULL for ALL. */
+const char *usage_jasper_type_name(usage_jasper_type_t t);
+/* usage_jasper_valid_date accepts a real calendar date as yyyy-MM-dd. */
+int usage_jasper_valid_date(const char *s);
+
+/* One rate plan's page set folded into zone totals and (with per_device)
+ * per-device figures. Memory grows with the zones and the devices kept, not
+ * with the pages: each page is parsed as a stream into it. */
+typedef struct usage_jasper_agg_s usage_jasper_agg_t;
+
+/* usage_jasper_agg_create: NULL on ENOMEM. max_devices caps the devices
+ * (ICCIDs) that keep per-device figures; the others are counted as
+ * omitted. */
+usage_jasper_agg_t *usage_jasper_agg_create(int per_device, size_t max_devices);
+void usage_jasper_agg_destroy(usage_jasper_agg_t *a); /* accepts NULL */
+/* usage_jasper_agg_reset forgets the figures (a new page set) and keeps the
+ * memory for reuse. */
+void usage_jasper_agg_reset(usage_jasper_agg_t *a);
+
+/* What one page told besides its figures. */
+typedef struct {
+  int has_last_page; /* lastPage was present */
+  int last_page;
+  long page_number;    /* -1 when absent */
+  size_t devices;      /* distinct deviceIds on the page */
+  char error_code[32]; /* errorCode found in the body, or "" */
+  char error[256];     /* why the page was rejected */
+  unsigned bad_fields; /* devices without a usable deviceId (zone only) */
+  char bad_field[160];
+} usage_jasper_page_t;
+
+/* usage_jasper_parse_page parses one response page into a. 0, or EINVAL
+ * (page->error says why) or ENOMEM; after an error the aggregation holds a
+ * partial page and must be reset before it is used again. */
+int usage_jasper_parse_page(usage_jasper_agg_t *a, const char *body, size_t len,
+                            usage_jasper_page_t *page);
+
+/* usage_jasper_agg_emit adds the samples of the aggregation, labelled with
+ * rate_plan, to b: usage_jasper_rate_plan_info, zone figures, and with
+ * per_device the device figures and usage_jasper_devices_omitted. Only the
+ * families of `type` are published (the others are zero upstream).
+ * 0 or ENOMEM. */
+int usage_jasper_agg_emit(const usage_jasper_agg_t *a, const char *rate_plan,
+                          usage_jasper_type_t type, usage_batch_t *b);
+size_t usage_jasper_agg_zones(const usage_jasper_agg_t *a);
+size_t usage_jasper_agg_devices_kept(const usage_jasper_agg_t *a);
+size_t usage_jasper_agg_devices_omitted(const usage_jasper_agg_t *a);
+
+/* An upstream error code and what the plugin makes of it. */
+typedef struct {
+  const char *code;   /* "10000013" */
+  const char *reason; /* usage_scrape_errors_total{reason} */
+  int refusal;        /* documented refusal: the source stays up */
+  const char *text;   /* what it means, for the log line */
+} usage_jasper_error_t;
+
+/* usage_jasper_error_lookup: the table entry of code, or NULL. */
+const usage_jasper_error_t *usage_jasper_error_lookup(const char *code);
+/* usage_jasper_reasons: the vendor's own reasons, NULL-terminated. */
+extern const char *const usage_jasper_reasons[];
+
+/* usage_jasper_api_error extracts errorCode and errorMessage from an error
+ * body, which may be ISO-8859-1 or not JSON at all (then both are empty).
+ * Control characters and bytes outside ASCII are replaced for logging. */
+void usage_jasper_api_error(const char *body, size_t len, char *code,
+                            size_t code_size, char *message, size_t msg_size);
+
+#endif
