@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 /* Strings of a batch live in a chain of blocks freed together. */
 typedef struct arena_block_s {
@@ -26,12 +27,19 @@ struct usage_batch_s {
   usage_sample_t *samples;
   size_t num, alloc;
   arena_block_t *arena;
+  /* Label names and values repeat (source, rate plan, zone, direction):
+   * each distinct string is stored once per batch. Open addressing. */
+  const char **intern;
+  size_t intern_cap, intern_num;
 };
 
-static char *arena_strdup(usage_batch_t *b, const char *s) {
-  size_t n = strlen(s) + 1;
+/* arena_alloc returns n bytes aligned for pointers that live as long as
+ * the batch (blocks never move). NULL on ENOMEM. */
+static void *arena_alloc(usage_batch_t *b, size_t n) {
+  const size_t align = sizeof(void *);
   arena_block_t *blk = b->arena;
-  if (blk == NULL || blk->size - blk->used < n) {
+  size_t at = blk ? (blk->used + align - 1) & ~(align - 1) : 0;
+  if (blk == NULL || at > blk->size || blk->size - at < n) {
     size_t size = n > 16384 ? n : 16384;
     blk = malloc(sizeof(*blk) + size);
     if (blk == NULL)
@@ -40,11 +48,57 @@ static char *arena_strdup(usage_batch_t *b, const char *s) {
     blk->used = 0;
     blk->next = b->arena;
     b->arena = blk;
+    at = 0;
   }
-  char *p = blk->data + blk->used;
-  memcpy(p, s, n);
-  blk->used += n;
+  blk->used = at + n;
+  return blk->data + at;
+}
+
+static char *arena_copy(usage_batch_t *b, const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = arena_alloc(b, n);
+  if (p != NULL)
+    memcpy(p, s, n);
   return p;
+}
+
+static size_t str_hash(const char *s) {
+  size_t h = 2166136261u; /* FNV-1a */
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+/* arena_strdup returns the batch's copy of s, shared with every earlier
+ * use of the same string. NULL on ENOMEM. */
+static const char *arena_strdup(usage_batch_t *b, const char *s) {
+  if (b->intern_num * 2 >= b->intern_cap) {
+    size_t cap = b->intern_cap ? 2 * b->intern_cap : 256;
+    const char **t = calloc(cap, sizeof(*t));
+    if (t == NULL)
+      return NULL;
+    for (size_t i = 0; i < b->intern_cap; i++) {
+      if (b->intern[i] == NULL)
+        continue;
+      size_t j = str_hash(b->intern[i]) & (cap - 1);
+      while (t[j] != NULL)
+        j = (j + 1) & (cap - 1);
+      t[j] = b->intern[i];
+    }
+    free(b->intern);
+    b->intern = t;
+    b->intern_cap = cap;
+  }
+  size_t j = str_hash(s) & (b->intern_cap - 1);
+  for (; b->intern[j] != NULL; j = (j + 1) & (b->intern_cap - 1))
+    if (strcmp(b->intern[j], s) == 0)
+      return b->intern[j];
+  char *copy = arena_copy(b, s);
+  if (copy == NULL)
+    return NULL;
+  b->intern[j] = copy;
+  b->intern_num++;
+  return copy;
 }
 
 usage_batch_t *usage_batch_create(const char *source, const char *entity) {
@@ -68,6 +122,7 @@ void usage_batch_destroy(usage_batch_t *b) {
     free(b->arena);
     b->arena = next;
   }
+  free(b->intern);
   free(b->samples);
   free(b->source);
   free(b->entity);
@@ -95,11 +150,15 @@ int usage_batch_addv(usage_batch_t *b, int family, double value,
   s->family = family;
   s->value = value;
   s->nlabels = nlabels;
+  const char **copy = arena_alloc(b, (2 * nlabels + 1) * sizeof(*copy));
+  if (copy == NULL)
+    return ENOMEM;
   for (unsigned i = 0; i < 2 * nlabels; i++) {
-    s->labels[i] = arena_strdup(b, labels[i]);
-    if (s->labels[i] == NULL)
+    copy[i] = arena_strdup(b, labels[i]);
+    if (copy[i] == NULL)
       return ENOMEM;
   }
+  s->labels = copy;
   b->num++;
   return 0;
 }
@@ -216,6 +275,8 @@ typedef struct body_s {
   usage_body_t pub;
   int refs; /* atomic */
   char *data;
+  pthread_mutex_t gz_lock; /* gz */
+  struct body_s *gz;       /* gzip form, made on first demand; owned */
 } body_t;
 
 struct usage_store_s {
@@ -400,6 +461,7 @@ static body_t *store_render(usage_store_t *s, usage_format_t fmt) {
     return NULL;
   }
   body->refs = 1;
+  pthread_mutex_init(&body->gz_lock, NULL);
   body->pub.generation = generation;
   body->data = usage_buf_steal(&out, &body->pub.len);
   body->pub.data = body->data;
@@ -429,6 +491,68 @@ void usage_body_release(usage_body_t *pub) {
   body_t *body = (body_t *)pub;
   if (__atomic_sub_fetch(&body->refs, 1, __ATOMIC_ACQ_REL) > 0)
     return;
+  usage_body_release(body->gz ? &body->gz->pub : NULL);
+  pthread_mutex_destroy(&body->gz_lock);
   free(body->data);
   free(body);
+}
+
+/* body_gzip compresses plain into a new body (gzip wrapper, fastest level:
+ * a scrape of a changed store should not wait long for it). */
+static body_t *body_gzip(const body_t *plain) {
+  body_t *gz = calloc(1, sizeof(*gz));
+  z_stream z = {0};
+  if (gz == NULL || deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8,
+                                 Z_DEFAULT_STRATEGY) != Z_OK) {
+    free(gz);
+    return NULL;
+  }
+  size_t cap = deflateBound(&z, plain->pub.len);
+  gz->data = malloc(cap ? cap : 1);
+  if (gz->data == NULL)
+    goto fail;
+  z.next_in = (Bytef *)plain->pub.data;
+  z.next_out = (Bytef *)gz->data;
+  size_t in_left = plain->pub.len, out_left = cap;
+  int rc;
+  do { /* avail_* are 32 bits: feed at most 1 GiB per call */
+    uInt in = in_left > (1u << 30) ? (1u << 30) : (uInt)in_left;
+    uInt out = out_left > (1u << 30) ? (1u << 30) : (uInt)out_left;
+    z.avail_in = in;
+    z.avail_out = out;
+    rc = deflate(&z, in == in_left ? Z_FINISH : Z_NO_FLUSH);
+    in_left -= in - z.avail_in;
+    out_left -= out - z.avail_out;
+  } while (rc == Z_OK || (rc == Z_BUF_ERROR && in_left > 0 && out_left > 0));
+  if (rc != Z_STREAM_END)
+    goto fail;
+  deflateEnd(&z);
+  gz->refs = 1;
+  pthread_mutex_init(&gz->gz_lock, NULL);
+  gz->pub.generation = plain->pub.generation;
+  gz->pub.data = gz->data;
+  gz->pub.len = cap - out_left;
+  return gz;
+
+fail:
+  deflateEnd(&z);
+  free(gz->data);
+  free(gz);
+  return NULL;
+}
+
+usage_body_t *usage_store_body_gzip(usage_store_t *s, usage_format_t fmt) {
+  usage_body_t *pub = usage_store_body(s, fmt);
+  if (pub == NULL)
+    return NULL;
+  body_t *plain = (body_t *)pub;
+  pthread_mutex_lock(&plain->gz_lock);
+  if (plain->gz == NULL)
+    plain->gz = body_gzip(plain);
+  body_t *gz = plain->gz;
+  if (gz != NULL)
+    __atomic_add_fetch(&gz->refs, 1, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&plain->gz_lock);
+  usage_body_release(pub);
+  return gz ? &gz->pub : NULL;
 }

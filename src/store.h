@@ -19,7 +19,7 @@ typedef struct {
   int family; /* index into usage_families */
   double value;
   unsigned nlabels; /* name/value pairs in labels, without "source" */
-  const char *labels[2 * USAGE_MAX_LABELS];
+  const char *const *labels; /* 2 * nlabels: name, value, ...; batch-owned */
 } usage_sample_t;
 
 typedef struct usage_batch_s usage_batch_t;
@@ -67,6 +67,9 @@ typedef struct usage_body_s {
 /* usage_store_body returns the body of every committed figure in the given
  * format, rendered once per change of the store. NULL on ENOMEM. */
 usage_body_t *usage_store_body(usage_store_t *s, usage_format_t fmt);
+/* usage_store_body_gzip returns the gzip form of usage_store_body(s, fmt),
+ * compressed once per rendered body. NULL on ENOMEM. */
+usage_body_t *usage_store_body_gzip(usage_store_t *s, usage_format_t fmt);
 void usage_body_release(usage_body_t *body); /* accepts NULL */
 
 #endif
