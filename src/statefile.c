@@ -94,8 +94,9 @@ int usage_state_set_aside(const char *path, const char *why, char *err,
              path, why, strerror(e));
     return e;
   }
-  snprintf(err, errlen, "state file \"%s\" %s; moved to \"%s\", starting afresh",
-           path, why, aside);
+  snprintf(err, errlen,
+           "state file \"%s\" %s; moved to \"%s\", starting afresh", path, why,
+           aside);
   return 0;
 }
 
@@ -115,8 +116,15 @@ int usage_state_load(const char *path, const char *kind, const char *source,
   const char *why = NULL;
   char *body = NULL;
   size_t body_len = 0;
-  if (fgets(header, sizeof(header), fh) == NULL ||
-      strchr(header, '\n') == NULL) {
+  const char *line = fgets(header, sizeof(header), fh);
+  if (line == NULL && ferror(fh)) {
+    int e = errno ? errno : EIO; /* e.g. EISDIR: unreadable, not damaged */
+    fclose(fh);
+    snprintf(err, errlen, "cannot read state file \"%s\": %s", path,
+             strerror(e));
+    return e;
+  }
+  if (line == NULL || strchr(header, '\n') == NULL) {
     why = "has no valid header";
   } else {
     char fkind[64];

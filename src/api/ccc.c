@@ -528,6 +528,22 @@ static int valid_word(const char *w) {
   return 1;
 }
 
+/* state_time and state_count read a whole field as a number (sscanf
+ * would take "12abc" for 12, and an overflowing count for ULLONG_MAX). */
+static int state_time(const char *s, double *t) {
+  char *end;
+  errno = 0;
+  *t = strtod(s, &end);
+  return end != s && *end == 0 && errno == 0 && isfinite(*t);
+}
+
+static int state_count(const char *s, unsigned long long *n) {
+  char *end;
+  errno = 0;
+  *n = strtoull(s, &end, 10);
+  return isdigit((unsigned char)*s) && *end == 0 && errno == 0;
+}
+
 int usage_ccc_changes_parse(const char *data, size_t len,
                             usage_ccc_changes_t *c) {
   memset(c, 0, sizeof(*c));
@@ -542,12 +558,12 @@ int usage_ccc_changes_parse(const char *data, size_t len,
     ret = EINVAL;
   for (char *line = strtok_r(copy, "\n", &save); line != NULL && ret == 0;
        line = strtok_r(NULL, "\n", &save)) {
-    char a[64], b2[64], c3[64], d[64], extra[2];
+    char a[64] = "", b2[64] = "", c3[64] = "", d[64] = "", extra[2];
     double t;
     unsigned long long n;
     int fields = sscanf(line, "%63s %63s %63s %63s %1s", a, b2, c3, d, extra);
     if (strcmp(a, "stream") == 0 && fields == 3 && valid_key(b2) &&
-        sscanf(c3, "%lf", &t) == 1 && t >= 0 && isfinite(t)) {
+        state_time(c3, &t) && t >= 0) {
       usage_ccc_stream_t *st = usage_ccc_stream(c, b2);
       if (st == NULL)
         ret = ENOMEM;
@@ -555,7 +571,7 @@ int usage_ccc_changes_parse(const char *data, size_t len,
         st->watermark = t;
     } else if (strcmp(a, "seen") == 0 && strlen(c3) == 32 && fields == 4 &&
                valid_key(b2) && valid_key(c3) && strcmp(c3, "all") != 0 &&
-               sscanf(d, "%lf", &t) == 1 && isfinite(t)) {
+               state_time(d, &t)) {
       usage_ccc_stream_t *st = usage_ccc_stream(c, b2);
       usage_ccc_seen_t *p =
           st ? realloc(st->seen, (st->seen_num + 1) * sizeof(*p)) : NULL;
@@ -567,16 +583,14 @@ int usage_ccc_changes_parse(const char *data, size_t len,
       snprintf(p[st->seen_num].change, sizeof(p->change), "%.32s", c3);
       p[st->seen_num++].changed_on = t;
     } else if (strcmp(a, "count") == 0 && fields == 4 && valid_key(b2) &&
-               strcmp(b2, "all") != 0 && valid_word(c3) && d[0] != '-' &&
-               sscanf(d, "%llu", &n) == 1) {
+               strcmp(b2, "all") != 0 && valid_word(c3) && state_count(d, &n)) {
       usage_ccc_count_t *slot = count_slot(c, b2, c3);
       if (slot == NULL)
         ret = ENOMEM;
       else
         slot->count = n;
     } else if (strcmp(a, "last") == 0 && fields == 4 && valid_key(b2) &&
-               strcmp(b2, "all") != 0 && sscanf(c3, "%lf", &t) == 1 &&
-               isfinite(t) && strlen(d) < 32 &&
+               strcmp(b2, "all") != 0 && state_time(c3, &t) && strlen(d) < 32 &&
                (strcmp(d, "-") == 0 || valid_word(d))) {
       usage_ccc_last_t *slot = last_slot(c, b2);
       if (slot == NULL) {
@@ -812,6 +826,7 @@ static void ccc_scrape_users(usage_source_t *s) {
 
 typedef struct {
   usage_ccc_changes_t changes;
+  int dirty; /* counted changes not yet in the StateFile */
 } ccc_state_t;
 
 static void append_param(usage_buf_t *b, const char *name, const char *value) {
@@ -915,8 +930,11 @@ static int ccc_fetch_changes(usage_source_t *s, const char *key,
     if (page.num > 0)
       memcpy(prev_first, page.items[0].change, sizeof(prev_first));
     long size = page.page_size > 0 ? page.page_size : c->page_size;
-    int full = page.num > 0 && (long)page.num >= size;
-    int more = page.num > 0 &&
+    /* results on the page, the left-out ones included: a full page of
+     * which one result was unusable is still full */
+    size_t got = page.num + res.bad_fields;
+    int full = got > 0 && (long)got >= size;
+    int more = got > 0 &&
                (full || (page.total_pages > 0 && (long)p < page.total_pages));
     usage_ccc_changes_page_clear(&page);
     if (!more)
@@ -967,10 +985,12 @@ static void ccc_save_state(usage_source_t *s, ccc_state_t *st) {
   else
     snprintf(err, sizeof(err), "out of memory");
   usage_buf_free(&body);
-  if (rc != 0)
+  if (rc != 0) {
     usage_source_error(s, "state_file", 1, "state file", "%s", err);
-  else
+  } else {
+    st->dirty = 0;
     usage_source_ok(s, "state file");
+  }
 }
 
 static void ccc_scrape_changes(usage_source_t *s) {
@@ -994,7 +1014,7 @@ static void ccc_scrape_changes(usage_source_t *s) {
     size_t nlast = st->changes.lasts_num;
     usage_ccc_last_t *before = calloc(nlast + 1, sizeof(*before));
     size_t added = 0;
-    if (before != NULL)
+    if (before != NULL && nlast > 0) /* lasts is NULL until a service */
       memcpy(before, st->changes.lasts, nlast * sizeof(*before));
     if (before == NULL || usage_ccc_changes_merge(&st->changes, key, items, num,
                                                   c->overlap, &added) != 0) {
@@ -1014,7 +1034,8 @@ static void ccc_scrape_changes(usage_source_t *s) {
   }
   /* Save first: after a crash between the two, the restart publishes the
    * saved counters; nothing is counted twice. */
-  if (changed)
+  st->dirty |= changed; /* a failed save is tried again next scrape */
+  if (st->dirty)
     ccc_save_state(s, st);
   usage_batch_t *b = usage_source_batch(s, "changes");
   if (b != NULL && usage_ccc_changes_add_samples(&st->changes, b) == 0)

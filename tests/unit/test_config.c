@@ -204,6 +204,78 @@ static void test_bad(void **state) {
        GOOD_CCC("") "<CCC \"other\">\nURL \"https://h\"\n" SERVICE "Bad 1\n"
                     "BearerToken \"t\"\n</CCC>\n",
        "CCC \"other\"", "\"Bad\"", "", NULL},
+      /* CCC user usage and status-change options */
+      {"PeriodType Weekly", GOOD_CCC("PeriodType \"Weekly\"\n"), "CCC \"acme\"",
+       "\"PeriodType\"", "Weekly", NULL},
+      {"PeriodType number", GOOD_CCC("PeriodType 1\n"), "CCC \"acme\"",
+       "\"PeriodType\"", "", NULL},
+      {"Period month 13", GOOD_CCC("Period \"2024-13-01\"\n"), "CCC \"acme\"",
+       "\"Period\"", "2024-13-01", NULL},
+      {"Period with a time", GOOD_CCC("Period \"2024-05-01T00:00:00Z\"\n"),
+       "CCC \"acme\"", "\"Period\"", "yyyy-MM-dd", NULL},
+      {"ExportUserDetails not a boolean",
+       GOOD_CCC("ExportUserDetails \"perhaps\"\n"), "CCC \"acme\"",
+       "\"ExportUserDetails\"", "", NULL},
+      {"StatusChangesPageSize 0",
+       GOOD_CCC("StatusChanges true\nStatusChangesPageSize 0\n"),
+       "CCC \"acme\"", "\"StatusChangesPageSize\"", "", NULL},
+      {"StatusChangesPageSize 1001",
+       GOOD_CCC("StatusChanges true\nStatusChangesPageSize 1001\n"),
+       "CCC \"acme\"", "\"StatusChangesPageSize\"", "", NULL},
+      {"StatusChangesMaxPages 1.5",
+       GOOD_CCC("StatusChanges true\nStatusChangesMaxPages 1.5\n"),
+       "CCC \"acme\"", "\"StatusChangesMaxPages\"", "whole", NULL},
+      {"StatusChangesLookback 0",
+       GOOD_CCC("StatusChanges true\nStatusChangesLookback 0\n"),
+       "CCC \"acme\"", "\"StatusChangesLookback\"", "", NULL},
+      {"StatusChangesOverlap -1",
+       GOOD_CCC("StatusChanges true\nStatusChangesOverlap -1\n"),
+       "CCC \"acme\"", "\"StatusChangesOverlap\"", "", NULL},
+      {"ResellerGuid xyz",
+       GOOD_CCC("StatusChanges true\nResellerGuid \"xyz\"\n"), "CCC \"acme\"",
+       "\"ResellerGuid\"", "xyz", NULL},
+      {"PartnerGuid number", GOOD_CCC("StatusChanges true\nPartnerGuid 7\n"),
+       "CCC \"acme\"", "\"PartnerGuid\"", "", NULL},
+      {"ChangedByUserGuid two values",
+       GOOD_CCC("StatusChanges true\nChangedByUserGuid \"" GUID "\" \"" GUID
+                "\"\n"),
+       "CCC \"acme\"", "\"ChangedByUserGuid\"", "", NULL},
+      {"StateFile without StatusChanges",
+       GOOD_CCC("StateFile \"@DIR@/ccc.state\"\n"), "CCC \"acme\"",
+       "\"StateFile\"", "StatusChanges", NULL},
+      {"ChangedByUserEmail without StatusChanges",
+       GOOD_CCC("ChangedByUserEmail \"admin@example.com\"\n"), "CCC \"acme\"",
+       "\"ChangedByUserEmail\"", "StatusChanges", NULL},
+      {"ResellerGuid without StatusChanges",
+       GOOD_CCC("ResellerGuid \"" GUID "\"\n"), "CCC \"acme\"",
+       "\"ResellerGuid\"", "StatusChanges", NULL},
+      {"no Service, StatusChanges without ResellerGuid/PartnerGuid",
+       "<CCC \"acme\">\nURL \"https://h\"\nBearerToken \"t\"\n"
+       "StatusChanges true\n</CCC>\n",
+       "CCC \"acme\"", "<Service", "ResellerGuid", NULL},
+      {"no Service, ResellerGuid without StatusChanges",
+       "<CCC \"acme\">\nURL \"https://h\"\nBearerToken \"t\"\n"
+       "ResellerGuid \"" GUID "\"\n</CCC>\n",
+       "CCC \"acme\"", "<Service", "StatusChanges", NULL},
+      {"UserGuid bad",
+       GOOD_CCC("<Service \"7a6b5c4d3e2f10a9b8c7d6e5f4a3b2c1\">\n"
+                "UserGuid \"bad\"\n</Service>\n"),
+       "CCC \"acme\"", "\"UserGuid\"", "bad", NULL},
+      {"UserGuid without value",
+       GOOD_CCC("<Service \"7a6b5c4d3e2f10a9b8c7d6e5f4a3b2c1\">\n"
+                "UserGuid\n</Service>\n"),
+       "CCC \"acme\"", "\"UserGuid\"", "", NULL},
+      {"duplicate UserGuid (dashed and plain)",
+       GOOD_CCC("<Service \"7a6b5c4d3e2f10a9b8c7d6e5f4a3b2c1\">\n"
+                "UserGuid \"0a1b2c3d4e5f60718293a4b5c6d7e8f9\"\n"
+                "UserGuid \"0A1B2C3D-4E5F-6071-8293-A4B5C6D7E8F9\"\n"
+                "</Service>\n"),
+       "CCC \"acme\"", "\"UserGuid\"", "twice", NULL},
+      {"duplicate UserGuid in one line",
+       GOOD_CCC("<Service \"7a6b5c4d3e2f10a9b8c7d6e5f4a3b2c1\">\n"
+                "UserGuid \"0a1b2c3d4e5f60718293a4b5c6d7e8f9\" "
+                "\"0a1b2c3d4e5f60718293a4b5c6d7e8f9\"\n</Service>\n"),
+       "CCC \"acme\"", "\"UserGuid\"", "twice", NULL},
   };
   (void)state;
   for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
@@ -361,6 +433,104 @@ static void test_all_options(void **state) {
   usage_conf_clear(&conf);
 }
 
+/* The CCC user-usage and status-change options: defaults and values. */
+static void test_ccc_options(void **state) {
+  (void)state;
+  char *text =
+      expand("<CCC \"plain\">\n"
+             "  URL \"https://h\"\n  BearerToken \"t\"\n"
+             "  <Service \"" GUID "\">\n  </Service>\n"
+             "</CCC>\n"
+             "<CCC \"full\">\n"
+             "  URL \"https://h\"\n  BearerToken \"t\"\n"
+             "  <Service \"" GUID "\">\n"
+             "    UserGuid \"0A1B2C3D-4E5F-6071-8293-A4B5C6D7E8F9\"\n"
+             "    UserGuid \"{11112222-3333-4444-5555-666677778888}\" "
+             "\"99990000999900009999000099990000\"\n"
+             "  </Service>\n"
+             "  <Service \"7a6b5c4d3e2f10a9b8c7d6e5f4a3b2c1\">\n  </Service>\n"
+             "  PeriodType \"monthly\"\n"
+             "  Period \"2024-02-29\"\n"
+             "  ExportUserDetails true\n"
+             "  StatusChanges true\n"
+             "  StatusChangesLookback 86400\n"
+             "  StatusChangesOverlap 0\n"
+             "  StatusChangesPageSize 1000\n"
+             "  StatusChangesMaxPages 5\n"
+             "  ResellerGuid \"AAAABBBB-CCCC-DDDD-EEEE-FFFF00001111\"\n"
+             "  PartnerGuid \"22223333444455556666777788889999\"\n"
+             "  ChangedByUserGuid \"{0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9}\"\n"
+             "  ChangedByUserEmail \"admin@example.com\"\n"
+             "  StateFile \"@DIR@/ccc.state\"\n"
+             "</CCC>\n"
+             "<CCC \"wide\">\n"
+             "  URL \"https://h\"\n  BearerToken \"t\"\n"
+             "  StatusChanges true\n"
+             "  PartnerGuid \"22223333444455556666777788889999\"\n"
+             "</CCC>\n");
+  oconfig_item_t *ci = oc_parse(text);
+  free(text);
+  assert_non_null(ci);
+  usage_conf_t conf = {0};
+  stub_log_reset();
+  int st = usage_config_parse(ci, &conf);
+  oc_free(ci);
+  if (st != 0)
+    fail_msg("status %d:\n%s", st, stub_log_text());
+  assert_int_equal(stub_log_count(LOG_ERR), 0);
+  assert_int_equal(conf.sources_num, 3);
+
+  usage_ccc_conf_t *c = conf.sources[0]->kind_conf;
+  assert_int_equal(c->services_num, 1);
+  assert_int_equal(c->services[0].users_num, 0);
+  assert_int_equal(c->monthly, 0);
+  assert_null(c->period);
+  assert_int_equal(c->export_user_details, 0);
+  assert_int_equal(c->status_changes, 0);
+  assert_true(c->lookback == 2592000);
+  assert_true(c->overlap == 300);
+  assert_int_equal(c->page_size, 100);
+  assert_int_equal(c->max_pages, 1000);
+  assert_null(c->reseller);
+  assert_null(c->partner);
+  assert_null(c->changed_by_user);
+  assert_null(c->changed_by_email);
+  assert_null(c->state_file);
+
+  c = conf.sources[1]->kind_conf;
+  assert_int_equal(c->services_num, 2);
+  assert_int_equal(c->services[0].users_num, 3);
+  assert_string_equal(c->services[0].users[0],
+                      "0a1b2c3d4e5f60718293a4b5c6d7e8f9");
+  assert_string_equal(c->services[0].users[1],
+                      "11112222333344445555666677778888");
+  assert_string_equal(c->services[0].users[2],
+                      "99990000999900009999000099990000");
+  assert_int_equal(c->services[1].users_num, 0);
+  assert_int_equal(c->monthly, 1);
+  assert_string_equal(c->period, "2024-02-29");
+  assert_int_equal(c->export_user_details, 1);
+  assert_int_equal(c->status_changes, 1);
+  assert_true(c->lookback == 86400);
+  assert_true(c->overlap == 0);
+  assert_int_equal(c->page_size, 1000);
+  assert_int_equal(c->max_pages, 5);
+  assert_string_equal(c->reseller, "aaaabbbbccccddddeeeeffff00001111");
+  assert_string_equal(c->partner, "22223333444455556666777788889999");
+  assert_string_equal(c->changed_by_user, "0a1b2c3d4e5f60718293a4b5c6d7e8f9");
+  assert_string_equal(c->changed_by_email, "admin@example.com");
+  char path[512];
+  snprintf(path, sizeof(path), "%s/ccc.state", dir);
+  assert_string_equal(c->state_file, path);
+
+  /* a partner-wide view needs no service */
+  c = conf.sources[2]->kind_conf;
+  assert_int_equal(c->services_num, 0);
+  assert_int_equal(c->status_changes, 1);
+  assert_string_equal(c->partner, "22223333444455556666777788889999");
+  usage_conf_clear(&conf);
+}
+
 static void test_empty(void **state) {
   (void)state;
   oconfig_item_t *ci = oc_parse("");
@@ -375,9 +545,8 @@ static void test_empty(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_bad),
-      cmocka_unit_test(test_defaults),
-      cmocka_unit_test(test_all_options),
+      cmocka_unit_test(test_bad),         cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_all_options), cmocka_unit_test(test_ccc_options),
       cmocka_unit_test(test_empty),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
