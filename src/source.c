@@ -281,16 +281,17 @@ static void count_code(usage_source_t *s, long code) {
 #define RETRY_AFTER_MAX 30
 
 /* politeness_wait spaces request starts 1/MaxRequestsPerSecond apart (a
- * token bucket of depth one) across all workers of the source, plus a 2%
- * margin: arrival jitter must not put one request too many into a second
- * as the server counts it (a sliding 1-second window). */
+ * token bucket of depth one) across all workers of the source, plus a 10%
+ * margin: network and scheduling jitter of up to a tenth of the spacing
+ * must not put one request too many into a second as the server counts it
+ * (a sliding 1-second window). */
 static void politeness_wait(usage_source_t *s) {
   if (s->conf->max_rps <= 0)
     return;
   pthread_mutex_lock(&s->acct);
   double t = monotonic();
   double slot = fmax(t, s->next_request);
-  s->next_request = slot + 1.02 / s->conf->max_rps;
+  s->next_request = slot + 1.10 / s->conf->max_rps;
   pthread_mutex_unlock(&s->acct);
   sleep_for(slot - t);
 }
