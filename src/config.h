@@ -5,6 +5,7 @@
 #ifndef USAGE_CONFIG_H
 #define USAGE_CONFIG_H 1
 
+#include "exporter.h"
 #include "source.h"
 
 #include "liboconfig/oconfig.h"
@@ -14,6 +15,11 @@
 typedef struct {
   char *address; /* default 127.0.0.1 */
   char *port;    /* default 19813 */
+  unsigned threads, max_conns, max_per_ip, idle_timeout; /* 0 = default */
+  size_t memory_limit;                                   /* 0 = default */
+  char *tls_cert_file, *tls_key_file, *tls_client_ca_file; /* or NULL */
+  usage_exporter_user_t *users; /* BasicAuthUser "name" "bcrypt hash" */
+  size_t users_num;
 } usage_exporter_conf_t;
 
 typedef struct {

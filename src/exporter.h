@@ -1,20 +1,42 @@
 /* SPDX-License-Identifier: MIT */
 /* exporter: the HTTP server (libmicrohttpd) that serves the store in the
  * Prometheus formats on /metrics and a status page on /. It never waits on
- * an upstream request: it serves the figures of the last commits. */
+ * an upstream request: it serves the figures of the last commits. Hardened:
+ * a fixed thread pool, connection limits, idle timeout, per-connection
+ * memory cap, optional TLS (with client certificates) and Basic auth. */
 #ifndef USAGE_EXPORTER_H
 #define USAGE_EXPORTER_H 1
 
 #include "buf.h"
 #include "store.h"
 
+/* A Basic auth account: the user name and its bcrypt hash ($2y$, $2b$ or
+ * $2a$, as htpasswd -B writes). */
+typedef struct {
+  char *user;
+  char *hash;
+} usage_exporter_user_t;
+
+#define USAGE_EXPORTER_THREADS 4
+#define USAGE_EXPORTER_MAX_CONNS 512
+#define USAGE_EXPORTER_MAX_PER_IP 32
+#define USAGE_EXPORTER_IDLE_TIMEOUT 10          /* seconds */
+#define USAGE_EXPORTER_MEMORY_LIMIT (32 * 1024) /* bytes per connection */
+
 typedef struct {
   const char *address; /* numeric IPv4 or IPv6 address */
   const char *port;
-  unsigned threads;    /* worker threads (pool) */
-  unsigned max_conns;  /* connections at once */
-  unsigned max_per_ip; /* connections at once from one address */
-  unsigned timeout_s;  /* idle connection timeout */
+  unsigned threads;    /* worker threads (pool); 0 = default */
+  unsigned max_conns;  /* connections at once; 0 = default */
+  unsigned max_per_ip; /* connections at once from one address; 0 = default */
+  unsigned timeout_s;  /* idle connection timeout; 0 = default */
+  size_t mem_limit;    /* per-connection memory (headers, URL); 0 = default */
+  /* TLS: PEM file names; cert and key together or neither. With a client
+   * CA, clients must present a certificate it signed. */
+  const char *tls_cert_file, *tls_key_file, *tls_client_ca_file;
+  /* Basic auth: with users_num > 0 every request must authenticate. */
+  const usage_exporter_user_t *users;
+  size_t users_num;
   /* page writes the HTML status page body (sources and their state) */
   void (*page)(void *ud, usage_buf_t *out);
   void *page_ud;
@@ -22,9 +44,10 @@ typedef struct {
 
 typedef struct usage_exporter_s usage_exporter_t;
 
-/* usage_exporter_start binds and starts serving store (not owned). NULL on
- * failure with the cause in err. */
-usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *conf,
+/* usage_exporter_start binds and starts serving store (not owned); opts is
+ * copied, the strings it points to must outlive the exporter. NULL on
+ * failure with the cause in err (never a secret). */
+usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *opts,
                                        usage_store_t *store, char *err,
                                        size_t errlen);
 /* usage_exporter_stop closes the socket, waits for the workers, frees. */
@@ -33,6 +56,12 @@ void usage_exporter_stop(usage_exporter_t *e); /* accepts NULL */
 /* usage_exporter_negotiate picks the format for an Accept header (NULL =
  * none): OpenMetrics when the client prefers it over text/plain. */
 usage_format_t usage_exporter_negotiate(const char *accept);
+/* usage_exporter_wants_gzip tells whether an Accept-Encoding header (NULL =
+ * none) allows gzip: "gzip" or "*" with a q above 0, gzip not refused. */
+int usage_exporter_wants_gzip(const char *accept_encoding);
+/* usage_exporter_check_hash tells whether hash is a bcrypt hash libcrypt
+ * can verify: 0 or EINVAL. */
+int usage_exporter_check_hash(const char *hash);
 
 /* usage_html_escape writes s with &, <, >, " and ' escaped. */
 int usage_html_escape(usage_buf_t *b, const char *s);

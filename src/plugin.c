@@ -189,8 +189,19 @@ static int usage_init(void) {
             "to scrape");
 
   if (conf.exporter != NULL) {
-    usage_exporter_opts_t opts = {.address = conf.exporter->address,
-                                  .port = conf.exporter->port,
+    const usage_exporter_conf_t *x = conf.exporter;
+    usage_exporter_opts_t opts = {.address = x->address,
+                                  .port = x->port,
+                                  .threads = x->threads,
+                                  .max_conns = x->max_conns,
+                                  .max_per_ip = x->max_per_ip,
+                                  .timeout_s = x->idle_timeout,
+                                  .mem_limit = x->memory_limit,
+                                  .tls_cert_file = x->tls_cert_file,
+                                  .tls_key_file = x->tls_key_file,
+                                  .tls_client_ca_file = x->tls_client_ca_file,
+                                  .users = x->users,
+                                  .users_num = x->users_num,
                                   .page = status_page};
     char err[256];
     exporter = usage_exporter_start(&opts, store, err, sizeof(err));
@@ -198,9 +209,11 @@ static int usage_init(void) {
       ERROR("usage plugin: Exporter: %s", err);
       return -1;
     }
-    INFO("usage plugin: exporter listening on http://%s%s%s:%s/metrics",
+    INFO("usage plugin: exporter listening on %s://%s%s%s:%s/metrics%s",
+         x->tls_cert_file ? "https" : "http",
          strchr(conf.exporter->address, ':') ? "[" : "", conf.exporter->address,
-         strchr(conf.exporter->address, ':') ? "]" : "", conf.exporter->port);
+         strchr(conf.exporter->address, ':') ? "]" : "", conf.exporter->port,
+         x->users_num ? " (Basic auth)" : "");
   }
   return 0;
 }

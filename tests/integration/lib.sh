@@ -16,6 +16,8 @@
 #   it_stop_collectd / it_kill_collectd
 #   it_promtool_check             promtool check metrics on live /metrics
 #   it_assert_eq WHAT EXPECTED ACTUAL ; it_assert WHAT CMD... ; it_done
+#   IT_EXPORTER_EXTRA             more lines for the <Exporter> block
+#   IT_CURL_OPTS                  curl options for it_metrics (TLS, auth)
 set -u
 
 : "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -120,6 +122,7 @@ LoadPlugin usage
   <Exporter>
     Address "127.0.0.1"
     Port "$EXPORTER_PORT"
+${IT_EXPORTER_EXTRA:-}
   </Exporter>
 $(cat "$1")
 </Plugin>
@@ -130,7 +133,7 @@ it_start_collectd() {
   it_write_config "$1"
   "$COLLECTD" -f -C "$IT_DIR/collectd.conf" >>"$IT_DIR/collectd.out" 2>&1 &
   COLLECTD_PID=$!
-  if ! it_until 15 curl -sf -o /dev/null "$METRICS_URL"; then
+  if ! it_until 15 curl -sf ${IT_CURL_OPTS:-} -o /dev/null "$METRICS_URL"; then
     echo "collectd did not start serving $METRICS_URL"
     IT_FAIL=$((IT_FAIL + 1))
     exit 1
@@ -152,7 +155,7 @@ it_kill_collectd() {
   COLLECTD_PID=
 }
 
-it_metrics() { curl -sf "$METRICS_URL" -o "$IT_DIR/last.prom"; }
+it_metrics() { curl -sf ${IT_CURL_OPTS:-} "$METRICS_URL" -o "$IT_DIR/last.prom"; }
 it_value() { it_metrics && python3 "$PROM_PY" value "$IT_DIR/last.prom" "$1"; }
 it_sum() { it_metrics && python3 "$PROM_PY" sum "$IT_DIR/last.prom" "$1"; }
 it_count() { it_metrics && python3 "$PROM_PY" count "$IT_DIR/last.prom" "$1"; }
@@ -160,8 +163,8 @@ it_wait_metric() { it_until "${2:-15}" it_value "$1"; }
 it_wait_value() {
   local sel=$1 want=$2 limit=${3:-15}
   it_until "$limit" sh -c '[ "$(python3 "$0" value - "$1" <"$2" 2>/dev/null)" = "$3" ] ||
-    { curl -sf "$4" -o "$2" && [ "$(python3 "$0" value "$2" "$1")" = "$3" ]; }' \
-    "$PROM_PY" "$sel" "$IT_DIR/last.prom" "$want" "$METRICS_URL"
+    { curl -sf $5 "$4" -o "$2" && [ "$(python3 "$0" value "$2" "$1")" = "$3" ]; }' \
+    "$PROM_PY" "$sel" "$IT_DIR/last.prom" "$want" "$METRICS_URL" "${IT_CURL_OPTS:-}"
 }
 
 # it_csv_last PLUGIN_INSTANCE TYPE-TYPE_INSTANCE

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* test_exporter: the HTTP server over loopback with libcurl (status codes,
- * content types, bodies, methods) and the Accept negotiation table. */
+ * content types, bodies, methods, gzip, golden bodies of both formats,
+ * oversized requests, Basic auth, TLS with client certificates, connection
+ * limits and the idle timeout) and the Accept/Accept-Encoding tables. */
 #include "exporter.h"
 #include "families.h"
 #include "store.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +23,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <crypt.h>
+#include <pthread.h>
+#include <time.h>
+#include <zlib.h>
 
 #define PROMETHEUS_ACCEPT                                                      \
   "application/openmetrics-text;version=1.0.0,application/"                    \
@@ -282,12 +289,545 @@ static void test_server(void **state) {
   usage_store_destroy(store);
 }
 
+/* ---- the hardened exporter ---- */
+
+static void test_wants_gzip(void **state) {
+  static const struct {
+    const char *ae;
+    int want;
+  } cases[] = {
+      {NULL, 0},
+      {"", 0},
+      {"gzip", 1},
+      {"GZIP", 1},
+      {"x-gzip", 1},
+      {"identity", 0},
+      {"deflate, gzip;q=0.5", 1},
+      {"gzip;q=0", 0},
+      {"gzip; q=0.0, identity", 0},
+      {"*", 1},
+      {"*;q=0", 0},
+      {"*, gzip;q=0", 0},
+      {"br, deflate", 0},
+      {"gzip, deflate, br", 1},
+  };
+  (void)state;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+    if (usage_exporter_wants_gzip(cases[i].ae) != cases[i].want)
+      fail_msg("Accept-Encoding \"%s\": want %d",
+               cases[i].ae ? cases[i].ae : "(none)", cases[i].want);
+}
+
+/* make_hash: a bcrypt hash of pass ($2y$, as htpasswd -B writes). */
+static void make_hash(const char *pass, unsigned long cost, char *out,
+                      size_t size) {
+  char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+  assert_non_null(
+      crypt_gensalt_rn("$2y$", cost, NULL, 0, setting, sizeof(setting)));
+  struct crypt_data cd;
+  memset(&cd, 0, sizeof(cd));
+  const char *h = crypt_rn(pass, setting, &cd, sizeof(cd));
+  assert_non_null(h);
+  snprintf(out, size, "%s", h);
+}
+
+static void test_check_hash(void **state) {
+  (void)state;
+  char good[128];
+  make_hash("secret", 4, good, sizeof(good));
+  static const struct {
+    const char *name, *hash;
+    int want;
+  } cases[] = {
+      /* htpasswd -nBC 10 prometheus (password "prometheus") */
+      {"htpasswd",
+       "$2y$10$WQsLVpSIjqCwRouDJPvNyOovgDFCT6GU8fDmSOP33t/U68bM.Tq5K", 0},
+      {"2b", "$2b$10$WQsLVpSIjqCwRouDJPvNyOovgDFCT6GU8fDmSOP33t/U68bM.Tq5K", 0},
+      {"empty", "", EINVAL},
+      {"plain", "prometheus", EINVAL},
+      {"md5", "$1$abcdefgh$0123456789012345678901", EINVAL},
+      {"short", "$2y$10$WQsLVpSIjqCwRouDJPvNyOovgDFCT6GU8fDmSOP33t/U68bM.",
+       EINVAL},
+      {"bad cost",
+       "$2y$99$WQsLVpSIjqCwRouDJPvNyOovgDFCT6GU8fDmSOP33t/U68bM.Tq5K", EINVAL},
+  };
+  assert_int_equal(usage_exporter_check_hash(good), 0);
+  assert_int_equal(usage_exporter_check_hash(NULL), EINVAL);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+    if (usage_exporter_check_hash(cases[i].hash) != cases[i].want)
+      fail_msg("%s: want %d", cases[i].name, cases[i].want);
+}
+
+typedef struct {
+  const char *method, *path;
+  const char *accept, *accept_encoding; /* raw, not decoded by curl */
+  const char *user, *pass;
+  const char *extra_header;
+  const char *cert, *key; /* TLS client certificate */
+  int tls;
+  long url_pad; /* append this many 'a' to the path */
+} req_t;
+
+/* fetch performs one request; 0 or the curl error code. */
+static int fetch(const req_t *q, reply_t *r) {
+  usage_buf_t url;
+  usage_buf_init(&url, 0);
+  usage_buf_printf(&url, "%s://127.0.0.1:%s%s", q->tls ? "https" : "http", port,
+                   q->path ? q->path : "/metrics");
+  for (long i = 0; i < q->url_pad; i++)
+    usage_buf_putc(&url, 'a');
+  usage_buf_init(&r->body, 0);
+  usage_buf_init(&r->headers, 0);
+  usage_buf_puts(&r->body, "");
+  CURL *c = curl_easy_init();
+  struct curl_slist *h = NULL;
+  char line[512];
+  if (q->accept != NULL) {
+    snprintf(line, sizeof(line), "Accept: %s", q->accept);
+    h = curl_slist_append(h, line);
+  }
+  if (q->accept_encoding != NULL) {
+    snprintf(line, sizeof(line), "Accept-Encoding: %s", q->accept_encoding);
+    h = curl_slist_append(h, line);
+  }
+  if (q->extra_header != NULL)
+    h = curl_slist_append(h, q->extra_header);
+  curl_easy_setopt(c, CURLOPT_URL, url.data);
+  curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &r->headers);
+  if (q->user != NULL) {
+    curl_easy_setopt(c, CURLOPT_USERNAME, q->user);
+    curl_easy_setopt(c, CURLOPT_PASSWORD, q->pass);
+  }
+  if (q->tls) {
+    curl_easy_setopt(c, CURLOPT_CAINFO, FIXTURES "/exporter/ca.pem");
+    if (q->cert != NULL) {
+      curl_easy_setopt(c, CURLOPT_SSLCERT, q->cert);
+      curl_easy_setopt(c, CURLOPT_SSLKEY, q->key);
+    }
+  }
+  const char *method = q->method ? q->method : "GET";
+  if (strcmp(method, "HEAD") == 0)
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  else if (strcmp(method, "GET") != 0)
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+  CURLcode rc = curl_easy_perform(c);
+  r->status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+  curl_slist_free_all(h);
+  curl_easy_cleanup(c);
+  usage_buf_free(&url);
+  return (int)rc;
+}
+
+static usage_exporter_t *start(usage_exporter_opts_t *opts,
+                               usage_store_t *store) {
+  free_port();
+  opts->address = "127.0.0.1";
+  opts->port = port;
+  char err[256] = "";
+  usage_exporter_t *e = usage_exporter_start(opts, store, err, sizeof(err));
+  if (e == NULL)
+    fail_msg("start: %s", err);
+  return e;
+}
+
+/* gunzip inflates a gzip body into out. */
+static void gunzip(const char *data, size_t len, usage_buf_t *out) {
+  z_stream z;
+  memset(&z, 0, sizeof(z));
+  assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+  z.next_in = (Bytef *)data;
+  z.avail_in = (uInt)len;
+  char chunk[65536];
+  int rc;
+  do {
+    z.next_out = (Bytef *)chunk;
+    z.avail_out = sizeof(chunk);
+    rc = inflate(&z, Z_NO_FLUSH);
+    assert_true(rc == Z_OK || rc == Z_STREAM_END);
+    usage_buf_append(out, chunk, sizeof(chunk) - z.avail_out);
+  } while (rc != Z_STREAM_END);
+  assert_int_equal(z.avail_in, 0);
+  inflateEnd(&z);
+}
+
+static usage_store_t *golden_store(void) {
+  usage_store_t *store = usage_store_create();
+  usage_batch_t *b = usage_batch_create("acme \"eu\"", "svc");
+  usage_batch_add(b, FAM_CCC_SERVICE_INFO, 1, "service", "s1", "name",
+                  "Caf\xc3\xa9 \"Z\xc3\xbcrich\"\nline2", "code", "C\\1",
+                  "primary_domain", "b\xc3\xbc\xe2\x9c\x93.example", NULL);
+  usage_batch_add(b, FAM_CCC_SERVICE_STATUS, 1, "service", "s1", "status",
+                  "TrialActive", NULL);
+  usage_batch_add(b, FAM_CCC_STATUS_CHANGES, 7, "service", "s1", "status",
+                  "Blocked", NULL);
+  usage_batch_add(b, FAM_CCC_SERVICE_ATTACHMENT_STORAGE_BYTES, 1.5e9, "service",
+                  "s1", NULL);
+  usage_store_commit(store, b);
+  b = usage_batch_create("", "build");
+  usage_batch_add(b, FAM_EXPORTER_BUILD_INFO, 1, "version", "1.2.3", NULL);
+  usage_store_commit(store, b);
+  return store;
+}
+
+/* expect_golden compares with a golden file; UPDATE_GOLDEN=1 rewrites it
+ * (then review the diff). */
+static void expect_golden(const char *got, const char *path) {
+  if (getenv("UPDATE_GOLDEN") != NULL) {
+    FILE *w = fopen(path, "w");
+    assert_non_null(w);
+    fputs(got, w);
+    fclose(w);
+  }
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    fail_msg("cannot open %s", path);
+  static char want[65536];
+  size_t n = fread(want, 1, sizeof(want) - 1, f);
+  want[n] = 0;
+  fclose(f);
+  if (strcmp(got, want) != 0)
+    fail_msg("%s differs; got:\n%s", path, got);
+}
+
+/* Golden bodies of both formats through the server, plain and gzip: label
+ * escaping of \, " and newline, UTF-8 kept as is, counters and info
+ * families named per format, # UNIT and # EOF in OpenMetrics only. */
+static void test_golden_gzip(void **state) {
+  (void)state;
+  usage_store_t *store = golden_store();
+  usage_exporter_opts_t opts = {0};
+  usage_exporter_t *e = start(&opts, store);
+  static const struct {
+    const char *name, *accept, *golden, *ct;
+  } cases[] = {
+      {"text", NULL, FIXTURES "/exporter/golden.prom", USAGE_CT_TEXT},
+      {"openmetrics", PROMETHEUS_ACCEPT, FIXTURES "/exporter/golden.om",
+       USAGE_CT_OPENMETRICS},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    reply_t plain, gz;
+    req_t q = {.accept = cases[i].accept};
+    assert_int_equal(fetch(&q, &plain), 0);
+    assert_int_equal(plain.status, 200);
+    assert_string_equal(header(&plain, "Content-Type"), cases[i].ct);
+    assert_null(header(&plain, "Content-Encoding"));
+    expect_golden(plain.body.data, cases[i].golden);
+
+    q.accept_encoding = "gzip, deflate";
+    assert_int_equal(fetch(&q, &gz), 0);
+    assert_int_equal(gz.status, 200);
+    assert_string_equal(header(&gz, "Content-Encoding"), "gzip");
+    assert_string_equal(header(&gz, "Content-Type"), cases[i].ct);
+    assert_string_equal(header(&gz, "Vary"), "Accept, Accept-Encoding");
+    assert_true(gz.body.len > 18 && (unsigned char)gz.body.data[0] == 0x1f &&
+                (unsigned char)gz.body.data[1] == 0x8b);
+    usage_buf_t out;
+    usage_buf_init(&out, 0);
+    gunzip(gz.body.data, gz.body.len, &out);
+    assert_int_equal(out.len, plain.body.len);
+    assert_memory_equal(out.data, plain.body.data, out.len);
+    usage_buf_free(&out);
+    reply_free(&gz);
+
+    /* HEAD: the headers of GET, no body */
+    q.method = "HEAD";
+    assert_int_equal(fetch(&q, &gz), 0);
+    assert_int_equal(gz.status, 200);
+    assert_int_equal(gz.body.len, 0);
+    assert_string_equal(header(&gz, "Content-Encoding"), "gzip");
+    reply_free(&gz);
+    reply_free(&plain);
+  }
+  /* the gzip form is cached per rendered body and follows commits */
+  usage_body_t *g1 = usage_store_body_gzip(store, USAGE_FMT_TEXT);
+  usage_body_t *g2 = usage_store_body_gzip(store, USAGE_FMT_TEXT);
+  assert_ptr_equal(g1, g2);
+  usage_batch_t *b = usage_batch_create("acme", "x");
+  usage_batch_add(b, FAM_SOURCE_UP, 0, "kind", "ccc", NULL);
+  usage_store_commit(store, b);
+  usage_body_t *g3 = usage_store_body_gzip(store, USAGE_FMT_TEXT);
+  assert_ptr_not_equal(g1, g3);
+  assert_true(g3->generation > g1->generation);
+  usage_buf_t out;
+  usage_buf_init(&out, 0);
+  gunzip(g3->data, g3->len, &out);
+  assert_non_null(strstr(out.data, "usage_source_up{source=\"acme\""));
+  usage_buf_free(&out);
+  usage_body_release(g1);
+  usage_body_release(g2);
+  usage_body_release(g3);
+  usage_exporter_stop(e);
+  usage_store_destroy(store);
+}
+
+/* Requests that are too big or not allowed, answered with the right code. */
+static void test_bad_requests(void **state) {
+  (void)state;
+  usage_store_t *store = golden_store();
+  usage_exporter_opts_t opts = {0};
+  usage_exporter_t *e = start(&opts, store);
+  static char big_header[40000];
+  memset(big_header, 'x', sizeof(big_header) - 1);
+  memcpy(big_header, "X-Big: ", 7);
+  static const struct {
+    const char *name;
+    req_t q;
+    long want;
+    const char *allow;
+  } cases[] = {
+      {"long URL", {.path = "/metrics?", .url_pad = 40000}, 414, NULL},
+      {"big header", {.extra_header = big_header}, 431, NULL},
+      {"404", {.path = "/metrics.txt"}, 404, NULL},
+      {"404 traversal", {.path = "/../metrics"}, 404, NULL},
+      {"405 POST", {.method = "POST"}, 405, "GET, HEAD"},
+      {"405 OPTIONS", {.method = "OPTIONS", .path = "/"}, 405, "GET, HEAD"},
+      {"405 before 404", {.method = "PUT", .path = "/nope"}, 404, NULL},
+      {"query ok", {.path = "/metrics?x=1"}, 200, NULL},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    reply_t r;
+    int rc = fetch(&cases[i].q, &r);
+    if (rc != 0 || r.status != cases[i].want)
+      fail_msg("%s: curl %d, status %ld, want %ld", cases[i].name, rc, r.status,
+               cases[i].want);
+    if (cases[i].allow != NULL &&
+        (header(&r, "Allow") == NULL ||
+         strcmp(header(&r, "Allow"), cases[i].allow) != 0))
+      fail_msg("%s: no Allow header", cases[i].name);
+    reply_free(&r);
+  }
+  usage_exporter_stop(e);
+  usage_store_destroy(store);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_basic_auth(void **state) {
+  (void)state;
+  usage_store_t *store = golden_store();
+  char h1[128], h2[128];
+  make_hash("s3cret:with colon", 8, h1, sizeof(h1));
+  make_hash("other", 8, h2, sizeof(h2));
+  usage_exporter_user_t users[] = {{"prometheus", h1}, {"grafana", h2}};
+  usage_exporter_opts_t opts = {.users = users, .users_num = 2};
+  usage_exporter_t *e = start(&opts, store);
+  static const struct {
+    const char *name, *user, *pass, *path;
+    long want;
+  } cases[] = {
+      {"no credentials", NULL, NULL, "/metrics", 401},
+      {"no credentials /", NULL, NULL, "/", 401},
+      {"no credentials 404", NULL, NULL, "/nope", 401},
+      {"right", "prometheus", "s3cret:with colon", "/metrics", 200},
+      {"right again (cached)", "prometheus", "s3cret:with colon", "/", 200},
+      {"second user", "grafana", "other", "/metrics", 200},
+      {"wrong password", "prometheus", "s3cret", "/metrics", 401},
+      {"other user's password", "grafana", "s3cret:with colon", "/metrics",
+       401},
+      {"unknown user", "nobody", "s3cret:with colon", "/metrics", 401},
+      {"empty", "", "", "/metrics", 401},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    reply_t r;
+    req_t q = {
+        .path = cases[i].path, .user = cases[i].user, .pass = cases[i].pass};
+    assert_int_equal(fetch(&q, &r), 0);
+    if (r.status != cases[i].want)
+      fail_msg("%s: %ld, want %ld", cases[i].name, r.status, cases[i].want);
+    if (r.status == 401) {
+      const char *www = header(&r, "WWW-Authenticate");
+      assert_non_null(www);
+      assert_non_null(strstr(www, "Basic realm="));
+      assert_null(strstr(r.body.data, "usage_"));
+    }
+    reply_free(&r);
+  }
+
+  /* An unknown user costs about what a known one with a wrong password
+   * costs (both run bcrypt at the configured cost once). */
+  double t0 = now_s();
+  reply_t r;
+  req_t q = {.user = "prometheus", .pass = "wrong-1"};
+  fetch(&q, &r);
+  reply_free(&r);
+  double t_known = now_s() - t0;
+  t0 = now_s();
+  q = (req_t){.user = "nobody-2", .pass = "wrong-2"};
+  fetch(&q, &r);
+  reply_free(&r);
+  double t_unknown = now_s() - t0;
+  if (t_unknown < 0.3 * t_known || t_known < 0.3 * t_unknown)
+    fail_msg("known user %.4f s, unknown user %.4f s", t_known, t_unknown);
+
+  /* A burst of distinct bad passwords: bcrypt runs are rate limited, so
+   * most get 429 quickly, and a cached good login still works. */
+  int n401 = 0, n429 = 0;
+  t0 = now_s();
+  for (int i = 0; i < 40; i++) {
+    char pass[32];
+    snprintf(pass, sizeof(pass), "guess-%d", i);
+    q = (req_t){.user = "prometheus", .pass = pass};
+    assert_int_equal(fetch(&q, &r), 0);
+    n401 += r.status == 401;
+    n429 += r.status == 429;
+    if (r.status == 429)
+      assert_non_null(header(&r, "Retry-After"));
+    reply_free(&r);
+  }
+  double burst = now_s() - t0;
+  if (n429 < 20 || n401 + n429 != 40)
+    fail_msg("burst: %d x 401, %d x 429 in %.3f s", n401, n429, burst);
+  q = (req_t){.user = "prometheus", .pass = "s3cret:with colon"};
+  assert_int_equal(fetch(&q, &r), 0);
+  assert_int_equal(r.status, 200);
+  reply_free(&r);
+  usage_exporter_stop(e);
+
+  /* a hash libcrypt cannot use is refused at start */
+  usage_exporter_user_t bad[] = {{"x", "$2y$10$short"}};
+  opts = (usage_exporter_opts_t){
+      .address = "127.0.0.1", .port = port, .users = bad, .users_num = 1};
+  char err[256] = "";
+  assert_null(usage_exporter_start(&opts, store, err, sizeof(err)));
+  assert_non_null(strstr(err, "bcrypt"));
+  usage_store_destroy(store);
+}
+
+static void test_tls(void **state) {
+  (void)state;
+  usage_store_t *store = golden_store();
+  usage_exporter_opts_t opts = {
+      .tls_cert_file = FIXTURES "/exporter/server.pem",
+      .tls_key_file = FIXTURES "/exporter/server.key"};
+  usage_exporter_t *e = start(&opts, store);
+  reply_t r;
+  req_t q = {.tls = 1, .accept_encoding = "gzip"};
+  assert_int_equal(fetch(&q, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(header(&r, "Content-Encoding"), "gzip");
+  reply_free(&r);
+  q.tls = 0; /* plain HTTP to a TLS port gets no answer */
+  assert_int_not_equal(fetch(&q, &r), 0);
+  reply_free(&r);
+  usage_exporter_stop(e);
+
+  opts.tls_client_ca_file = FIXTURES "/exporter/ca.pem";
+  e = start(&opts, store);
+  static const struct {
+    const char *name, *cert, *key;
+    long want; /* 0: the handshake or the request fails */
+  } cases[] = {
+      {"client cert", FIXTURES "/exporter/client.pem",
+       FIXTURES "/exporter/client.key", 200},
+      {"no client cert", NULL, NULL, 403},
+      {"rogue client cert", FIXTURES "/exporter/rogue.pem",
+       FIXTURES "/exporter/rogue.key", 403},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    q = (req_t){.tls = 1, .cert = cases[i].cert, .key = cases[i].key};
+    int rc = fetch(&q, &r);
+    long got = rc == 0 ? r.status : 0;
+    if (cases[i].want == 200 ? got != 200 : got == 200)
+      fail_msg("%s: curl %d, status %ld", cases[i].name, rc, r.status);
+    if (rc == 0 && cases[i].want == 403)
+      assert_int_equal(r.status, 403);
+    reply_free(&r);
+  }
+  usage_exporter_stop(e);
+
+  /* a key without a certificate, a missing file: clear errors */
+  char err[256] = "";
+  opts =
+      (usage_exporter_opts_t){.address = "127.0.0.1",
+                              .port = port,
+                              .tls_key_file = FIXTURES "/exporter/server.key"};
+  assert_null(usage_exporter_start(&opts, store, err, sizeof(err)));
+  assert_non_null(strstr(err, "TLSCertFile"));
+  opts.tls_cert_file = FIXTURES "/exporter/missing.pem";
+  assert_null(usage_exporter_start(&opts, store, err, sizeof(err)));
+  assert_non_null(strstr(err, "missing.pem"));
+  usage_store_destroy(store);
+}
+
+static int connect_lo(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)atoi(port)),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  return fd;
+}
+
+/* closed_within waits until the server closes fd: 1, or 0 after limit s. */
+static int closed_within(int fd, double limit) {
+  struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  double t0 = now_s();
+  char buf[512];
+  while (now_s() - t0 < limit) {
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+      return 1;
+  }
+  return 0;
+}
+
+/* The per-IP limit refuses connections beyond it; a half-sent request is
+ * closed after the idle timeout; a normal scrape still works meanwhile. */
+static void test_limits(void **state) {
+  (void)state;
+  usage_store_t *store = golden_store();
+  usage_exporter_opts_t opts = {.max_per_ip = 4, .timeout_s = 1};
+  usage_exporter_t *e = start(&opts, store);
+  int fds[4];
+  double t0 = now_s();
+  for (int i = 0; i < 3; i++) {
+    fds[i] = connect_lo();
+    assert_int_equal(send(fds[i], "GET /metrics HTTP/1.1\r\nHo", 25, 0), 25);
+  }
+  reply_t r;
+  req_t q = {0};
+  assert_int_equal(fetch(&q, &r), 0); /* the 4th connection from here */
+  assert_int_equal(r.status, 200);
+  reply_free(&r);
+  fds[3] = connect_lo(); /* curl closed its own: 4th again */
+  int extra = connect_lo();
+  /* the 5th is accepted by the kernel and closed by the server at once */
+  assert_true(closed_within(extra, 1.0));
+  close(extra);
+  for (int i = 0; i < 4; i++)
+    assert_true(closed_within(fds[i], 4.0));
+  double waited = now_s() - t0;
+  if (waited < 0.9 || waited > 4.0)
+    fail_msg("idle connections closed after %.2f s (timeout 1 s)", waited);
+  for (int i = 0; i < 4; i++)
+    close(fds[i]);
+  assert_int_equal(fetch(&q, &r), 0);
+  assert_int_equal(r.status, 200);
+  reply_free(&r);
+  usage_exporter_stop(e);
+  usage_store_destroy(store);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_ALL);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_negotiate),
-      cmocka_unit_test(test_html_escape),
-      cmocka_unit_test(test_server),
+      cmocka_unit_test(test_negotiate),    cmocka_unit_test(test_html_escape),
+      cmocka_unit_test(test_server),       cmocka_unit_test(test_wants_gzip),
+      cmocka_unit_test(test_check_hash),   cmocka_unit_test(test_golden_gzip),
+      cmocka_unit_test(test_bad_requests), cmocka_unit_test(test_basic_auth),
+      cmocka_unit_test(test_tls),          cmocka_unit_test(test_limits),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
