@@ -13,9 +13,11 @@
 #include <errno.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -337,6 +339,13 @@ done:
 
 /* ---- responses ---- */
 
+_Static_assert(sizeof(usage_iov_t) == sizeof(struct MHD_IoVec) &&
+                   offsetof(usage_iov_t, base) ==
+                       offsetof(struct MHD_IoVec, iov_base) &&
+                   offsetof(usage_iov_t, len) ==
+                       offsetof(struct MHD_IoVec, iov_len),
+               "usage_iov_t must be laid out like struct MHD_IoVec");
+
 static void release_body(void *cls) { usage_body_release(cls); }
 
 static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status,
@@ -360,6 +369,79 @@ static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status,
   return ret;
 }
 
+/* A body of many pieces is copied out in blocks by a reader: libmicrohttpd
+ * 0.9.75 aborts on I/O vectors longer than IOV_MAX. */
+#define IOV_PIECES_MAX 1000
+#define READER_BLOCK (256 * 1024)
+
+typedef struct {
+  usage_body_t *body;
+  size_t piece, off; /* where the next byte comes from */
+  uint64_t pos;      /* and its offset in the body */
+} body_reader_t;
+
+static ssize_t body_read(void *cls, uint64_t pos, char *buf, size_t max) {
+  body_reader_t *r = cls;
+  if (pos != r->pos) { /* not sequential: find the piece again */
+    r->piece = 0;
+    r->pos = 0;
+    while (r->piece < r->body->iovcnt &&
+           r->pos + r->body->iov[r->piece].len <= pos)
+      r->pos += r->body->iov[r->piece++].len;
+    r->off = (size_t)(pos - r->pos);
+    r->pos = pos;
+  }
+  size_t n = 0;
+  while (n < max && r->piece < r->body->iovcnt) {
+    const usage_iov_t *v = &r->body->iov[r->piece];
+    size_t take = v->len - r->off;
+    if (take > max - n)
+      take = max - n;
+    memcpy(buf + n, (const char *)v->base + r->off, take);
+    n += take;
+    r->off += take;
+    if (r->off == v->len) {
+      r->piece++;
+      r->off = 0;
+    }
+  }
+  r->pos += n;
+  return n > 0 ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void body_reader_free(void *cls) {
+  body_reader_t *r = cls;
+  usage_body_release(r->body);
+  free(r);
+}
+
+/* body_response hands the body to libmicrohttpd without copying it when it
+ * has few pieces, else through a reader (one copy per scrape, in blocks).
+ * The body's reference goes with the response, also on failure. */
+static struct MHD_Response *body_response(usage_body_t *body) {
+  struct MHD_Response *r = NULL;
+  if (body->iovcnt == 0) {
+    r = MHD_create_response_from_buffer_with_free_callback_cls(
+        0, (void *)"", release_body, body);
+  } else if (body->iovcnt <= IOV_PIECES_MAX) {
+    r = MHD_create_response_from_iovec((const struct MHD_IoVec *)body->iov,
+                                       (unsigned int)body->iovcnt, release_body,
+                                       body);
+  } else {
+    body_reader_t *rd = calloc(1, sizeof(*rd));
+    if (rd != NULL) {
+      rd->body = body;
+      r = MHD_create_response_from_callback(body->len, READER_BLOCK, body_read,
+                                            rd, body_reader_free);
+      if (r == NULL)
+        free(rd);
+    }
+  }
+  if (r == NULL)
+    usage_body_release(body);
+  return r;
+}
+
 static enum MHD_Result serve_metrics(usage_exporter_t *e,
                                      struct MHD_Connection *conn) {
   const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -369,16 +451,12 @@ static enum MHD_Result serve_metrics(usage_exporter_t *e,
   usage_format_t fmt = usage_exporter_negotiate(accept);
   int gzip = usage_exporter_wants_gzip(encoding);
   usage_body_t *body = gzip ? usage_store_body_gzip(e->store, fmt)
-                            : usage_store_body(e->store, fmt);
+                            : usage_store_body_iov(e->store, fmt);
   if (body == NULL)
     return queue_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
-  struct MHD_Response *r =
-      MHD_create_response_from_buffer_with_free_callback_cls(
-          body->len, (void *)body->data, release_body, body);
-  if (r == NULL) {
-    usage_body_release(body);
+  struct MHD_Response *r = body_response(body);
+  if (r == NULL)
     return MHD_NO;
-  }
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                           fmt == USAGE_FMT_OPENMETRICS ? USAGE_CT_OPENMETRICS
                                                        : USAGE_CT_TEXT);

@@ -196,7 +196,9 @@ typedef struct {
   size_t off, len;
 } chunk_t;
 
-typedef struct entity_s {
+typedef struct entity_s entity_t;
+
+struct entity_s {
   int refs; /* atomic */
   char *source;
   char *entity;
@@ -205,7 +207,7 @@ typedef struct entity_s {
   size_t nchunks;
   size_t nseries;
   struct entity_s *next; /* hash chain */
-} entity_t;
+};
 
 static void entity_unref(entity_t *e) {
   if (e == NULL || __atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) > 0)
@@ -255,7 +257,11 @@ static entity_t *entity_from_batch(const usage_batch_t *b) {
   if (text.failed)
     goto fail;
   e->nseries = b->num;
-  e->text = usage_buf_steal(&text, NULL);
+  size_t len;
+  e->text = usage_buf_steal(&text, &len);
+  char *fit = realloc(e->text, len + 1); /* kept for long: no slack */
+  if (fit != NULL)
+    e->text = fit;
   free(order);
   return e;
 
@@ -273,9 +279,13 @@ fail:
 
 typedef struct body_s {
   usage_body_t pub;
-  int refs; /* atomic */
-  char *data;
-  pthread_mutex_t gz_lock; /* gz */
+  int refs;        /* atomic */
+  char *data;      /* contiguous copy, or the gzip bytes */
+  entity_t **snap; /* the entities whose text the pieces point into */
+  size_t nsnap;
+  char *heads; /* family headers and footer */
+  usage_iov_t *iov;
+  pthread_mutex_t gz_lock; /* gz and data */
   struct body_s *gz;       /* gzip form, made on first demand; owned */
 } body_t;
 
@@ -404,71 +414,119 @@ static int entity_cmp(const void *a, const void *b) {
   return c != 0 ? c : strcmp(x->entity, y->entity);
 }
 
-/* store_render builds a body from a snapshot of the entities. */
+/* store_render assembles a body from a snapshot of the entities: for each
+ * family its header, then the entities' lines of that family, in the order
+ * of source and entity; the footer last. The pieces point into the
+ * entities' text, which the body keeps referenced. */
 static body_t *store_render(usage_store_t *s, usage_format_t fmt) {
+  body_t *body = calloc(1, sizeof(*body));
+  if (body == NULL)
+    return NULL;
+  body->refs = 1;
+  pthread_mutex_init(&body->gz_lock, NULL);
+
   pthread_mutex_lock(&s->lock);
   size_t n = s->count;
-  uint64_t generation = s->generation;
-  entity_t **snap = calloc(n + 1, sizeof(*snap));
-  if (snap == NULL) {
+  body->pub.generation = s->generation;
+  body->snap = calloc(n + 1, sizeof(*body->snap));
+  if (body->snap == NULL) {
     pthread_mutex_unlock(&s->lock);
+    usage_body_release(&body->pub);
     return NULL;
   }
-  size_t k = 0;
   for (size_t i = 0; i < STORE_BUCKETS; i++)
     for (entity_t *e = s->table[i]; e != NULL; e = e->next) {
       __atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
-      snap[k++] = e;
+      body->snap[body->nsnap++] = e;
     }
   pthread_mutex_unlock(&s->lock);
+  entity_t **snap = body->snap;
   qsort(snap, n, sizeof(*snap), entity_cmp);
 
-  size_t total = 64;
+  /* Pieces: one per chunk, a header per family present, the footer. */
+  size_t npieces = FAM_COUNT + 1;
   for (size_t i = 0; i < n; i++)
-    for (size_t c = 0; c < snap[i]->nchunks; c++)
-      total += snap[i]->chunks[c].len;
-  usage_buf_t out;
-  usage_buf_init(&out, 0);
-  usage_buf_reserve(&out, total + 256 * FAM_COUNT);
+    npieces += snap[i]->nchunks;
+  body->iov = calloc(npieces, sizeof(*body->iov));
   size_t *cursor = calloc(n + 1, sizeof(*cursor));
-  if (cursor == NULL)
-    out.failed = ENOMEM;
-  for (int fam = 0; fam < FAM_COUNT && !out.failed; fam++) {
+  /* Header pieces hold offsets into heads until it stops moving. */
+  unsigned char *is_head = calloc(npieces, 1);
+  usage_buf_t heads;
+  usage_buf_init(&heads, 0);
+  if (body->iov == NULL || cursor == NULL || is_head == NULL)
+    heads.failed = ENOMEM;
+  size_t k = 0;
+  for (int fam = 0; fam < FAM_COUNT && !heads.failed; fam++) {
     int header = 0;
     for (size_t i = 0; i < n; i++) {
       entity_t *e = snap[i];
       if (cursor[i] >= e->nchunks || e->chunks[cursor[i]].family != fam)
         continue;
       if (!header) {
-        expfmt_header(&out, fam, fmt);
+        size_t at = heads.len;
+        expfmt_header(&heads, fam, fmt);
+        is_head[k] = 1;
+        body->iov[k++] =
+            (usage_iov_t){(const void *)(uintptr_t)at, heads.len - at};
         header = 1;
       }
-      usage_buf_append(&out, e->text + e->chunks[cursor[i]].off,
-                       e->chunks[cursor[i]].len);
+      body->iov[k++] = (usage_iov_t){e->text + e->chunks[cursor[i]].off,
+                                     e->chunks[cursor[i]].len};
       cursor[i]++;
     }
   }
-  expfmt_footer(&out, fmt);
+  if (!heads.failed) {
+    size_t at = heads.len;
+    expfmt_footer(&heads, fmt);
+    if (heads.len > at) {
+      is_head[k] = 1;
+      body->iov[k++] =
+          (usage_iov_t){(const void *)(uintptr_t)at, heads.len - at};
+    }
+  }
   free(cursor);
-  for (size_t i = 0; i < n; i++)
-    entity_unref(snap[i]);
-  free(snap);
-
-  body_t *body = calloc(1, sizeof(*body));
-  if (body == NULL || out.failed) {
-    free(body);
-    usage_buf_free(&out);
+  if (heads.failed) {
+    free(is_head);
+    usage_buf_free(&heads);
+    usage_body_release(&body->pub);
     return NULL;
   }
-  body->refs = 1;
-  pthread_mutex_init(&body->gz_lock, NULL);
-  body->pub.generation = generation;
-  body->data = usage_buf_steal(&out, &body->pub.len);
-  body->pub.data = body->data;
+  body->heads = usage_buf_steal(&heads, NULL);
+  for (size_t i = 0; i < k; i++) {
+    if (is_head[i])
+      body->iov[i].base = body->heads + (uintptr_t)body->iov[i].base;
+    body->pub.len += body->iov[i].len;
+  }
+  free(is_head);
+  body->pub.iov = body->iov;
+  body->pub.iovcnt = k;
   return body;
 }
 
-usage_body_t *usage_store_body(usage_store_t *s, usage_format_t fmt) {
+/* body_flatten gives the body its bytes in one block (once). */
+static int body_flatten(body_t *body) {
+  int ret = 0;
+  pthread_mutex_lock(&body->gz_lock);
+  if (body->data == NULL) {
+    char *p = malloc(body->pub.len + 1);
+    if (p == NULL) {
+      ret = ENOMEM;
+    } else {
+      size_t at = 0;
+      for (size_t i = 0; i < body->pub.iovcnt; i++) {
+        memcpy(p + at, body->iov[i].base, body->iov[i].len);
+        at += body->iov[i].len;
+      }
+      p[at] = 0;
+      body->data = p;
+      __atomic_store_n(&body->pub.data, p, __ATOMIC_RELEASE);
+    }
+  }
+  pthread_mutex_unlock(&body->gz_lock);
+  return ret;
+}
+
+usage_body_t *usage_store_body_iov(usage_store_t *s, usage_format_t fmt) {
   uint64_t generation = usage_store_generation(s);
   pthread_mutex_lock(&s->render_lock);
   body_t *body = s->cache[fmt];
@@ -485,6 +543,15 @@ usage_body_t *usage_store_body(usage_store_t *s, usage_format_t fmt) {
   return body ? &body->pub : NULL;
 }
 
+usage_body_t *usage_store_body(usage_store_t *s, usage_format_t fmt) {
+  usage_body_t *pub = usage_store_body_iov(s, fmt);
+  if (pub != NULL && body_flatten((body_t *)pub) != 0) {
+    usage_body_release(pub);
+    return NULL;
+  }
+  return pub;
+}
+
 void usage_body_release(usage_body_t *pub) {
   if (pub == NULL)
     return;
@@ -493,6 +560,11 @@ void usage_body_release(usage_body_t *pub) {
     return;
   usage_body_release(body->gz ? &body->gz->pub : NULL);
   pthread_mutex_destroy(&body->gz_lock);
+  for (size_t i = 0; i < body->nsnap; i++)
+    entity_unref(body->snap[i]);
+  free(body->snap);
+  free(body->iov);
+  free(body->heads);
   free(body->data);
   free(body);
 }
@@ -507,23 +579,31 @@ static body_t *body_gzip(const body_t *plain) {
     free(gz);
     return NULL;
   }
-  size_t cap = deflateBound(&z, plain->pub.len);
-  gz->data = malloc(cap ? cap : 1);
+  size_t cap = deflateBound(&z, plain->pub.len) + 64;
+  gz->data = malloc(cap);
   if (gz->data == NULL)
     goto fail;
-  z.next_in = (Bytef *)plain->pub.data;
   z.next_out = (Bytef *)gz->data;
-  size_t in_left = plain->pub.len, out_left = cap;
-  int rc;
-  do { /* avail_* are 32 bits: feed at most 1 GiB per call */
-    uInt in = in_left > (1u << 30) ? (1u << 30) : (uInt)in_left;
-    uInt out = out_left > (1u << 30) ? (1u << 30) : (uInt)out_left;
-    z.avail_in = in;
-    z.avail_out = out;
-    rc = deflate(&z, in == in_left ? Z_FINISH : Z_NO_FLUSH);
-    in_left -= in - z.avail_in;
-    out_left -= out - z.avail_out;
-  } while (rc == Z_OK || (rc == Z_BUF_ERROR && in_left > 0 && out_left > 0));
+  size_t out_left = cap;
+  int rc = Z_OK;
+  for (size_t i = 0; i <= plain->pub.iovcnt && rc == Z_OK; i++) {
+    int last = i == plain->pub.iovcnt;
+    const char *in = last ? "" : plain->iov[i].base;
+    size_t in_left = last ? 0 : plain->iov[i].len;
+    do { /* avail_* are 32 bits: feed at most 1 GiB per call */
+      uInt n = in_left > (1u << 30) ? (1u << 30) : (uInt)in_left;
+      uInt o = out_left > (1u << 30) ? (1u << 30) : (uInt)out_left;
+      z.next_in = (Bytef *)in;
+      z.avail_in = n;
+      z.avail_out = o;
+      rc = deflate(&z, last ? Z_FINISH : Z_NO_FLUSH);
+      in += n - z.avail_in;
+      in_left -= n - z.avail_in;
+      out_left -= o - z.avail_out;
+    } while (rc == Z_OK && (in_left > 0 || (last && out_left > 0)));
+    if (rc == Z_BUF_ERROR && !last)
+      rc = Z_OK; /* nothing to do for an empty piece */
+  }
   if (rc != Z_STREAM_END)
     goto fail;
   deflateEnd(&z);
@@ -532,6 +612,12 @@ static body_t *body_gzip(const body_t *plain) {
   gz->pub.generation = plain->pub.generation;
   gz->pub.data = gz->data;
   gz->pub.len = cap - out_left;
+  gz->iov = malloc(sizeof(*gz->iov));
+  if (gz->iov == NULL)
+    goto fail;
+  gz->iov[0] = (usage_iov_t){gz->data, gz->pub.len};
+  gz->pub.iov = gz->iov;
+  gz->pub.iovcnt = 1;
   return gz;
 
 fail:
@@ -542,7 +628,7 @@ fail:
 }
 
 usage_body_t *usage_store_body_gzip(usage_store_t *s, usage_format_t fmt) {
-  usage_body_t *pub = usage_store_body(s, fmt);
+  usage_body_t *pub = usage_store_body_iov(s, fmt);
   if (pub == NULL)
     return NULL;
   body_t *plain = (body_t *)pub;

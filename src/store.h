@@ -18,7 +18,7 @@
 typedef struct {
   int family; /* index into usage_families */
   double value;
-  unsigned nlabels; /* name/value pairs in labels, without "source" */
+  unsigned nlabels;          /* name/value pairs in labels, without "source" */
   const char *const *labels; /* 2 * nlabels: name, value, ...; batch-owned */
 } usage_sample_t;
 
@@ -57,15 +57,31 @@ uint64_t usage_store_generation(usage_store_t *s);
 /* usage_store_series counts the samples held for a source (NULL = all). */
 size_t usage_store_series(usage_store_t *s, const char *source);
 
-/* A rendered exposition body, immutable and shared; release when done. */
+/* One piece of a body (laid out like struct iovec and libmicrohttpd's
+ * struct MHD_IoVec). */
+typedef struct {
+  const void *base;
+  size_t len;
+} usage_iov_t;
+
+/* A rendered exposition body, immutable and shared; release when done. It
+ * is a list of pieces: the family headers and the sample lines each
+ * committed entity rendered once, so a body costs a pointer per piece, not
+ * a second copy of every line. data is the same bytes in one block, made
+ * only for those who ask for it (usage_store_body). */
 typedef struct usage_body_s {
   const char *data;
   size_t len;
   uint64_t generation;
+  const usage_iov_t *iov;
+  size_t iovcnt;
 } usage_body_t;
 
-/* usage_store_body returns the body of every committed figure in the given
- * format, rendered once per change of the store. NULL on ENOMEM. */
+/* usage_store_body_iov returns the body of every committed figure in the
+ * given format as pieces (data may be NULL), assembled once per change of
+ * the store. NULL on ENOMEM. */
+usage_body_t *usage_store_body_iov(usage_store_t *s, usage_format_t fmt);
+/* usage_store_body is usage_store_body_iov with data set. */
 usage_body_t *usage_store_body(usage_store_t *s, usage_format_t fmt);
 /* usage_store_body_gzip returns the gzip form of usage_store_body(s, fmt),
  * compressed once per rendered body. NULL on ENOMEM. */
