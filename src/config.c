@@ -15,8 +15,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-static const char *const block_names[] = {"CCC", "Billing", "Jasper"};
-
 void usage_conf_err(const usage_source_conf_t *src, const char *option,
                     const char *fmt, ...) {
   char msg[512];
@@ -25,10 +23,10 @@ void usage_conf_err(const usage_source_conf_t *src, const char *option,
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
   if (option != NULL)
-    ERROR("usage plugin: %s \"%s\": option \"%s\": %s", block_names[src->kind],
-          src->name, option, msg);
+    ERROR("usage plugin: %s \"%s\": option \"%s\": %s",
+          usage_kind_block(src->kind), src->name, option, msg);
   else
-    ERROR("usage plugin: %s \"%s\": %s", block_names[src->kind], src->name,
+    ERROR("usage plugin: %s \"%s\": %s", usage_kind_block(src->kind), src->name,
           msg);
 }
 
@@ -259,7 +257,7 @@ static int conf_source(usage_kind_t kind, const oconfig_item_t *ci,
   if (ci->values_num != 1 || ci->values[0].type != OCONFIG_TYPE_STRING ||
       ci->values[0].value.string[0] == 0) {
     ERROR("usage plugin: <%s> needs a name, e.g. <%s \"main\">",
-          block_names[kind], block_names[kind]);
+          usage_kind_block(kind), usage_kind_block(kind));
     return EINVAL;
   }
   const char *name = ci->values[0].value.string;
@@ -267,13 +265,13 @@ static int conf_source(usage_kind_t kind, const oconfig_item_t *ci,
     if (strcmp(conf->sources[i]->name, name) == 0) {
       ERROR("usage plugin: %s \"%s\": a source of that name is configured "
             "twice (names must be unique: they are the `source` label)",
-            block_names[kind], name);
+            usage_kind_block(kind), name);
       return EINVAL;
     }
   const usage_vendor_t *vendor = usage_vendor(kind);
   if (vendor == NULL || kinds[kind].option == NULL) {
     ERROR("usage plugin: %s \"%s\": this build does not support <%s> blocks",
-          block_names[kind], name, block_names[kind]);
+          usage_kind_block(kind), name, usage_kind_block(kind));
     return EINVAL;
   }
 

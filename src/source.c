@@ -43,6 +43,11 @@ const char *usage_kind_name(usage_kind_t kind) {
   return kind < USAGE_KIND_COUNT ? names[kind] : "unknown";
 }
 
+const char *usage_kind_block(usage_kind_t kind) {
+  static const char *const names[] = {"CCC", "Billing", "Jasper"};
+  return kind < USAGE_KIND_COUNT ? names[kind] : "unknown";
+}
+
 const usage_vendor_t *usage_vendor(usage_kind_t kind) {
   switch (kind) {
   case USAGE_KIND_CCC:
@@ -135,7 +140,7 @@ void usage_source_destroy(usage_source_t *s) {
 void usage_source_log(usage_source_t *s, int level, const char *fmt, ...) {
   char msg[1024];
   int n = snprintf(msg, sizeof(msg),
-                   "usage plugin: %s \"%s\": ", usage_kind_name(s->conf->kind),
+                   "usage plugin: %s \"%s\": ", usage_kind_block(s->conf->kind),
                    s->conf->name);
   va_list ap;
   va_start(ap, fmt);
@@ -281,17 +286,17 @@ static void count_code(usage_source_t *s, long code) {
 #define RETRY_AFTER_MAX 30
 
 /* politeness_wait spaces request starts 1/MaxRequestsPerSecond apart (a
- * token bucket of depth one) across all workers of the source, plus a 10%
- * margin: network and scheduling jitter of up to a tenth of the spacing
- * must not put one request too many into a second as the server counts it
- * (a sliding 1-second window). */
+ * token bucket of depth one) across all workers of the source, plus a 20%
+ * margin: network and scheduling jitter of up to a fifth of a second over
+ * five requests must not put one request too many into a second as the
+ * server counts it (a sliding 1-second window). */
 static void politeness_wait(usage_source_t *s) {
   if (s->conf->max_rps <= 0)
     return;
   pthread_mutex_lock(&s->acct);
   double t = monotonic();
   double slot = fmax(t, s->next_request);
-  s->next_request = slot + 1.10 / s->conf->max_rps;
+  s->next_request = slot + 1.20 / s->conf->max_rps;
   pthread_mutex_unlock(&s->acct);
   sleep_for(slot - t);
 }

@@ -26,7 +26,10 @@ typedef enum {
   USAGE_KIND_COUNT
 } usage_kind_t;
 
+/* usage_kind_name: the `kind` label value ("ccc"); usage_kind_block: the
+ * configuration block's name ("CCC"), which log lines use. */
 const char *usage_kind_name(usage_kind_t kind);
+const char *usage_kind_block(usage_kind_t kind);
 
 /* Where a source's figures and log lines go. */
 typedef struct {

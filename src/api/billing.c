@@ -1644,7 +1644,7 @@ static void billing_scrape(usage_source_t *s) {
       snprintf(err, sizeof(err), "out of memory");
     if (rc != 0) {
       usage_billing_abort(st->agg);
-      usage_source_error(s, "state", 0, "state file",
+      usage_source_error(s, "state_file", 0, "state file",
                          "cannot write the state file %s (%s): the window is "
                          "not committed and will be fetched again",
                          c->state_file, err);
@@ -1671,7 +1671,7 @@ publish:;
   usage_source_commit(s, b);
 }
 
-static const char *const billing_reasons[] = {"state", NULL};
+static const char *const billing_reasons[] = {"state_file", NULL};
 
 const usage_vendor_t usage_billing_vendor = {
     .kind = USAGE_KIND_BILLING,

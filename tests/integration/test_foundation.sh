@@ -66,7 +66,7 @@ it_assert "the last figures are kept while upstream fails" \
 it_assert "errors counted by reason http_5xx" \
   sh -c "[ \"\$(python3 '$PROM_PY' value '$IT_DIR/last.prom' 'usage_scrape_errors_total{source=\"acme\",reason=\"http_5xx\"}')\" -ge 1 ]"
 it_assert "one log line names the source, URL and HTTP status" \
-  grep -q "usage plugin: ccc \"acme\": service .*: GET $SIM_URL/api/services/.*/serviceusage: HTTP 500" "$IT_DIR/collectd.log"
+  grep -q "usage plugin: CCC \"acme\": service .*: GET $SIM_URL/api/services/.*/serviceusage: HTTP 500" "$IT_DIR/collectd.log"
 sleep 5
 first=${guids%% *}
 n500=$(grep -c "service $first: .*HTTP 500" "$IT_DIR/collectd.log")

@@ -1227,7 +1227,7 @@ static void test_paging(void **state) {
     if (source_up() != (cases[i].reason ? 0 : 1))
       fail_msg("%s: up %d", cases[i].name, source_up());
     if (cases[i].reason) {
-      expect_line(log_text, "usage plugin: ccc \"acme\": ", 1);
+      expect_line(log_text, "usage plugin: CCC \"acme\": ", 1);
       expect_line(log_text, "status changes of " SVC, 1);
     }
     expect_line(log_text, TOKEN, 0);
@@ -1571,7 +1571,7 @@ static void test_state_foreign(void **state) {
     opts_t o = {.page_size = 3, .overlap = 300, .state_file = path};
     usage_source_t *s = make_source(&o);
     if (strstr(log_text, cases[i].log) == NULL ||
-        strstr(log_text, "4 usage plugin: ccc \"acme\": ") == NULL)
+        strstr(log_text, "4 usage plugin: CCC \"acme\": ") == NULL)
       fail_msg("%s: log:\n%s", cases[i].name, log_text);
     if (!count_aside("ccc.state"))
       fail_msg("%s: not set aside", cases[i].name);

@@ -419,7 +419,7 @@ static void test_failures(void **state) {
     char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/services/" G2,
              server_port);
-    expect_line(log_text, "usage plugin: ccc \"acme\": ", 1);
+    expect_line(log_text, "usage plugin: CCC \"acme\": ", 1);
     expect_line(log_text, url, 1);
     expect_line(log_text, cases[i].log_has, 1);
     expect_line(log_text, TOKEN, 0);
