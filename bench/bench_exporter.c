@@ -82,8 +82,10 @@ static long get(int port, int gzip, const char *find, int *found) {
     close(fd);
     return -1;
   }
-  static char *buf;
-  static size_t cap;
+  /* The client's buffer is freed on return: it must not count in the RSS
+   * this process reports for the exporter. */
+  char *buf = NULL;
+  size_t cap = 0;
   size_t used = 0;
   ssize_t r;
   for (;;) {
@@ -98,14 +100,17 @@ static long get(int port, int gzip, const char *find, int *found) {
   }
   close(fd);
   buf[used] = 0;
+  long len = -1;
   char *body = strstr(buf, "\r\n\r\n");
-  if (body == NULL || strncmp(buf + 9, "200", 3) != 0)
-    return -1;
-  body += 4;
-  if (find != NULL)
-    *found =
-        memmem(body, used - (size_t)(body - buf), find, strlen(find)) != NULL;
-  return (long)(used - (size_t)(body - buf));
+  if (body != NULL && strncmp(buf + 9, "200", 3) == 0) {
+    body += 4;
+    if (find != NULL)
+      *found =
+          memmem(body, used - (size_t)(body - buf), find, strlen(find)) != NULL;
+    len = (long)(used - (size_t)(body - buf));
+  }
+  free(buf);
+  return len;
 }
 
 static int dcmp(const void *a, const void *b) {
