@@ -18,32 +18,11 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #define SVC "2f1c0a0e9d7b4c6e8a5f3b2d1c0e9f8a"
 
-static char *read_fixture(const char *name, size_t *len) {
-  char path[512];
-  snprintf(path, sizeof(path), "%s/%s", FIXTURES, name);
-  FILE *f = fopen(path, "rb");
-  if (f == NULL)
-    fail_msg("cannot open %s", path);
-  char *data = calloc(1, 1 << 20);
-  size_t n = fread(data, 1, (1 << 20) - 1, f);
-  fclose(f);
-  if (len != NULL)
-    *len = n;
-  return data;
-}
 
-/* render commits the batch to a fresh store and returns the text body. */
-static char *render(usage_batch_t *b) {
-  usage_store_t *s = usage_store_create();
-  assert_int_equal(usage_store_commit(s, b), 0);
-  usage_body_t *body = usage_store_body(s, USAGE_FMT_TEXT);
-  char *text = strdup(body->data);
-  usage_body_release(body);
-  usage_store_destroy(s);
-  return text;
-}
 
 static void test_fixtures(void **state) {
   static const struct {
@@ -63,9 +42,9 @@ static void test_fixtures(void **state) {
     char file[256];
     size_t len;
     snprintf(file, sizeof(file), "ccc/%s.json", cases[i].name);
-    char *body = read_fixture(file, &len);
+    char *body = tu_read_fixture(file, &len);
     snprintf(file, sizeof(file), "ccc/%s.prom", cases[i].name);
-    char *want = read_fixture(file, NULL);
+    char *want = tu_read_fixture(file, NULL);
 
     usage_batch_t *b = usage_batch_create("acme", "service:" SVC);
     usage_parse_result_t res;
@@ -84,7 +63,7 @@ static void test_fixtures(void **state) {
       assert_int_equal(usage_ccc_add_status(b, SVC, status), 0);
     usage_json_free(root);
 
-    char *got = render(b);
+    char *got = tu_render_batch(b);
     if (strcmp(got, want) != 0)
       fail_msg("%s: got\n%s\nwant\n%s", cases[i].name, got, want);
     free(got);

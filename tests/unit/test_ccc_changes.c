@@ -28,6 +28,8 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #define SVC "2f1c0a0e9d7b4c6e8a5f3b2d1c0e9f8a"
 #define SVC2 "7a6b5c4d3e2f10a9b8c7d6e5f4a3b2c1"
 #define USR "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
@@ -39,30 +41,7 @@ static const char *const states[] = {
     "TrialExpired", "TrialActive",      "DemoAccount",      "CertifiedSecure"};
 #define NSTATES 8
 
-static char *read_fixture(const char *name, size_t *len) {
-  char path[512];
-  snprintf(path, sizeof(path), "%s/%s", FIXTURES, name);
-  FILE *f = fopen(path, "rb");
-  if (f == NULL)
-    fail_msg("cannot open %s", path);
-  char *data = calloc(1, 1 << 20);
-  size_t n = fread(data, 1, (1 << 20) - 1, f);
-  fclose(f);
-  if (len != NULL)
-    *len = n;
-  return data;
-}
 
-/* render commits the batch to a fresh store and returns the text body. */
-static char *render(usage_batch_t *b) {
-  usage_store_t *s = usage_store_create();
-  assert_int_equal(usage_store_commit(s, b), 0);
-  usage_body_t *body = usage_store_body(s, USAGE_FMT_TEXT);
-  char *text = strdup(body->data);
-  usage_body_release(body);
-  usage_store_destroy(s);
-  return text;
-}
 
 /* label returns the value of label `name` of a sample, or NULL. */
 static const char *label(const usage_sample_t *s, const char *name) {
@@ -99,9 +78,9 @@ static void test_user_fixtures(void **state) {
     char file[256];
     size_t len;
     snprintf(file, sizeof(file), "ccc/%s.json", cases[i].json);
-    char *body = read_fixture(file, &len);
+    char *body = tu_read_fixture(file, &len);
     snprintf(file, sizeof(file), "ccc/%s.prom", cases[i].prom);
-    char *want = read_fixture(file, NULL);
+    char *want = tu_read_fixture(file, NULL);
 
     usage_batch_t *b = usage_batch_create("acme", "user:" SVC ":" USR);
     usage_parse_result_t res;
@@ -113,7 +92,7 @@ static void test_user_fixtures(void **state) {
       fail_msg("%s: %u bad fields (%s), want %u", cases[i].prom, res.bad_fields,
                res.bad_field, cases[i].bad_fields);
     assert_string_equal(res.bad_field, cases[i].bad_field);
-    char *got = render(b);
+    char *got = tu_render_batch(b);
     if (strcmp(got, want) != 0)
       fail_msg("%s: got\n%s\nwant\n%s", cases[i].prom, got, want);
     /* personal data only with ExportUserDetails */
@@ -377,7 +356,7 @@ static void test_changes_page(void **state) {
   for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
     size_t len;
     char *body = cases[i].body ? strdup(cases[i].body)
-                               : read_fixture("ccc/changes_spec.json", &len);
+                               : tu_read_fixture("ccc/changes_spec.json", &len);
     if (cases[i].body)
       len = strlen(body);
     usage_ccc_changes_page_t page;
@@ -452,8 +431,8 @@ static void test_changes_items(void **state) {
 static void test_changes_fixture(void **state) {
   (void)state;
   size_t len;
-  char *body = read_fixture("ccc/changes_realistic.json", &len);
-  char *want = read_fixture("ccc/changes_realistic.prom", NULL);
+  char *body = tu_read_fixture("ccc/changes_realistic.json", &len);
+  char *want = tu_read_fixture("ccc/changes_realistic.prom", NULL);
   usage_ccc_changes_page_t page;
   usage_parse_result_t res;
   assert_int_equal(usage_ccc_parse_changes_page(body, len, &page, &res), 0);
@@ -469,7 +448,7 @@ static void test_changes_fixture(void **state) {
   assert_int_equal(added, 3);
   usage_batch_t *b = usage_batch_create("acme", "changes");
   assert_int_equal(usage_ccc_changes_add_samples(&c, b), 0);
-  char *got = render(b);
+  char *got = tu_render_batch(b);
   if (strcmp(got, want) != 0)
     fail_msg("got\n%s\nwant\n%s", got, want);
   free(got);
@@ -687,7 +666,7 @@ static void test_add_samples(void **state) {
   assert_int_equal(usage_ccc_changes_merge(&c, SVC2, NULL, 0, 300, &added), 0);
   usage_batch_t *b = usage_batch_create("acme", "changes");
   assert_int_equal(usage_ccc_changes_add_samples(&c, b), 0);
-  char *got = render(b);
+  char *got = tu_render_batch(b);
   char want[4096];
   size_t n = (size_t)snprintf(want, sizeof(want),
                               "# HELP usage_ccc_status_changes_total %s\n"
@@ -976,19 +955,7 @@ static usage_source_t *make_source(const opts_t *o) {
   return s;
 }
 
-static char *body_text(void) {
-  usage_body_t *b = usage_store_body(store, USAGE_FMT_TEXT);
-  char *t = strdup(b->data);
-  usage_body_release(b);
-  return t;
-}
 
-static void expect_line(const char *text, const char *line, int present) {
-  char *found = strstr(text, line);
-  if ((found != NULL) != present)
-    fail_msg("%s \"%s\" in:\n%s", present ? "missing" : "unexpected", line,
-             text);
-}
 
 static double metric(const char *text, const char *series) {
   const char *p = strstr(text, series);
@@ -998,7 +965,7 @@ static double metric(const char *text, const char *series) {
 }
 
 static double errors_of(const char *reason) {
-  char *text = body_text();
+  char *text = tu_store_text(store);
   char series[128];
   snprintf(series, sizeof(series),
            "usage_scrape_errors_total{source=\"acme\",reason=\"%s\"} ", reason);
@@ -1008,7 +975,7 @@ static double errors_of(const char *reason) {
 }
 
 static int source_up(void) {
-  char *text = body_text();
+  char *text = tu_store_text(store);
   double v = metric(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} ");
   free(text);
   return (int)v;
@@ -1019,14 +986,14 @@ static void check_counts(const char *name, const uint64_t want[NSTATES]) {
     if (changes_values[k] != (double)want[k])
       fail_msg("%s: %s counted %g, want %llu", name, states[k],
                changes_values[k], (unsigned long long)want[k]);
-  char *text = body_text();
+  char *text = tu_store_text(store);
   for (size_t k = 0; k < NSTATES; k++) {
     char series[256];
     snprintf(series, sizeof(series),
              "usage_ccc_status_changes_total{source=\"acme\",service=\"" SVC
              "\",status=\"%s\"} %llu\n",
              states[k], (unsigned long long)want[k]);
-    expect_line(text, series, 1);
+    tu_expect_line(text, series, 1);
   }
   free(text);
 }
@@ -1227,10 +1194,10 @@ static void test_paging(void **state) {
     if (source_up() != (cases[i].reason ? 0 : 1))
       fail_msg("%s: up %d", cases[i].name, source_up());
     if (cases[i].reason) {
-      expect_line(log_text, "usage plugin: CCC \"acme\": ", 1);
-      expect_line(log_text, "status changes of " SVC, 1);
+      tu_expect_line(log_text, "usage plugin: CCC \"acme\": ", 1);
+      tu_expect_line(log_text, "status changes of " SVC, 1);
     }
-    expect_line(log_text, TOKEN, 0);
+    tu_expect_line(log_text, TOKEN, 0);
     usage_source_destroy(s);
     server_stop();
   }
@@ -1260,7 +1227,7 @@ static void test_paging_bad_result(void **state) {
   check_counts("bad result", want);
   assert_true(errors_of("invalid_value") == 1);
   assert_int_equal(source_up(), 1); /* a bad record is not a failed scrape */
-  expect_line(log_text, "1 result(s) left out, first changedOn: missing", 1);
+  tu_expect_line(log_text, "1 result(s) left out, first changedOn: missing", 1);
   usage_source_destroy(s);
   server_stop();
 }
@@ -1283,7 +1250,7 @@ static void test_scrapes_in_a_row(void **state) {
   page_set(1, 3, 2, 3, 2, 1);
   usage_source_read(s);
   assert_int_equal(status_hits, 2);
-  expect_line(queries[0], "ChangedAfterDateTime=2024-04-01T21:46:40Z", 1);
+  tu_expect_line(queries[0], "ChangedAfterDateTime=2024-04-01T21:46:40Z", 1);
   uint64_t want[NSTATES] = {0};
   expect_counts(want, 0, 5);
   check_counts("scrape 1", want);
@@ -1298,7 +1265,7 @@ static void test_scrapes_in_a_row(void **state) {
   page_set(1, 6, 2, 3, 2, 0);
   usage_source_read(s);
   assert_int_equal(status_hits, 2);
-  expect_line(queries[0], "ChangedAfterDateTime=2024-05-01T20:45:40Z", 1);
+  tu_expect_line(queries[0], "ChangedAfterDateTime=2024-05-01T20:45:40Z", 1);
   expect_counts(want, 5, 3);
   check_counts("scrape 2", want);
   assert_true(last_change_ts == items_base + 60 * 7);
@@ -1314,7 +1281,7 @@ static void test_scrapes_in_a_row(void **state) {
   check_counts("scrape 3", want);
   assert_true(errors_of("pagination") == 1);
   assert_int_equal(source_up(), 0);
-  expect_line(log_text, "page 2 repeats page 1", 1);
+  tu_expect_line(log_text, "page 2 repeats page 1", 1);
 
   /* 4: it works again; the failed scrape did not move the watermark */
   fake_time += 300;
@@ -1324,12 +1291,12 @@ static void test_scrapes_in_a_row(void **state) {
   page_set(0, 6, 3, 3, 2, 0);
   page_set(1, 9, 2, 3, 2, 0);
   usage_source_read(s);
-  expect_line(queries[0], "ChangedAfterDateTime=2024-05-01T20:48:40Z", 1);
+  tu_expect_line(queries[0], "ChangedAfterDateTime=2024-05-01T20:48:40Z", 1);
   expect_counts(want, 8, 3);
   check_counts("scrape 4", want);
   assert_true(errors_of("pagination") == 1);
   assert_int_equal(source_up(), 1);
-  expect_line(log_text, "working again", 1);
+  tu_expect_line(log_text, "working again", 1);
   assert_int_equal(changes_commits, 4);
   usage_source_destroy(s);
   server_stop();
@@ -1352,22 +1319,22 @@ static void test_reseller_wide(void **state) {
   usage_source_t *s = make_source(&o);
   usage_source_read(s);
   assert_int_equal(status_hits, 1);
-  expect_line(queries[0], "ResellerGuid=" RESELLER, 1);
-  expect_line(queries[0], "ServiceGuid", 0);
-  char *text = body_text();
-  expect_line(text,
+  tu_expect_line(queries[0], "ResellerGuid=" RESELLER, 1);
+  tu_expect_line(queries[0], "ServiceGuid", 0);
+  char *text = tu_store_text(store);
+  tu_expect_line(text,
               "usage_ccc_status_changes_total{source=\"acme\",service=\"" SVC
               "\",status=\"Blocked\"} 1\n",
               1);
-  expect_line(text,
+  tu_expect_line(text,
               "usage_ccc_status_changes_total{source=\"acme\",service=\"" SVC2
               "\",status=\"AccountCancelled\"} 1\n",
               1);
-  expect_line(text,
+  tu_expect_line(text,
               "usage_ccc_status_changes_total{source=\"acme\",service=\"" SVC2
               "\",status=\"CertifiedSecure\"} 0\n",
               1);
-  expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 1\n", 1);
+  tu_expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 1\n", 1);
   free(text);
   assert_int_equal(changes_samples, 2 * NSTATES + 2);
   usage_source_destroy(s);
@@ -1405,24 +1372,24 @@ static void test_user_scrape(void **state) {
     opts_t o = {.overlap = -1, .user = 1};
     usage_source_t *s = make_source(&o);
     usage_source_read(s);
-    char *text = body_text();
+    char *text = tu_store_text(store);
     if (cases[i].reason == NULL) {
-      expect_line(text,
+      tu_expect_line(text,
                   "usage_ccc_user_messages_sent{source=\"acme\",service=\"" SVC
                   "\",user=\"" USR "\",period=\"daily\"} 42\n",
                   1);
-      expect_line(text, "ann@example.com", 0); /* ExportUserDetails false */
-      expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 1\n", 1);
+      tu_expect_line(text, "ann@example.com", 0); /* ExportUserDetails false */
+      tu_expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 1\n", 1);
     } else {
-      expect_line(text, "usage_ccc_user_messages_sent", 0);
+      tu_expect_line(text, "usage_ccc_user_messages_sent", 0);
       char series[128];
       snprintf(series, sizeof(series),
                "usage_scrape_errors_total{source=\"acme\",reason=\"%s\"} 1\n",
                cases[i].reason);
-      expect_line(text, series, 1);
-      expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 0\n", 1);
-      expect_line(log_text, "user " USR, 1);
-      expect_line(log_text, "SECRET", 0);
+      tu_expect_line(text, series, 1);
+      tu_expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 0\n", 1);
+      tu_expect_line(log_text, "user " USR, 1);
+      tu_expect_line(log_text, "SECRET", 0);
     }
     free(text);
     usage_source_destroy(s);
@@ -1477,7 +1444,7 @@ static void test_state_restart(void **state) {
 
   /* first life: items 0..3 */
   usage_source_t *s = make_source(&o);
-  expect_line(log_text, "state loaded", 0); /* no file yet: quiet */
+  tu_expect_line(log_text, "state loaded", 0); /* no file yet: quiet */
   assert_int_equal(log_len, 0);
   page_set(0, 0, 3, 3, 2, 0);
   page_set(1, 3, 1, 3, 2, 0);
@@ -1488,10 +1455,10 @@ static void test_state_restart(void **state) {
   usage_source_destroy(s);
   char *saved = slurp(path);
   assert_non_null(saved);
-  expect_line(saved, "usage-state 1 ccc 4:acme ", 1);
-  expect_line(saved, "\nstream " SVC " 1714596580.000\n", 1);
-  expect_line(saved, "\ncount " SVC " Blocked 1\n", 1);
-  expect_line(saved, "\nlast " SVC " 1714596580.000 Provisioning\n", 1);
+  tu_expect_line(saved, "usage-state 1 ccc 4:acme ", 1);
+  tu_expect_line(saved, "\nstream " SVC " 1714596580.000\n", 1);
+  tu_expect_line(saved, "\ncount " SVC " Blocked 1\n", 1);
+  tu_expect_line(saved, "\nlast " SVC " 1714596580.000 Provisioning\n", 1);
   free(saved);
   struct stat sb;
   assert_int_equal(stat(path, &sb), 0);
@@ -1502,7 +1469,7 @@ static void test_state_restart(void **state) {
   sink_reset();
   usage_store_remove(store, "acme", "");
   s = make_source(&o);
-  expect_line(log_text, "state loaded from", 1);
+  tu_expect_line(log_text, "state loaded from", 1);
   fake_time += 600;
   status_hits = 0;
   pages_num = 0;
@@ -1510,7 +1477,7 @@ static void test_state_restart(void **state) {
   page_set(1, 5, 2, 3, 2, 0);
   usage_source_read(s);
   /* from the saved watermark (item 3, base + 180 s) - 300 s */
-  expect_line(queries[0], "ChangedAfterDateTime=2024-05-01T20:44:40Z", 1);
+  tu_expect_line(queries[0], "ChangedAfterDateTime=2024-05-01T20:44:40Z", 1);
   expect_counts(want, 4, 3);
   check_counts("second life", want);
   usage_source_destroy(s);
@@ -1576,14 +1543,14 @@ static void test_state_foreign(void **state) {
     if (!count_aside("ccc.state"))
       fail_msg("%s: not set aside", cases[i].name);
     usage_source_read(s);
-    expect_line(queries[0], "ChangedAfterDateTime=2024-04-01T", 1);
+    tu_expect_line(queries[0], "ChangedAfterDateTime=2024-04-01T", 1);
     uint64_t want[NSTATES] = {0};
     expect_counts(want, 0, 2);
     check_counts(cases[i].name, want);
     /* a fresh file replaced it */
     char *saved = slurp(path);
     assert_non_null(saved);
-    expect_line(saved, "usage-state 1 ccc 4:acme ", 1);
+    tu_expect_line(saved, "usage-state 1 ccc 4:acme ", 1);
     free(saved);
     usage_source_destroy(s);
     server_stop();
@@ -1612,8 +1579,8 @@ static void test_state_missing_dir(void **state) {
   expect_counts(want, 0, 2);
   check_counts("missing dir", want);
   assert_true(errors_of("state_file") == 1);
-  expect_line(log_text, path, 1);
-  expect_line(log_text, "No such file or directory", 1);
+  tu_expect_line(log_text, path, 1);
+  tu_expect_line(log_text, "No such file or directory", 1);
   /* the next scrape, with nothing new, tries again (the state in memory
    * is not on disk yet) */
   status_hits = 0;
@@ -1635,10 +1602,10 @@ static void test_state_missing_dir(void **state) {
   assert_true(errors_of("state_file") == 2);
   char *saved = slurp(path);
   assert_non_null(saved);
-  expect_line(saved, "\ncount " SVC " Blocked 1\n", 1);
-  expect_line(saved, "\ncount " SVC " AccountCancelled 1\n", 1);
+  tu_expect_line(saved, "\ncount " SVC " Blocked 1\n", 1);
+  tu_expect_line(saved, "\ncount " SVC " AccountCancelled 1\n", 1);
   free(saved);
-  expect_line(log_text, "working again", 1);
+  tu_expect_line(log_text, "working again", 1);
   /* and not rewritten while nothing changes */
   struct stat sb1, sb2;
   assert_int_equal(stat(path, &sb1), 0);

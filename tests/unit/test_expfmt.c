@@ -16,18 +16,8 @@
 
 #include <cmocka.h>
 
-static char *read_fixture(const char *name) {
-  char path[512];
-  snprintf(path, sizeof(path), "%s/%s", FIXTURES, name);
-  FILE *f = fopen(path, "rb");
-  if (f == NULL)
-    fail_msg("cannot open %s", path);
-  static char data[65536];
-  size_t n = fread(data, 1, sizeof(data) - 1, f);
-  fclose(f);
-  data[n] = 0;
-  return strdup(data);
-}
+#include "test_util.h"
+
 
 /* The family set of the golden files: one row a sample, in order. */
 static const struct {
@@ -80,7 +70,7 @@ static void test_golden(void **state) {
     usage_buf_t b;
     usage_buf_init(&b, 0);
     render(&b, cases[i].fmt);
-    char *want = read_fixture(cases[i].file);
+    char *want = tu_read_fixture(cases[i].file, NULL);
     if (strcmp(b.data, want) != 0)
       fail_msg("%s: got\n%s\nwant\n%s", cases[i].name, b.data, want);
     free(want);

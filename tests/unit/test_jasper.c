@@ -25,23 +25,17 @@
 #include <netinet/in.h>
 
 #include <cmocka.h>
+
+#include "test_util.h"
 #include <microhttpd.h>
 
 /* collectd's logger, provided by the stubs (which capture the lines) */
 void plugin_log(int level, const char *format, ...);
 
 static char *read_fixture(const char *name, size_t *len) {
-  char path[512];
-  snprintf(path, sizeof(path), "%s/jasper/%s", FIXTURES, name);
-  FILE *f = fopen(path, "rb");
-  if (f == NULL)
-    fail_msg("cannot open %s", path);
-  char *data = calloc(1, 1 << 20);
-  size_t n = fread(data, 1, (1 << 20) - 1, f);
-  fclose(f);
-  if (len != NULL)
-    *len = n;
-  return data;
+  char path[256];
+  snprintf(path, sizeof(path), "jasper/%s", name);
+  return tu_read_fixture(path, len);
 }
 
 /* render lists the samples of b as `name{labels} value` lines. */

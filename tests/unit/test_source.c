@@ -25,6 +25,8 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 #define G1 "2f1c0a0e9d7b4c6e8a5f3b2d1c0e9f8a"
 #define G2 "7a6b5c4d3e2f10a9b8c7d6e5f4a3b2c1"
 #define TOKEN "tok-SECRET-1"
@@ -218,19 +220,7 @@ static usage_source_t *make_source(const char *token_file, long timeout_ms,
   return s;
 }
 
-static char *body_text(void) {
-  usage_body_t *b = usage_store_body(store, USAGE_FMT_TEXT);
-  char *t = strdup(b->data);
-  usage_body_release(b);
-  return t;
-}
 
-static void expect_line(const char *text, const char *line, int present) {
-  char *found = strstr(text, line);
-  if ((found != NULL) != present)
-    fail_msg("%s \"%s\" in:\n%s", present ? "missing" : "unexpected", line,
-             text);
-}
 
 static int setup(void **state) {
   (void)state;
@@ -373,41 +363,41 @@ static void test_failures(void **state) {
       fail_msg("%s: %s not committed", cases[i].name, cases[i].entity);
     assert_string_equal(last_auth, "Bearer " TOKEN);
 
-    char *text = body_text();
+    char *text = tu_store_text(store);
     char line[256];
     snprintf(line, sizeof(line),
              "usage_source_up{source=\"acme\",kind=\"ccc\"} %d\n", cases[i].up);
-    expect_line(text, line, 1);
+    tu_expect_line(text, line, 1);
     snprintf(line, sizeof(line),
              "usage_scrape_errors_total{source=\"acme\",reason=\"%s\"} 1\n",
              cases[i].reason);
-    expect_line(text, line, 1);
+    tu_expect_line(text, line, 1);
     if (strcmp(cases[i].reason, "http_5xx") != 0)
-      expect_line(
+      tu_expect_line(
           text,
           "usage_scrape_errors_total{source=\"acme\",reason=\"http_5xx\"} "
           "0\n",
           1);
     if (cases[i].code != NULL && strcmp(cases[i].code, "200") == 0) {
-      expect_line(
+      tu_expect_line(
           text, "usage_scrape_requests_total{source=\"acme\",code=\"200\"} 2\n",
           1);
     } else {
-      expect_line(
+      tu_expect_line(
           text, "usage_scrape_requests_total{source=\"acme\",code=\"200\"} 1\n",
           1);
       if (cases[i].code != NULL) {
         snprintf(line, sizeof(line),
                  "usage_scrape_requests_total{source=\"acme\",code=\"%s\"} 1\n",
                  cases[i].code);
-        expect_line(text, line, 1);
+        tu_expect_line(text, line, 1);
       }
     }
-    expect_line(
+    tu_expect_line(
         text,
         "usage_ccc_service_users{source=\"acme\",service=\"" G1 "\"} 12\n", 1);
     if (cases[i].up)
-      expect_line(text, "usage_last_success_timestamp_seconds", 1);
+      tu_expect_line(text, "usage_last_success_timestamp_seconds", 1);
     free(text);
 
     if (getenv("TEST_VERBOSE") != NULL)
@@ -419,14 +409,14 @@ static void test_failures(void **state) {
     char url[128];
     snprintf(url, sizeof(url), "http://127.0.0.1:%u/api/services/" G2,
              server_port);
-    expect_line(log_text, "usage plugin: CCC \"acme\": ", 1);
-    expect_line(log_text, url, 1);
-    expect_line(log_text, cases[i].log_has, 1);
-    expect_line(log_text, TOKEN, 0);
-    expect_line(log_text, STACK, 0);
+    tu_expect_line(log_text, "usage plugin: CCC \"acme\": ", 1);
+    tu_expect_line(log_text, url, 1);
+    tu_expect_line(log_text, cases[i].log_has, 1);
+    tu_expect_line(log_text, TOKEN, 0);
+    tu_expect_line(log_text, STACK, 0);
     if (strcmp(cases[i].name, "HTTP 500") == 0) {
-      expect_line(log_text, "ServerError", 1);
-      expect_line(log_text, "Something broke", 1);
+      tu_expect_line(log_text, "ServerError", 1);
+      tu_expect_line(log_text, "Something broke", 1);
     }
     usage_source_status_t st;
     usage_source_get_status(s, &st);
@@ -452,12 +442,12 @@ static void test_throttle(void **state) {
   fake_time += 6;
   usage_source_read(s);
   assert_int_equal(log_lines(3), 2);
-  expect_line(log_text, "repeated 1 times", 1);
+  tu_expect_line(log_text, "repeated 1 times", 1);
   fake_time += 11; /* the pause doubled: 20 s */
   usage_source_read(s);
   assert_int_equal(log_lines(3), 2);
-  char *text = body_text();
-  expect_line(text,
+  char *text = tu_store_text(store);
+  tu_expect_line(text,
               "usage_scrape_errors_total{source=\"acme\",reason=\"http_5xx\"} "
               "4\n",
               1);
@@ -467,7 +457,7 @@ static void test_throttle(void **state) {
   routes[0].body = good_body;
   usage_source_read(s);
   assert_int_equal(log_lines(5), 1);
-  expect_line(log_text, "working again", 1);
+  tu_expect_line(log_text, "working again", 1);
   usage_source_destroy(s);
   server_stop();
 }
@@ -499,14 +489,14 @@ static void test_secret_rotation(void **state) {
   /* the file vanishes: a secret error, the token never logged */
   unlink(path);
   usage_source_read(s);
-  char *text = body_text();
-  expect_line(
+  char *text = tu_store_text(store);
+  tu_expect_line(
       text, "usage_scrape_errors_total{source=\"acme\",reason=\"secret\"} 1\n",
       1);
-  expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 0\n", 1);
+  tu_expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 0\n", 1);
   free(text);
-  expect_line(log_text, path, 1);
-  expect_line(log_text, "tok-", 0);
+  tu_expect_line(log_text, path, 1);
+  tu_expect_line(log_text, "tok-", 0);
   usage_source_destroy(s);
   server_stop();
 }
@@ -521,12 +511,12 @@ static void test_retry_after(void **state) {
   usage_source_read(s);
   assert_int_equal(hits[0], 2); /* 429, then the retry */
   assert_true(was_committed("service:" G1));
-  char *text = body_text();
-  expect_line(
+  char *text = tu_store_text(store);
+  tu_expect_line(
       text, "usage_scrape_requests_total{source=\"acme\",code=\"429\"} 1\n", 1);
-  expect_line(
+  tu_expect_line(
       text, "usage_scrape_requests_total{source=\"acme\",code=\"200\"} 1\n", 1);
-  expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 1\n", 1);
+  tu_expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 1\n", 1);
   free(text);
   assert_int_equal(log_lines(3), 0);
   usage_source_destroy(s);

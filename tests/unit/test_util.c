@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/* test_util: helpers shared by the unit tests (see test_util.h). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "test_util.h"
+
+char *tu_read_fixture(const char *name, size_t *len) {
+  char path[512];
+  snprintf(path, sizeof(path), "%s/%s", FIXTURES, name);
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    fail_msg("cannot open %s", path);
+  size_t cap = 65536, n = 0, got;
+  char *data = malloc(cap + 1);
+  while (data != NULL && (got = fread(data + n, 1, cap - n, f)) > 0) {
+    n += got;
+    if (n == cap) {
+      char *p = realloc(data, 2 * cap + 1);
+      if (p == NULL) {
+        free(data);
+        data = NULL;
+        break;
+      }
+      data = p;
+      cap *= 2;
+    }
+  }
+  fclose(f);
+  if (data == NULL)
+    fail_msg("out of memory reading %s", path);
+  data[n] = 0;
+  if (len != NULL)
+    *len = n;
+  return data;
+}
+
+char *tu_store_text(usage_store_t *s) {
+  usage_body_t *body = usage_store_body(s, USAGE_FMT_TEXT);
+  if (body == NULL)
+    fail_msg("cannot render the store");
+  char *text = strdup(body->data);
+  usage_body_release(body);
+  return text;
+}
+
+char *tu_render_batch(usage_batch_t *b) {
+  usage_store_t *s = usage_store_create();
+  assert_int_equal(usage_store_commit(s, b), 0);
+  char *text = tu_store_text(s);
+  usage_store_destroy(s);
+  return text;
+}
+
+void tu_expect_line(const char *text, const char *line, int present) {
+  if ((strstr(text, line) != NULL) != present)
+    fail_msg("%s \"%s\" in:\n%s", present ? "missing" : "unexpected", line,
+             text);
+}

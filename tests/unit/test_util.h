@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* test_util: what several unit tests share: fixtures, rendering a batch or
+ * a store to text, and looking for lines in it. Failures go through
+ * cmocka's fail_msg, so include this after <cmocka.h>. */
+#ifndef USAGE_TEST_UTIL_H
+#define USAGE_TEST_UTIL_H 1
+
+#include "store.h"
+
+#include <stddef.h>
+
+/* tu_read_fixture returns the file FIXTURES/name, NUL-terminated (free it);
+ * its length in *len when len is not NULL. The test fails when it is
+ * missing. */
+char *tu_read_fixture(const char *name, size_t *len);
+/* tu_render_batch commits b (taken) to a fresh store and returns the text
+ * exposition body (free it). */
+char *tu_render_batch(usage_batch_t *b);
+/* tu_store_text returns the text exposition body of s (free it). */
+char *tu_store_text(usage_store_t *s);
+/* tu_expect_line fails the test when line is (present = 0) or is not
+ * (present = 1) in text. */
+void tu_expect_line(const char *text, const char *line, int present);
+
+#endif
