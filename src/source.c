@@ -290,13 +290,19 @@ static void count_code(usage_source_t *s, long code) {
  * margin: network and scheduling jitter of up to a fifth of a second over
  * five requests must not put one request too many into a second as the
  * server counts it (a sliding 1-second window). */
+#define POLITENESS_MARGIN 1.20
+
+double usage_source_request_spacing(const usage_source_t *s) {
+  return s->conf->max_rps > 0 ? POLITENESS_MARGIN / s->conf->max_rps : 0;
+}
+
 static void politeness_wait(usage_source_t *s) {
   if (s->conf->max_rps <= 0)
     return;
   pthread_mutex_lock(&s->acct);
   double t = monotonic();
   double slot = fmax(t, s->next_request);
-  s->next_request = slot + 1.20 / s->conf->max_rps;
+  s->next_request = slot + usage_source_request_spacing(s);
   pthread_mutex_unlock(&s->acct);
   sleep_for(slot - t);
 }

@@ -138,6 +138,10 @@ void usage_source_read(usage_source_t *s);
 int usage_source_get(usage_source_t *s, const char *path_query,
                      usage_http_resp_t *resp);
 
+/* usage_source_request_spacing: seconds between the starts of two requests
+ * under MaxRequestsPerSecond, a safety margin included (0 = no limit). */
+double usage_source_request_spacing(const usage_source_t *s);
+
 /* usage_source_get_with is usage_source_get on another handle (a worker's
  * of usage_source_run). */
 int usage_source_get_with(usage_source_t *s, usage_http_t *http,

@@ -1066,13 +1066,14 @@ static void jasper_scrape(usage_source_t *s) {
   if (st->warned || s->conf->max_rps <= 0)
     return;
   st->warned = 1;
-  double need = (double)pages / s->conf->max_rps;
+  double need = (double)pages * usage_source_request_spacing(s);
   double interval = s->conf->interval > 0 ? s->conf->interval : 10;
   if (need > interval)
     usage_source_log(
         s, USAGE_LOG_WARNING,
-        "a scrape needs %ld requests; at MaxRequestsPerSecond %g that takes "
-        "at least %.3g s, longer than the interval of %g s%s. Scrapes of "
+        "a scrape needs %ld requests; at MaxRequestsPerSecond %g (with its "
+        "safety margin) that takes at least %.3g s, longer than the interval "
+        "of %g s%s. Scrapes of "
         "this source will run back to back (collectd never runs two at "
         "once) and figures will be older than the interval; set Interval "
         "to at least %.0f",

@@ -860,8 +860,8 @@ static void test_interval_warning(void **state) {
   usage_source_read(s);
   assert_int_equal(srv.requests, 2);
   const char *want = "a scrape needs 2 requests; at MaxRequestsPerSecond 20 "
-                     "that takes at least 0.1 s, longer than the interval "
-                     "of 0.05 s.";
+                     "(with its safety margin) that takes at least 0.12 s, "
+                     "longer than the interval of 0.05 s.";
   if (strstr(stub_log_text(), want) == NULL)
     fail_msg("log: %s", stub_log_text());
   assert_int_equal(stub_log_count(USAGE_LOG_WARNING), 1);
