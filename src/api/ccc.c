@@ -668,8 +668,11 @@ static void ccc_scrape_service(usage_source_t *s, const char *guid) {
     const char *reason = usage_source_http_reason(0, resp.status);
     int refusal = 0;
     const char *state = NULL;
-    if (resp.status >= 400 && resp.status < 500 && resp.status != 401 &&
-        resp.status != 403 && resp.status != 429) {
+    /* The API documents that the report fails for a Blocked or
+     * Provisioning service, not with which status: recognise the state
+     * in the error's code or message, whatever the status (a 401 or 429
+     * is about the client, never the service). */
+    if (resp.status >= 400 && resp.status != 401 && resp.status != 429) {
       if (contains_ci(code, "block") || contains_ci(message, "block")) {
         reason = "service_blocked";
         state = "Blocked";

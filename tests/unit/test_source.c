@@ -220,8 +220,6 @@ static usage_source_t *make_source(const char *token_file, long timeout_ms,
   return s;
 }
 
-
-
 static int setup(void **state) {
   (void)state;
   usage_now = fake_now;
@@ -286,6 +284,32 @@ static void test_failures(void **state) {
        "service_provisioning",
        1,
        "400",
+       "Provisioning",
+       5,
+       "status:" G2},
+      {"blocked_as_403",
+       {G2, 403,
+        "{\"responseStatus\":{\"errorCode\":\"Forbidden\",\"message\":"
+        "\"Service is in Blocked state\"}}",
+        0, 0, 0, NULL},
+       2000,
+       1 << 20,
+       "service_blocked",
+       1,
+       "403",
+       "Blocked state",
+       5,
+       "status:" G2},
+      {"provisioning_as_500",
+       {G2, 500,
+        "{\"responseStatus\":{\"errorCode\":\"InvalidOperationException\","
+        "\"message\":\"Service is Provisioning\"}}",
+        0, 0, 0, NULL},
+       2000,
+       1 << 20,
+       "service_provisioning",
+       1,
+       "500",
        "Provisioning",
        5,
        "status:" G2},
@@ -447,10 +471,11 @@ static void test_throttle(void **state) {
   usage_source_read(s);
   assert_int_equal(log_lines(3), 2);
   char *text = tu_store_text(store);
-  tu_expect_line(text,
-              "usage_scrape_errors_total{source=\"acme\",reason=\"http_5xx\"} "
-              "4\n",
-              1);
+  tu_expect_line(
+      text,
+      "usage_scrape_errors_total{source=\"acme\",reason=\"http_5xx\"} "
+      "4\n",
+      1);
   free(text);
   /* recovery is told once */
   routes[0].status = 200;
