@@ -13,8 +13,8 @@
 #include <stddef.h>
 
 typedef struct {
-  char *address; /* default 127.0.0.1 */
-  char *port;    /* default 19813 */
+  char *address;                                         /* default 127.0.0.1 */
+  char *port;                                            /* default 19813 */
   unsigned threads, max_conns, max_per_ip, idle_timeout; /* 0 = default */
   size_t memory_limit;                                   /* 0 = default */
   char *tls_cert_file, *tls_key_file, *tls_client_ca_file; /* or NULL */

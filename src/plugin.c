@@ -5,8 +5,8 @@
  * commits to collectd (dispatch) and to the store the exporter serves.
  * The store, the exporter and the list of sources for its status page are
  * the only process-wide state. */
-#include "plugin.h"
 #include "collectd.h"
+#include "plugin.h"
 
 #include "config.h"
 #include "dispatch.h"
