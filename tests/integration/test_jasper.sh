@@ -138,6 +138,11 @@ it_assert "the reset reaches /metrics (second plan)" it_wait_value "$SEL2" "$(si
 it_assert "the counter dropped (a counter reset for rate())" test "$sim_reset" -lt "$after"
 it_assert "reset: every figure equals the simulator's" compare_sim "$IT_DIR/last.prom" "$MFP" "$BASIC"
 it_assert_eq "still up after the reset" 1 "$(it_value 'usage_source_up{source="iot",kind="jasper"}')"
+# On the collectd side the DERIVE values drop too (csv stores them raw).
+sleep 4
+it_metrics
+it_assert "reset: collectd (csv) carries the same, lower figures" \
+  python3 "$top_srcdir/tests/integration/check_collectd.py" "$IT_DIR/last.prom" "$IT_DIR/csv" iot usage_jasper_
 
 # Error bodies that are not UTF-8 JSON or not JSON at all. A fault hits
 # the next request; arm it right after a scrape ended, so that it hits the
