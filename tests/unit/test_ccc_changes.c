@@ -41,8 +41,6 @@ static const char *const states[] = {
     "TrialExpired", "TrialActive",      "DemoAccount",      "CertifiedSecure"};
 #define NSTATES 8
 
-
-
 /* label returns the value of label `name` of a sample, or NULL. */
 static const char *label(const usage_sample_t *s, const char *name) {
   for (unsigned i = 0; i < s->nlabels; i++)
@@ -781,18 +779,7 @@ static void server_start(void) {
   beyond = "{\"results\":[]}";
   user_body = NULL;
   user_status = 200;
-  struct sockaddr_in sa = {.sin_family = AF_INET,
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  server = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-                                MHD_USE_THREAD_PER_CONNECTION,
-                            0, NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&sa, MHD_OPTION_END);
-  assert_non_null(server);
-  const union MHD_DaemonInfo *info =
-      MHD_get_daemon_info(server, MHD_DAEMON_INFO_BIND_PORT);
-  assert_non_null(info);
-  server_port = info->port;
-  assert_true(server_port > 0);
+  server = tu_http_start(handler, NULL, &server_port);
 }
 
 static void server_stop(void) {
@@ -954,8 +941,6 @@ static usage_source_t *make_source(const opts_t *o) {
   assert_non_null(s);
   return s;
 }
-
-
 
 static double metric(const char *text, const char *series) {
   const char *p = strstr(text, series);
@@ -1323,17 +1308,19 @@ static void test_reseller_wide(void **state) {
   tu_expect_line(queries[0], "ServiceGuid", 0);
   char *text = tu_store_text(store);
   tu_expect_line(text,
-              "usage_ccc_status_changes_total{source=\"acme\",service=\"" SVC
-              "\",status=\"Blocked\"} 1\n",
-              1);
-  tu_expect_line(text,
-              "usage_ccc_status_changes_total{source=\"acme\",service=\"" SVC2
-              "\",status=\"AccountCancelled\"} 1\n",
-              1);
-  tu_expect_line(text,
-              "usage_ccc_status_changes_total{source=\"acme\",service=\"" SVC2
-              "\",status=\"CertifiedSecure\"} 0\n",
-              1);
+                 "usage_ccc_status_changes_total{source=\"acme\",service=\"" SVC
+                 "\",status=\"Blocked\"} 1\n",
+                 1);
+  tu_expect_line(
+      text,
+      "usage_ccc_status_changes_total{source=\"acme\",service=\"" SVC2
+      "\",status=\"AccountCancelled\"} 1\n",
+      1);
+  tu_expect_line(
+      text,
+      "usage_ccc_status_changes_total{source=\"acme\",service=\"" SVC2
+      "\",status=\"CertifiedSecure\"} 0\n",
+      1);
   tu_expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 1\n", 1);
   free(text);
   assert_int_equal(changes_samples, 2 * NSTATES + 2);
@@ -1374,12 +1361,14 @@ static void test_user_scrape(void **state) {
     usage_source_read(s);
     char *text = tu_store_text(store);
     if (cases[i].reason == NULL) {
-      tu_expect_line(text,
-                  "usage_ccc_user_messages_sent{source=\"acme\",service=\"" SVC
-                  "\",user=\"" USR "\",period=\"daily\"} 42\n",
-                  1);
+      tu_expect_line(
+          text,
+          "usage_ccc_user_messages_sent{source=\"acme\",service=\"" SVC
+          "\",user=\"" USR "\",period=\"daily\"} 42\n",
+          1);
       tu_expect_line(text, "ann@example.com", 0); /* ExportUserDetails false */
-      tu_expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 1\n", 1);
+      tu_expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 1\n",
+                     1);
     } else {
       tu_expect_line(text, "usage_ccc_user_messages_sent", 0);
       char series[128];
@@ -1387,7 +1376,8 @@ static void test_user_scrape(void **state) {
                "usage_scrape_errors_total{source=\"acme\",reason=\"%s\"} 1\n",
                cases[i].reason);
       tu_expect_line(text, series, 1);
-      tu_expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 0\n", 1);
+      tu_expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 0\n",
+                     1);
       tu_expect_line(log_text, "user " USR, 1);
       tu_expect_line(log_text, "SECRET", 0);
     }

@@ -631,14 +631,9 @@ static uint64_t reason_count(usage_source_t *s, const char *reason) {
 }
 
 static struct MHD_Daemon *start_server(int *port) {
-  struct MHD_Daemon *d = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, handler, NULL,
-      MHD_OPTION_SOCK_ADDR,
-      (struct sockaddr *)&(struct sockaddr_in){
-          .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
-      MHD_OPTION_END);
-  assert_non_null(d);
-  *port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
+  unsigned p;
+  struct MHD_Daemon *d = tu_http_start(handler, NULL, &p);
+  *port = (int)p;
   return d;
 }
 

@@ -120,18 +120,7 @@ static unsigned server_port;
 static void server_start(void) {
   memset(hits, 0, sizeof(hits));
   last_auth[0] = 0;
-  struct sockaddr_in sa = {.sin_family = AF_INET,
-                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  server = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-                                MHD_USE_THREAD_PER_CONNECTION,
-                            0, NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&sa, MHD_OPTION_END);
-  assert_non_null(server);
-  const union MHD_DaemonInfo *info =
-      MHD_get_daemon_info(server, MHD_DAEMON_INFO_BIND_PORT);
-  assert_non_null(info);
-  server_port = info->port;
-  assert_true(server_port > 0);
+  server = tu_http_start(handler, NULL, &server_port);
 }
 
 static void server_stop(void) {

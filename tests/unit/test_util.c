@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <cmocka.h>
 
 #include "test_util.h"
@@ -63,4 +67,22 @@ void tu_expect_line(const char *text, const char *line, int present) {
   if ((strstr(text, line) != NULL) != present)
     fail_msg("%s \"%s\" in:\n%s", present ? "missing" : "unexpected", line,
              text);
+}
+
+struct MHD_Daemon *tu_http_start(MHD_AccessHandlerCallback handler, void *cls,
+                                 unsigned *port) {
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  struct MHD_Daemon *d = MHD_start_daemon(
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
+      NULL, handler, cls, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+      MHD_OPTION_END);
+  if (d == NULL)
+    fail_msg("cannot start the test HTTP server");
+  const union MHD_DaemonInfo *info =
+      MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+  if (info == NULL || info->port == 0)
+    fail_msg("the test HTTP server has no port");
+  *port = info->port;
+  return d;
 }

@@ -7,6 +7,7 @@
 
 #include "store.h"
 
+#include <microhttpd.h>
 #include <stddef.h>
 
 /* tu_read_fixture returns the file FIXTURES/name, NUL-terminated (free it);
@@ -21,5 +22,11 @@ char *tu_store_text(usage_store_t *s);
 /* tu_expect_line fails the test when line is (present = 0) or is not
  * (present = 1) in text. */
 void tu_expect_line(const char *text, const char *line, int present);
+
+/* tu_http_start serves handler on 127.0.0.1 at a port the system picks
+ * (in *port), a thread per connection so a slow answer holds up nobody.
+ * Stop it with MHD_stop_daemon. The test fails when it cannot start. */
+struct MHD_Daemon *tu_http_start(MHD_AccessHandlerCallback handler, void *cls,
+                                 unsigned *port);
 
 #endif
