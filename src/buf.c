@@ -105,3 +105,25 @@ char *usage_buf_steal(usage_buf_t *b, size_t *len) {
   b->failed = 0;
   return p;
 }
+
+char *usage_buf_data(const usage_buf_t *b) { return b->data; }
+
+const char *usage_buf_str(const usage_buf_t *b) {
+  return b->data != NULL ? b->data : "";
+}
+
+size_t usage_buf_len(const usage_buf_t *b) { return b->len; }
+
+int usage_buf_failed(const usage_buf_t *b) { return b->failed; }
+
+void usage_buf_truncate(usage_buf_t *b, size_t len) {
+  if (len < b->len) {
+    b->len = len;
+    b->data[len] = 0;
+  }
+}
+
+void usage_buf_fail(usage_buf_t *b, int err) {
+  if (!b->failed)
+    b->failed = err;
+}

@@ -9,6 +9,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+/* The struct may be embedded; its fields are private to buf.c (like curl's
+ * dynbuf): read it with usage_buf_data, usage_buf_len, usage_buf_failed. */
 typedef struct {
   char *data; /* NUL-terminated when len > 0 or after usage_buf_reset */
   size_t len;
@@ -30,6 +32,18 @@ int usage_buf_puts(usage_buf_t *b, const char *s);
 int usage_buf_putc(usage_buf_t *b, char c);
 int usage_buf_printf(usage_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* usage_buf_data: the bytes, NUL-terminated, or NULL while nothing was
+ * ever written; usage_buf_str: the same but "" instead of NULL. */
+char *usage_buf_data(const usage_buf_t *b);
+const char *usage_buf_str(const usage_buf_t *b);
+size_t usage_buf_len(const usage_buf_t *b);
+/* usage_buf_failed: 0, or ENOMEM/EFBIG once a write did not fit. */
+int usage_buf_failed(const usage_buf_t *b);
+/* usage_buf_fail marks the buffer as failed with err (ENOMEM, EFBIG): a
+ * writer that failed outside the buffer keeps one error path. */
+void usage_buf_fail(usage_buf_t *b, int err);
+/* usage_buf_truncate shortens the content to len bytes (len <= length). */
+void usage_buf_truncate(usage_buf_t *b, size_t len);
 /* usage_buf_steal hands the data to the caller (free() it) and resets b. */
 char *usage_buf_steal(usage_buf_t *b, size_t *len);
 

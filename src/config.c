@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* config: strict parsing of <Plugin usage> (see config.h). Unknown options
+/* config: strict parsing of <Plugin usage> (see usage_conf.h). Unknown options
  * fail the block; required options are checked after the loop; secret
  * files are read once here so a typo is found at start-up. */
 #include "collectd.h"
 #include "configfile.h"
 #include "plugin.h"
 
-#include "config.h"
-#include "config_internal.h"
+#include "conf_get.h"
+#include "usage_conf.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -80,6 +80,16 @@ int usage_get_number(const usage_source_conf_t *src, const oconfig_item_t *ci,
   }
   *out = d;
   return 0;
+}
+
+int usage_get_whole(const usage_source_conf_t *src, const oconfig_item_t *ci,
+                    double min, double max, const char *what, double *out) {
+  int status = usage_get_number(src, ci, min, max, what, out);
+  if (status == 0 && *out != (double)(long long)*out) {
+    usage_conf_err(src, ci->key, "expected %s", what);
+    return EINVAL;
+  }
+  return status;
 }
 
 static int check_secret_file(const usage_source_conf_t *src, const char *option,
@@ -222,12 +232,7 @@ static int conf_common(usage_source_conf_t *src, const oconfig_item_t *ci) {
                             "a number of requests per second (0 = no limit)",
                             &src->max_rps);
   if (strcasecmp(k, "MaxConcurrentRequests") == 0) {
-    status =
-        usage_get_number(src, ci, 1, 64, "a whole number from 1 to 64", &d);
-    if (status == 0 && d != (int)d) {
-      usage_conf_err(src, k, "expected a whole number from 1 to 64");
-      return EINVAL;
-    }
+    status = usage_get_whole(src, ci, 1, 64, "a whole number from 1 to 64", &d);
     if (status == 0)
       src->max_concurrent = (int)d;
     return status;

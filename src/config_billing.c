@@ -7,7 +7,7 @@
 #include "plugin.h"
 
 #include "api/billing.h"
-#include "config_internal.h"
+#include "conf_get.h"
 
 #include <errno.h>
 #include <libgen.h>

@@ -5,8 +5,9 @@
 #include "plugin.h"
 
 #include "api/ccc.h"
-#include "config_internal.h"
+#include "conf_get.h"
 #include "json.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <stdlib.h>

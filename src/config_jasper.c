@@ -7,7 +7,7 @@
 #include "plugin.h"
 
 #include "api/jasper.h"
-#include "config_internal.h"
+#include "conf_get.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -83,7 +83,7 @@ int usage_html_escape(usage_buf_t *b, const char *s) {
       usage_buf_putc(b, *s);
     }
   }
-  return b->failed;
+  return usage_buf_failed(b);
 }
 
 /* next_item splits a comma-separated header into the media/coding token and
@@ -485,7 +485,7 @@ static enum MHD_Result serve_page(usage_exporter_t *e,
   if (e->opts.page != NULL)
     e->opts.page(e->opts.page_ud, &b);
   usage_buf_puts(&b, "</body>\n</html>\n");
-  if (b.failed) {
+  if (usage_buf_failed(&b)) {
     usage_buf_free(&b);
     return queue_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
   }
@@ -568,14 +568,14 @@ static char *read_file(const char *path, char *err, size_t errlen) {
   while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 &&
          usage_buf_append(&b, chunk, n) == 0)
     ;
-  int bad = ferror(f) || b.failed || b.len == 0;
+  int bad = ferror(f) || usage_buf_failed(&b) || usage_buf_len(&b) == 0;
   fclose(f);
   explicit_bzero(chunk, sizeof(chunk));
   if (bad) {
     snprintf(err, errlen, "cannot read \"%s\": %s", path,
-             b.failed ? "too large" : "empty or unreadable");
-    if (b.data != NULL)
-      explicit_bzero(b.data, b.len);
+             usage_buf_failed(&b) ? "too large" : "empty or unreadable");
+    if (usage_buf_data(&b) != NULL)
+      explicit_bzero(usage_buf_data(&b), usage_buf_len(&b));
     usage_buf_free(&b);
     return NULL;
   }

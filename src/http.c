@@ -192,7 +192,7 @@ int usage_http_escape(usage_buf_t *b, const char *s) {
       usage_buf_append(b, enc, 3);
     }
   }
-  return b->failed;
+  return usage_buf_failed(b);
 }
 
 static usage_http_err_t classify(CURLcode rc) {
@@ -253,7 +253,7 @@ int usage_http_get(usage_http_t *h, const char *path_query,
   hdrs = curl_slist_append(hdrs, "Accept: application/json");
   for (size_t i = 0; i < c->headers_num; i++)
     hdrs = curl_slist_append(hdrs, c->headers[i]);
-  if (url.failed || hdrs == NULL) {
+  if (usage_buf_failed(&url) || hdrs == NULL) {
     pthread_mutex_unlock(&secret_lock);
     snprintf(resp->error, sizeof(resp->error), "out of memory");
     resp->err = USAGE_HTTP_FAILED;
@@ -262,7 +262,7 @@ int usage_http_get(usage_http_t *h, const char *path_query,
   }
 
   curl_easy_reset(curl);
-  curl_easy_setopt(curl, CURLOPT_URL, url.data);
+  curl_easy_setopt(curl, CURLOPT_URL, usage_buf_data(&url));
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -309,7 +309,7 @@ int usage_http_get(usage_http_t *h, const char *path_query,
   resp->retry_after = h->retry_after;
 
   if (rc != CURLE_OK) {
-    if (rc == CURLE_WRITE_ERROR && h->body.failed == EFBIG) {
+    if (rc == CURLE_WRITE_ERROR && usage_buf_failed(&h->body) == EFBIG) {
       resp->err = USAGE_HTTP_TOO_LARGE;
       snprintf(resp->error, sizeof(resp->error),
                "response body larger than %zu bytes (MaxResponseSize)",
@@ -325,8 +325,8 @@ int usage_http_get(usage_http_t *h, const char *path_query,
     ret = (int)resp->err;
     goto out;
   }
-  resp->body = h->body.data ? h->body.data : "";
-  resp->len = h->body.len;
+  resp->body = usage_buf_str(&h->body);
+  resp->len = usage_buf_len(&h->body);
 
 out:
   /* The password and token set on the handle are not kept past the call. */

@@ -3,6 +3,7 @@
  * (see json.h). Numbers are kept as the text sent and converted on access,
  * so a huge or fractional number is an error of that field alone. */
 #include "json.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <math.h>
@@ -312,58 +313,6 @@ const char *usage_json_text(const usage_json_t *obj, const char *key) {
   return (v && (v->type == USAGE_JSON_STRING || v->type == USAGE_JSON_NUMBER))
              ? v->text
              : NULL;
-}
-
-/* days_from_civil: days since 1970-01-01 of a proleptic Gregorian date. */
-static long long days_from_civil(long long y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  long long era = (y >= 0 ? y : y - 399) / 400;
-  unsigned yoe = (unsigned)(y - era * 400);
-  unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (long long)doe - 719468;
-}
-
-int usage_parse_time(const char *s, double *out) {
-  if (s == NULL || *s == 0)
-    return ENOENT;
-  long long ms;
-  char tail[8];
-  if (sscanf(s, "/Date(%lld%7s", &ms, tail) == 2) { /* .NET JSON date */
-    *out = (double)ms / 1000.0;
-    return ms <= -62135596800000LL ? ENOENT : 0;
-  }
-  int y, mo, d, h = 0, mi = 0, n = 0;
-  double sec = 0;
-  if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
-    return EINVAL;
-  const char *p = s + n;
-  if (*p == 'T' || *p == ' ') {
-    int m2 = 0;
-    if (sscanf(p + 1, "%2d:%2d:%lf%n", &h, &mi, &sec, &m2) != 3)
-      return EINVAL;
-    p += 1 + m2;
-  }
-  long offset = 0;
-  if (*p == 'Z' || *p == 'z') {
-    p++;
-  } else if (*p == '+' || *p == '-') {
-    int oh = 0, om = 0, m3 = 0;
-    if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &m3) < 2 &&
-        sscanf(p + 1, "%2d%2d%n", &oh, &om, &m3) < 2)
-      return EINVAL;
-    offset = (oh * 3600L + om * 60L) * (*p == '-' ? -1 : 1);
-    p += 1 + m3;
-  }
-  if (*p != 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-      sec < 0 || sec >= 61)
-    return EINVAL;
-  if (y <= 1)
-    return ENOENT; /* 0001-01-01T00:00:00Z: never */
-  double t = (double)days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400.0 +
-             h * 3600.0 + mi * 60.0 + sec - (double)offset;
-  *out = t;
-  return 0;
 }
 
 int usage_json_time(const usage_json_t *obj, const char *key, double *out) {

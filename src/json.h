@@ -48,13 +48,14 @@ int usage_json_bool(const usage_json_t *obj, const char *key, int *out);
 const char *usage_json_str(const usage_json_t *obj, const char *key);
 /* usage_json_text: a string or number member as text (numbers as sent). */
 const char *usage_json_text(const usage_json_t *obj, const char *key);
-/* usage_json_time parses an ISO 8601 UTC timestamp ("2024-05-01T12:00:00Z",
- * fractions and offsets accepted; .NET "/Date(ms)/" too) into Unix seconds.
- * ENOENT also for 0001-01-01T00:00:00Z, which the APIs use for "never". */
-int usage_json_time(const usage_json_t *obj, const char *key, double *out);
-int usage_parse_time(const char *s, double *out);
 
 /* usage_json_errstr names a getter status for a log line. */
 const char *usage_json_errstr(int status);
+
+/* usage_json_time parses an ISO 8601 UTC timestamp ("2024-05-01T12:00:00Z",
+ * fractions and offsets accepted; .NET "/Date(ms)/" too) into Unix seconds
+ * (usage_parse_time of timeutil.h). ENOENT also for 0001-01-01T00:00:00Z,
+ * which the APIs use for "never". */
+int usage_json_time(const usage_json_t *obj, const char *key, double *out);
 
 #endif

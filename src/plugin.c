@@ -8,12 +8,12 @@
 #include "collectd.h"
 #include "plugin.h"
 
-#include "config.h"
 #include "dispatch.h"
 #include "exporter.h"
 #include "families.h"
 #include "source.h"
 #include "store.h"
+#include "usage_conf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +51,7 @@ static int usage_read(user_data_t *ud) {
 
 static void source_free(void *p) {
   usage_source_t *s = p;
-  free(s->sink.ud);
+  free(usage_source_sink_ud(s));
   pthread_mutex_lock(&sources_lock);
   for (size_t i = 0; i < sources_num; i++)
     if (sources[i] == s)
@@ -89,13 +89,14 @@ static void status_page(void *ud, usage_buf_t *out) {
     fmt_time(last, sizeof(last), st.last_scrape);
     fmt_time(ok, sizeof(ok), st.last_success);
     usage_buf_puts(out, "<tr><td>");
-    usage_html_escape(out, s->conf->name);
+    usage_html_escape(out, usage_source_conf(s)->name);
     usage_buf_printf(out,
                      "</td><td>%s</td><td>%s</td><td>%.3f s</td>"
                      "<td>%s</td><td>%s</td><td>%zu</td><td>",
-                     usage_kind_name(s->conf->kind), last, st.last_duration,
+                     usage_kind_name(usage_source_conf(s)->kind), last,
+                     st.last_duration,
                      st.last_scrape <= 0 ? "pending" : (st.up ? "up" : "down"),
-                     ok, usage_store_series(store, s->conf->name));
+                     ok, usage_store_series(store, usage_source_conf(s)->name));
     usage_html_escape(out, st.last_error);
     usage_buf_puts(out, "</td></tr>\n");
   }

@@ -16,6 +16,49 @@ extern const usage_vendor_t usage_ccc_vendor;
 extern const usage_vendor_t usage_billing_vendor;
 extern const usage_vendor_t usage_jasper_vendor;
 
+/* The source at run time. Private: vendors use the functions below. */
+typedef struct {
+  long code;
+  uint64_t count;
+} usage_code_count_t;
+
+typedef struct {
+  char reason[32];
+  uint64_t count;
+} usage_reason_count_t;
+
+typedef struct {
+  char key[160];
+  double next_log; /* when a repeat may be logged again */
+  double backoff;
+  uint64_t suppressed;
+  int seen; /* failed in the current scrape */
+} usage_throttle_t;
+
+struct usage_source_s {
+  usage_source_conf_t *conf;
+  const usage_vendor_t *vendor;
+  usage_http_t *http;
+  usage_sink_t sink;
+  void *state; /* the vendor's */
+
+  /* accounting of the scrape under way */
+  int down;   /* something made this scrape count as failed */
+  double now; /* start of the scrape */
+  double next_request;
+
+  usage_code_count_t *codes;
+  size_t codes_num;
+  usage_reason_count_t *reasons;
+  size_t reasons_num;
+  usage_throttle_t *throttle;
+  size_t throttle_num;
+
+  pthread_mutex_t acct; /* accounting, throttle, politeness: workers */
+  pthread_mutex_t lock; /* status */
+  usage_source_status_t status;
+};
+
 static double now_real(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -438,4 +481,38 @@ void usage_source_read(usage_source_t *s) {
   }
   pthread_mutex_unlock(&s->lock);
   commit_self(s, duration);
+}
+
+const usage_source_conf_t *usage_source_conf(const usage_source_t *s) {
+  return s->conf;
+}
+
+const char *usage_source_name(const usage_source_t *s) { return s->conf->name; }
+
+void *usage_source_state(const usage_source_t *s) { return s->state; }
+
+void usage_source_set_state(usage_source_t *s, void *state) {
+  s->state = state;
+}
+
+double usage_source_now(const usage_source_t *s) { return s->now; }
+
+void *usage_source_sink_ud(const usage_source_t *s) { return s->sink.ud; }
+
+void usage_source_count(usage_source_t *s, const char *reason, uint64_t n) {
+  pthread_mutex_lock(&s->acct);
+  usage_reason_count_t *r = reason_slot(s, reason);
+  if (r != NULL)
+    r->count += n;
+  pthread_mutex_unlock(&s->acct);
+}
+
+uint64_t usage_source_reason_count(usage_source_t *s, const char *reason) {
+  uint64_t n = UINT64_MAX;
+  pthread_mutex_lock(&s->acct);
+  for (size_t i = 0; i < s->reasons_num; i++)
+    if (strcmp(s->reasons[i].reason, reason) == 0)
+      n = s->reasons[i].count;
+  pthread_mutex_unlock(&s->acct);
+  return n;
 }

@@ -69,24 +69,6 @@ typedef struct {
 
 const usage_vendor_t *usage_vendor(usage_kind_t kind);
 
-typedef struct {
-  long code;
-  uint64_t count;
-} usage_code_count_t;
-
-typedef struct {
-  char reason[32];
-  uint64_t count;
-} usage_reason_count_t;
-
-typedef struct {
-  char key[160];
-  double next_log; /* when a repeat may be logged again */
-  double backoff;
-  uint64_t suppressed;
-  int seen; /* failed in the current scrape */
-} usage_throttle_t;
-
 /* What the landing page shows of a source. */
 typedef struct {
   double last_scrape; /* start of the last scrape, Unix seconds; 0 = none */
@@ -96,29 +78,22 @@ typedef struct {
   char last_error[768];
 } usage_source_status_t;
 
-struct usage_source_s {
-  usage_source_conf_t *conf;
-  const usage_vendor_t *vendor;
-  usage_http_t *http;
-  usage_sink_t sink;
-  void *state; /* the vendor's */
-
-  /* accounting of the scrape under way */
-  int down;   /* something made this scrape count as failed */
-  double now; /* start of the scrape */
-  double next_request;
-
-  usage_code_count_t *codes;
-  size_t codes_num;
-  usage_reason_count_t *reasons;
-  size_t reasons_num;
-  usage_throttle_t *throttle;
-  size_t throttle_num;
-
-  pthread_mutex_t acct; /* accounting, throttle, politeness: workers */
-  pthread_mutex_t lock; /* status */
-  usage_source_status_t status;
-};
+/* Accessors. usage_source_conf: the block's configuration (read-only);
+ * usage_source_state: the vendor's run-time state, set by its init;
+ * usage_source_now: when the scrape under way started (Unix seconds);
+ * usage_source_sink_ud: the sink's user data. */
+const usage_source_conf_t *usage_source_conf(const usage_source_t *s);
+const char *usage_source_name(const usage_source_t *s);
+void *usage_source_state(const usage_source_t *s);
+void usage_source_set_state(usage_source_t *s, void *state);
+double usage_source_now(const usage_source_t *s);
+void *usage_source_sink_ud(const usage_source_t *s);
+/* usage_source_count adds n to the error counter of reason, without
+ * logging or marking the scrape failed (usage_source_error does that for
+ * the first); usage_source_reason_count reads it (UINT64_MAX: a reason
+ * never published). Thread-safe. */
+void usage_source_count(usage_source_t *s, const char *reason, uint64_t n);
+uint64_t usage_source_reason_count(usage_source_t *s, const char *reason);
 
 /* usage_source_create takes ownership of conf. NULL on ENOMEM or when the
  * vendor's init fails (the cause is logged through sink). */

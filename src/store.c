@@ -6,6 +6,7 @@
  * scrapes of /metrics never hold up the read callbacks for long. */
 #include "store.h"
 #include "families.h"
+#include "htable.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -29,8 +30,9 @@ struct usage_batch_s {
   arena_block_t *arena;
   /* Label names and values repeat (source, rate plan, zone, direction):
    * each distinct string is stored once per batch. Open addressing. */
-  const char **intern;
-  size_t intern_cap, intern_num;
+  usage_htable_t intern_idx; /* positions in intern */
+  const char **intern;       /* the batch's distinct label strings */
+  size_t intern_num, intern_alloc;
 };
 
 /* arena_alloc returns n bytes aligned for pointers that live as long as
@@ -62,41 +64,33 @@ static char *arena_copy(usage_batch_t *b, const char *s) {
   return p;
 }
 
-static size_t str_hash(const char *s) {
-  size_t h = 2166136261u; /* FNV-1a */
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 16777619u;
-  return h;
+static int intern_eq(const void *ctx, size_t pos, const void *key) {
+  const usage_batch_t *b = ctx;
+  return strcmp(b->intern[pos], key) == 0;
 }
 
 /* arena_strdup returns the batch's copy of s, shared with every earlier
  * use of the same string. NULL on ENOMEM. */
 static const char *arena_strdup(usage_batch_t *b, const char *s) {
-  if (b->intern_num * 2 >= b->intern_cap) {
-    size_t cap = b->intern_cap ? 2 * b->intern_cap : 256;
-    const char **t = calloc(cap, sizeof(*t));
-    if (t == NULL)
+  uint64_t h = usage_hash_bytes(s, strlen(s));
+  size_t pos = usage_htable_find(&b->intern_idx, h, intern_eq, b, s);
+  if (pos != USAGE_HTABLE_NONE)
+    return b->intern[pos];
+  if (b->intern_num == b->intern_alloc) {
+    size_t n = b->intern_alloc ? 2 * b->intern_alloc : 256;
+    const char **p = realloc(b->intern, n * sizeof(*p));
+    if (p == NULL)
       return NULL;
-    for (size_t i = 0; i < b->intern_cap; i++) {
-      if (b->intern[i] == NULL)
-        continue;
-      size_t j = str_hash(b->intern[i]) & (cap - 1);
-      while (t[j] != NULL)
-        j = (j + 1) & (cap - 1);
-      t[j] = b->intern[i];
-    }
-    free(b->intern);
-    b->intern = t;
-    b->intern_cap = cap;
+    b->intern = p;
+    b->intern_alloc = n;
   }
-  size_t j = str_hash(s) & (b->intern_cap - 1);
-  for (; b->intern[j] != NULL; j = (j + 1) & (b->intern_cap - 1))
-    if (strcmp(b->intern[j], s) == 0)
-      return b->intern[j];
+  if (usage_htable_reserve(&b->intern_idx, b->intern_num + 1) != 0)
+    return NULL;
   char *copy = arena_copy(b, s);
   if (copy == NULL)
     return NULL;
-  b->intern[j] = copy;
+  b->intern[b->intern_num] = copy;
+  usage_htable_insert(&b->intern_idx, h, b->intern_num); /* reserved */
   b->intern_num++;
   return copy;
 }
@@ -122,6 +116,7 @@ void usage_batch_destroy(usage_batch_t *b) {
     free(b->arena);
     b->arena = next;
   }
+  usage_htable_free(&b->intern_idx);
   free(b->intern);
   free(b->samples);
   free(b->source);
@@ -248,13 +243,14 @@ static entity_t *entity_from_batch(const usage_batch_t *b) {
     const usage_sample_t *s = order[i];
     if (e->nchunks == 0 || e->chunks[e->nchunks - 1].family != s->family) {
       e->chunks[e->nchunks].family = s->family;
-      e->chunks[e->nchunks].off = text.len;
+      e->chunks[e->nchunks].off = usage_buf_len(&text);
       e->nchunks++;
     }
     expfmt_sample(&text, s->family, source, s->nlabels, s->labels, s->value);
-    e->chunks[e->nchunks - 1].len = text.len - e->chunks[e->nchunks - 1].off;
+    e->chunks[e->nchunks - 1].len =
+        usage_buf_len(&text) - e->chunks[e->nchunks - 1].off;
   }
-  if (text.failed)
+  if (usage_buf_failed(&text))
     goto fail;
   e->nseries = b->num;
   size_t len;
@@ -454,20 +450,20 @@ static body_t *store_render(usage_store_t *s, usage_format_t fmt) {
   usage_buf_t heads;
   usage_buf_init(&heads, 0);
   if (body->iov == NULL || cursor == NULL || is_head == NULL)
-    heads.failed = ENOMEM;
+    usage_buf_fail(&heads, ENOMEM);
   size_t k = 0;
-  for (int fam = 0; fam < FAM_COUNT && !heads.failed; fam++) {
+  for (int fam = 0; fam < FAM_COUNT && !usage_buf_failed(&heads); fam++) {
     int header = 0;
     for (size_t i = 0; i < n; i++) {
       entity_t *e = snap[i];
       if (cursor[i] >= e->nchunks || e->chunks[cursor[i]].family != fam)
         continue;
       if (!header) {
-        size_t at = heads.len;
+        size_t at = usage_buf_len(&heads);
         expfmt_header(&heads, fam, fmt);
         is_head[k] = 1;
-        body->iov[k++] =
-            (usage_iov_t){(const void *)(uintptr_t)at, heads.len - at};
+        body->iov[k++] = (usage_iov_t){(const void *)(uintptr_t)at,
+                                       usage_buf_len(&heads) - at};
         header = 1;
       }
       body->iov[k++] = (usage_iov_t){e->text + e->chunks[cursor[i]].off,
@@ -475,17 +471,17 @@ static body_t *store_render(usage_store_t *s, usage_format_t fmt) {
       cursor[i]++;
     }
   }
-  if (!heads.failed) {
-    size_t at = heads.len;
+  if (!usage_buf_failed(&heads)) {
+    size_t at = usage_buf_len(&heads);
     expfmt_footer(&heads, fmt);
-    if (heads.len > at) {
+    if (usage_buf_len(&heads) > at) {
       is_head[k] = 1;
-      body->iov[k++] =
-          (usage_iov_t){(const void *)(uintptr_t)at, heads.len - at};
+      body->iov[k++] = (usage_iov_t){(const void *)(uintptr_t)at,
+                                     usage_buf_len(&heads) - at};
     }
   }
   free(cursor);
-  if (heads.failed) {
+  if (usage_buf_failed(&heads)) {
     free(is_head);
     usage_buf_free(&heads);
     usage_body_release(&body->pub);

@@ -9,6 +9,8 @@
 #include "families.h"
 #include "json.h"
 #include "statefile.h"
+#include "text.h"
+#include "timeutil.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -124,49 +126,6 @@ void usage_billing_conf_clear(usage_billing_conf_t *c) {
   memset(c, 0, sizeof(*c));
 }
 
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = (unsigned)(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + (int64_t)doe - 719468;
-}
-
-static int digits(const char *s, int n, int *out) {
-  int v = 0;
-  for (int i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return 0;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return 1;
-}
-
-/* strict_time parses exactly yyyy-MM-ddTHH:mm:ssZ (the API's format). */
-static int strict_time(const char *s, size_t len, int64_t *out) {
-  int y, mo, d, h, mi, se;
-  if (len != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
-      s[16] != ':' || s[19] != 'Z' || !digits(s, 4, &y) ||
-      !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
-      !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) ||
-      !digits(s + 17, 2, &se) || mo < 1 || mo > 12 || d < 1 || d > 31 ||
-      h > 23 || mi > 59 || se > 60)
-    return EINVAL;
-  *out = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
-         mi * 60 + se;
-  return 0;
-}
-
-static void format_time(int64_t t, char out[32]) {
-  time_t tt = (time_t)t;
-  struct tm tm;
-  if (gmtime_r(&tt, &tm) == NULL ||
-      strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-    snprintf(out, 32, "1970-01-01T00:00:00Z");
-}
-
 static int check_id_list(const char *v) {
   if (*v == 0)
     return EINVAL;
@@ -245,7 +204,7 @@ int usage_billing_filter_check(const char *name, const char *value,
     int lt = strncmp(v, "lt:", 3) == 0, gt = strncmp(v, "gt:", 3) == 0;
     if (lt || gt)
       v += 3;
-    if (strict_time(v, strlen(v), &t) != 0) {
+    if (usage_parse_time_exact(v, strlen(v), &t) != 0) {
       snprintf(err, errlen,
                "%s: expected yyyy-MM-ddTHH:mm:ssZ, lt:yyyy-MM-ddTHH:mm:ssZ or "
                "gt:yyyy-MM-ddTHH:mm:ssZ, got \"%s\"",
@@ -293,9 +252,9 @@ int usage_billing_query(const usage_billing_conf_t *c, int64_t from,
     if (strcmp(c->filter_names[i], "eventDateFrom") == 0) {
       const char *v = c->filter_values[i];
       int64_t t;
-      if (strict_time(v + (strncmp(v, "gt:", 3) == 0 ? 3 : 0),
-                      strlen(v) - (strncmp(v, "gt:", 3) == 0 ? 3 : 0),
-                      &t) == 0 &&
+      if (usage_parse_time_exact(
+              v + (strncmp(v, "gt:", 3) == 0 ? 3 : 0),
+              strlen(v) - (strncmp(v, "gt:", 3) == 0 ? 3 : 0), &t) == 0 &&
           t >= from)
         user_from = v;
     }
@@ -304,7 +263,7 @@ int usage_billing_query(const usage_billing_conf_t *c, int64_t from,
     usage_http_escape(out, user_from);
   } else {
     char ts[32];
-    format_time(from, ts);
+    usage_format_time(from, ts);
     usage_buf_puts(out, ts);
   }
   for (size_t i = 0; i < c->filters_num; i++) {
@@ -920,7 +879,7 @@ static int cb_string(void *ctx, const unsigned char *us, size_t len) {
   if (f == F_ID) {
     p->id_state = parse_id(s, len, &p->id) == 0 && p->id != ID_NONE ? 1 : 2;
   } else if (f == F_EVENT) {
-    if (strict_time(s, len, &p->ev) == 0) {
+    if (usage_parse_time_exact(s, len, &p->ev) == 0) {
       p->ev_state = 1;
     } else {
       char tmp[64];
@@ -1434,11 +1393,8 @@ static void billing_conf_destroy(void *p) {
 /* count_more adds n - 1 to a reason usage_source_error has just counted
  * once (one log line for many invalid values). */
 static void count_more(usage_source_t *s, const char *reason, uint64_t n) {
-  pthread_mutex_lock(&s->acct);
-  for (size_t i = 0; i < s->reasons_num && n > 1; i++)
-    if (strcmp(s->reasons[i].reason, reason) == 0)
-      s->reasons[i].count += n - 1;
-  pthread_mutex_unlock(&s->acct);
+  if (n > 1)
+    usage_source_count(s, reason, n - 1);
 }
 
 static void billing_shutdown(usage_source_t *s);
@@ -1447,12 +1403,13 @@ static void billing_shutdown(usage_source_t *s);
  * means a fresh start; a file that exists but cannot be read fails the
  * source (counting the window again would count records twice). */
 static int billing_load_state(usage_source_t *s, billing_state_t *st) {
-  usage_billing_conf_t *c = s->conf->kind_conf;
+  usage_billing_conf_t *c = usage_source_conf(s)->kind_conf;
   char *data = NULL;
   size_t len = 0;
   char err[512];
-  int rc = usage_state_load(c->state_file, "billing", s->conf->name, &data,
-                            &len, err, sizeof(err));
+  int rc =
+      usage_state_load(c->state_file, "billing", usage_source_conf(s)->name,
+                       &data, &len, err, sizeof(err));
   if (rc == ENOENT) {
     usage_source_log(
         s, USAGE_LOG_INFO,
@@ -1496,7 +1453,7 @@ static int billing_load_state(usage_source_t *s, billing_state_t *st) {
 }
 
 static int billing_init(usage_source_t *s) {
-  usage_billing_conf_t *c = s->conf->kind_conf;
+  usage_billing_conf_t *c = usage_source_conf(s)->kind_conf;
   billing_state_t *st = calloc(1, sizeof(*st));
   if (st == NULL)
     return ENOMEM;
@@ -1507,7 +1464,7 @@ static int billing_init(usage_source_t *s) {
   }
   usage_buf_init(&st->query, 64 * 1024);
   usage_buf_init(&st->state, 0);
-  s->state = st;
+  usage_source_set_state(s, st);
   int rc = c->state_file != NULL ? billing_load_state(s, st) : 0;
   if (rc != 0) {
     billing_shutdown(s);
@@ -1517,22 +1474,14 @@ static int billing_init(usage_source_t *s) {
 }
 
 static void billing_shutdown(usage_source_t *s) {
-  billing_state_t *st = s->state;
+  billing_state_t *st = usage_source_state(s);
   if (st == NULL)
     return;
   usage_billing_destroy(st->agg);
   usage_buf_free(&st->query);
   usage_buf_free(&st->state);
   free(st);
-  s->state = NULL;
-}
-
-/* clean_text copies s for a log line, without control characters. */
-static void clean_text(char *dst, size_t size, const char *s) {
-  size_t n = 0;
-  for (; s && *s && n + 1 < size; s++)
-    dst[n++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? ' ' : *s;
-  dst[n] = 0;
+  usage_source_set_state(s, NULL);
 }
 
 static void api_message(const usage_http_resp_t *resp, char *out, size_t size) {
@@ -1543,7 +1492,7 @@ static void api_message(const usage_http_resp_t *resp, char *out, size_t size) {
   const char *m = usage_json_str(root, "message");
   if (m == NULL)
     m = usage_json_str(root, "error");
-  clean_text(out, size, m);
+  usage_text_clean(out, size, m);
   usage_json_free(root);
 }
 
@@ -1553,8 +1502,8 @@ static void api_message(const usage_http_resp_t *resp, char *out, size_t size) {
  * pending figures. 0, or -1 after reporting the failure. */
 static int billing_fetch(usage_source_t *s, billing_state_t *st, int64_t from,
                          size_t *records) {
-  usage_billing_conf_t *c = s->conf->kind_conf;
-  const char *url = s->conf->http.url;
+  usage_billing_conf_t *c = usage_source_conf(s)->kind_conf;
+  const char *url = usage_source_conf(s)->http.url;
   uint64_t prev_hash = 0;
   size_t prev_n = 0;
   *records = 0;
@@ -1625,9 +1574,9 @@ static int billing_fetch(usage_source_t *s, billing_state_t *st, int64_t from,
  * whose counters and ids already hold the records: none is counted twice,
  * none is lost, and counters never go backwards. */
 static void billing_scrape(usage_source_t *s) {
-  billing_state_t *st = s->state;
-  usage_billing_conf_t *c = s->conf->kind_conf;
-  int64_t from = usage_billing_begin(st->agg, s->now);
+  billing_state_t *st = usage_source_state(s);
+  usage_billing_conf_t *c = usage_source_conf(s)->kind_conf;
+  int64_t from = usage_billing_begin(st->agg, usage_source_now(s));
   size_t records;
   if (billing_fetch(s, st, from, &records) != 0) {
     usage_billing_abort(st->agg);
@@ -1638,8 +1587,9 @@ static void billing_scrape(usage_source_t *s) {
     usage_buf_reset(&st->state);
     int rc = usage_billing_serialize(st->agg, &st->state);
     if (rc == 0)
-      rc = usage_state_save(c->state_file, "billing", s->conf->name,
-                            st->state.data, st->state.len, err, sizeof(err));
+      rc =
+          usage_state_save(c->state_file, "billing", usage_source_conf(s)->name,
+                           st->state.data, st->state.len, err, sizeof(err));
     else
       snprintf(err, sizeof(err), "out of memory");
     if (rc != 0) {

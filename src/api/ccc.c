@@ -10,6 +10,8 @@
 #include "families.h"
 #include "json.h"
 #include "statefile.h"
+#include "text.h"
+#include "timeutil.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -610,14 +612,6 @@ int usage_ccc_changes_parse(const char *data, size_t len,
   return ret;
 }
 
-/* clean_text copies s, replacing control characters, for a log line. */
-static void clean_text(char *dst, size_t size, const char *s) {
-  size_t n = 0;
-  for (; s && *s && n + 1 < size; s++)
-    dst[n++] = ((unsigned char)*s < 0x20 || *s == 0x7f) ? ' ' : *s;
-  dst[n] = 0;
-}
-
 void usage_ccc_api_error(const char *body, size_t len, char *code,
                          size_t code_size, char *message, size_t msg_size) {
   char err[64];
@@ -626,8 +620,8 @@ void usage_ccc_api_error(const char *body, size_t len, char *code,
   if (root == NULL)
     return;
   const usage_json_t *rs = usage_json_get(root, "responseStatus");
-  clean_text(code, code_size, usage_json_text(rs, "errorCode"));
-  clean_text(message, msg_size, usage_json_str(rs, "message"));
+  usage_text_clean(code, code_size, usage_json_text(rs, "errorCode"));
+  usage_text_clean(message, msg_size, usage_json_str(rs, "message"));
   usage_json_free(root);
 }
 
@@ -638,7 +632,7 @@ static int ccc_status_of(const char *body, size_t len, char *out, size_t size) {
   const char *st = usage_json_text(root, "status");
   int ok = st != NULL && *st;
   if (ok)
-    clean_text(out, size, st);
+    usage_text_clean(out, size, st);
   usage_json_free(root);
   return ok;
 }
@@ -651,7 +645,7 @@ static void ccc_scrape_service(usage_source_t *s, const char *guid) {
   char path[128], key[64], entity[64];
   snprintf(path, sizeof(path), "/api/services/%s/serviceusage", guid);
   snprintf(key, sizeof(key), "service %s", guid);
-  const char *url = s->conf->http.url;
+  const char *url = usage_source_conf(s)->http.url;
 
   usage_http_resp_t resp;
   int rc = usage_source_get(s, path, &resp);
@@ -745,10 +739,11 @@ static void ccc_fail_answer(usage_source_t *s, const char *what,
   const char *reason = usage_source_http_reason(0, resp->status);
   if (resp->status == 404 && not_found_reason != NULL)
     reason = not_found_reason;
-  usage_source_error(
-      s, reason, 0, key, "%s: GET %s%s: HTTP %ld%s%s%s%s%s", what,
-      s->conf->http.url, path, resp->status, code[0] ? ", errorCode " : "",
-      code, message[0] ? ", message \"" : "", message, message[0] ? "\"" : "");
+  usage_source_error(s, reason, 0, key, "%s: GET %s%s: HTTP %ld%s%s%s%s%s",
+                     what, usage_source_conf(s)->http.url, path, resp->status,
+                     code[0] ? ", errorCode " : "", code,
+                     message[0] ? ", message \"" : "", message,
+                     message[0] ? "\"" : "");
 }
 
 /* Per-user usage: one job per (service, user), run on the source's
@@ -762,7 +757,7 @@ typedef struct {
 static void ccc_user_job(void *ctx, size_t i, usage_http_t *http) {
   user_job_t *job = &((user_job_t *)ctx)[i];
   usage_source_t *s = job->s;
-  usage_ccc_conf_t *c = s->conf->kind_conf;
+  usage_ccc_conf_t *c = usage_source_conf(s)->kind_conf;
   const char *period_type = c->monthly ? "Monthly" : "Daily";
   char path[256], key[80], what[128], entity[80];
   snprintf(path, sizeof(path),
@@ -776,8 +771,8 @@ static void ccc_user_job(void *ctx, size_t i, usage_http_t *http) {
   int rc = usage_source_get_with(s, http, path, &resp);
   if (rc != 0) {
     usage_source_error(s, usage_source_http_reason(rc, 0), 0, key,
-                       "%s: GET %s%s failed: %s", what, s->conf->http.url, path,
-                       resp.error);
+                       "%s: GET %s%s failed: %s", what,
+                       usage_source_conf(s)->http.url, path, resp.error);
     return;
   }
   if (resp.status != 200) {
@@ -791,22 +786,24 @@ static void ccc_user_job(void *ctx, size_t i, usage_http_t *http) {
                        resp.body, resp.len, job->service, job->user,
                        period_type, c->export_user_details, b, &res) != 0) {
     usage_batch_destroy(b);
-    usage_source_error(
-        s, "parse", 0, key, "%s: GET %s%s: HTTP 200 with an unusable body: %s",
-        what, s->conf->http.url, path, b ? res.error : "out of memory");
+    usage_source_error(s, "parse", 0, key,
+                       "%s: GET %s%s: HTTP 200 with an unusable body: %s", what,
+                       usage_source_conf(s)->http.url, path,
+                       b ? res.error : "out of memory");
     return;
   }
   if (res.bad_fields > 0)
     usage_source_error(s, "invalid_value", 1, key,
                        "%s: GET %s%s: %u field(s) left out, first %s", what,
-                       s->conf->http.url, path, res.bad_fields, res.bad_field);
+                       usage_source_conf(s)->http.url, path, res.bad_fields,
+                       res.bad_field);
   usage_source_commit(s, b);
   if (res.bad_fields == 0)
     usage_source_ok(s, key);
 }
 
 static void ccc_scrape_users(usage_source_t *s) {
-  usage_ccc_conf_t *c = s->conf->kind_conf;
+  usage_ccc_conf_t *c = usage_source_conf(s)->kind_conf;
   size_t n = 0;
   for (size_t i = 0; i < c->services_num; i++)
     n += c->services[i].users_num;
@@ -844,15 +841,12 @@ static void append_param(usage_buf_t *b, const char *name, const char *value) {
 static int ccc_fetch_changes(usage_source_t *s, const char *key,
                              const char *service, double from,
                              usage_ccc_change_t **items, size_t *num) {
-  usage_ccc_conf_t *c = s->conf->kind_conf;
+  usage_ccc_conf_t *c = usage_source_conf(s)->kind_conf;
   char ekey[64], what[96], after[32], num_buf[24];
   snprintf(ekey, sizeof(ekey), "status changes %s", key);
   snprintf(what, sizeof(what), "status changes of %s",
            strcmp(key, "all") == 0 ? "all services" : key);
-  time_t t = (time_t)floor(from);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(after, sizeof(after), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  usage_format_time((int64_t)floor(from), after);
 
   usage_buf_t path;
   usage_buf_init(&path, 8192);
@@ -884,8 +878,8 @@ static int ccc_fetch_changes(usage_source_t *s, const char *key,
     int rc = usage_source_get(s, path.data, &resp);
     if (rc != 0) {
       usage_source_error(s, usage_source_http_reason(rc, 0), 0, ekey,
-                         "%s: GET %s%s failed: %s", what, s->conf->http.url,
-                         path.data, resp.error);
+                         "%s: GET %s%s failed: %s", what,
+                         usage_source_conf(s)->http.url, path.data, resp.error);
       ret = EIO;
       break;
     }
@@ -900,7 +894,8 @@ static int ccc_fetch_changes(usage_source_t *s, const char *key,
       usage_ccc_changes_page_clear(&page);
       usage_source_error(s, "parse", 0, ekey,
                          "%s: GET %s%s: HTTP 200 with an unusable body: %s",
-                         what, s->conf->http.url, path.data, res.error);
+                         what, usage_source_conf(s)->http.url, path.data,
+                         res.error);
       ret = EINVAL;
       break;
     }
@@ -974,7 +969,7 @@ static void ccc_commit_status(usage_source_t *s, const char *service,
 }
 
 static void ccc_save_state(usage_source_t *s, ccc_state_t *st) {
-  usage_ccc_conf_t *c = s->conf->kind_conf;
+  usage_ccc_conf_t *c = usage_source_conf(s)->kind_conf;
   if (c->state_file == NULL)
     return;
   usage_buf_t body;
@@ -982,7 +977,7 @@ static void ccc_save_state(usage_source_t *s, ccc_state_t *st) {
   usage_buf_init(&body, 0);
   int rc = usage_ccc_changes_format(&st->changes, &body);
   if (rc == 0)
-    rc = usage_state_save(c->state_file, "ccc", s->conf->name,
+    rc = usage_state_save(c->state_file, "ccc", usage_source_conf(s)->name,
                           body.data ? body.data : "", body.len, err,
                           sizeof(err));
   else
@@ -997,8 +992,8 @@ static void ccc_save_state(usage_source_t *s, ccc_state_t *st) {
 }
 
 static void ccc_scrape_changes(usage_source_t *s) {
-  usage_ccc_conf_t *c = s->conf->kind_conf;
-  ccc_state_t *st = s->state;
+  usage_ccc_conf_t *c = usage_source_conf(s)->kind_conf;
+  ccc_state_t *st = usage_source_state(s);
   int wide = c->reseller != NULL || c->partner != NULL;
   size_t nstreams = wide ? 1 : c->services_num;
   int changed = 0;
@@ -1008,7 +1003,7 @@ static void ccc_scrape_changes(usage_source_t *s) {
     if (stream == NULL)
       continue;
     double from = stream->watermark > 0 ? stream->watermark - c->overlap
-                                        : s->now - c->lookback;
+                                        : usage_source_now(s) - c->lookback;
     usage_ccc_change_t *items;
     size_t num;
     if (ccc_fetch_changes(s, key, wide ? NULL : key, from, &items, &num) != 0)
@@ -1048,7 +1043,7 @@ static void ccc_scrape_changes(usage_source_t *s) {
 }
 
 static void ccc_scrape(usage_source_t *s) {
-  usage_ccc_conf_t *c = s->conf->kind_conf;
+  usage_ccc_conf_t *c = usage_source_conf(s)->kind_conf;
   for (size_t i = 0; i < c->services_num; i++)
     ccc_scrape_service(s, c->services[i].guid);
   ccc_scrape_users(s);
@@ -1057,18 +1052,18 @@ static void ccc_scrape(usage_source_t *s) {
 }
 
 static int ccc_init(usage_source_t *s) {
-  usage_ccc_conf_t *c = s->conf->kind_conf;
+  usage_ccc_conf_t *c = usage_source_conf(s)->kind_conf;
   ccc_state_t *st = calloc(1, sizeof(*st));
   if (st == NULL)
     return ENOMEM;
-  s->state = st;
+  usage_source_set_state(s, st);
   if (!c->status_changes)
     return 0;
   if (c->state_file != NULL) {
     char *data = NULL, err[512];
     size_t len = 0;
-    int rc = usage_state_load(c->state_file, "ccc", s->conf->name, &data, &len,
-                              err, sizeof(err));
+    int rc = usage_state_load(c->state_file, "ccc", usage_source_conf(s)->name,
+                              &data, &len, err, sizeof(err));
     if (rc == 0 && usage_ccc_changes_parse(data, len, &st->changes) != 0) {
       usage_state_set_aside(c->state_file, "has a malformed record", err,
                             sizeof(err));
@@ -1088,10 +1083,10 @@ static int ccc_init(usage_source_t *s) {
 }
 
 static void ccc_shutdown(usage_source_t *s) {
-  ccc_state_t *st = s->state;
+  ccc_state_t *st = usage_source_state(s);
   usage_ccc_changes_clear(&st->changes);
   free(st);
-  s->state = NULL;
+  usage_source_set_state(s, NULL);
 }
 
 static void *ccc_conf_create(void) {

@@ -976,7 +976,7 @@ static void http_failure(usage_source_t *s, const char *key, const char *what,
  * fetched goes to *pages. */
 static void jasper_plan(usage_source_t *s, jasper_state_t *st,
                         const usage_jasper_plan_t *p, long *pages) {
-  const usage_jasper_conf_t *c = s->conf->kind_conf;
+  const usage_jasper_conf_t *c = usage_source_conf(s)->kind_conf;
   char key[320], entity[320], what[512];
   snprintf(key, sizeof(key), "rate plan \"%s\"%s%s", p->name,
            p->version ? " version " : "", p->version ? p->version : "");
@@ -991,8 +991,8 @@ static void jasper_plan(usage_source_t *s, jasper_state_t *st,
                          key);
       return;
     }
-    snprintf(what, sizeof(what), "%s: GET %s%s", key, s->conf->http.url,
-             st->query.data);
+    snprintf(what, sizeof(what), "%s: GET %s%s", key,
+             usage_source_conf(s)->http.url, st->query.data);
     usage_http_resp_t resp;
     (*pages)++;
     int rc = usage_source_get(s, st->query.data, &resp);
@@ -1055,19 +1055,20 @@ static void jasper_plan(usage_source_t *s, jasper_state_t *st,
 }
 
 static void jasper_scrape(usage_source_t *s) {
-  jasper_state_t *st = s->state;
-  usage_jasper_conf_t *c = s->conf->kind_conf;
+  jasper_state_t *st = usage_source_state(s);
+  usage_jasper_conf_t *c = usage_source_conf(s)->kind_conf;
   long pages = 0;
   for (size_t i = 0; i < c->plans_num; i++)
     jasper_plan(s, st, &c->plans[i], &pages);
 
   /* Once, after the first scrape told how many pages there are: can a
    * scrape finish within its interval at the configured rate? */
-  if (st->warned || s->conf->max_rps <= 0)
+  if (st->warned || usage_source_conf(s)->max_rps <= 0)
     return;
   st->warned = 1;
   double need = (double)pages * usage_source_request_spacing(s);
-  double interval = s->conf->interval > 0 ? s->conf->interval : 10;
+  double interval =
+      usage_source_conf(s)->interval > 0 ? usage_source_conf(s)->interval : 10;
   if (need > interval)
     usage_source_log(
         s, USAGE_LOG_WARNING,
@@ -1077,12 +1078,13 @@ static void jasper_scrape(usage_source_t *s) {
         "this source will run back to back (collectd never runs two at "
         "once) and figures will be older than the interval; set Interval "
         "to at least %.0f",
-        pages, s->conf->max_rps, need, interval,
-        s->conf->interval > 0 ? "" : " (collectd's default)", ceil(need));
+        pages, usage_source_conf(s)->max_rps, need, interval,
+        usage_source_conf(s)->interval > 0 ? "" : " (collectd's default)",
+        ceil(need));
 }
 
 static int jasper_init(usage_source_t *s) {
-  usage_jasper_conf_t *c = s->conf->kind_conf;
+  usage_jasper_conf_t *c = usage_source_conf(s)->kind_conf;
   jasper_state_t *st = calloc(1, sizeof(*st));
   if (st == NULL)
     return ENOMEM;
@@ -1092,18 +1094,18 @@ static int jasper_init(usage_source_t *s) {
     free(st);
     return ENOMEM;
   }
-  s->state = st;
+  usage_source_set_state(s, st);
   return 0;
 }
 
 static void jasper_shutdown(usage_source_t *s) {
-  jasper_state_t *st = s->state;
+  jasper_state_t *st = usage_source_state(s);
   if (st == NULL)
     return;
   usage_jasper_agg_destroy(st->agg);
   usage_buf_free(&st->query);
   free(st);
-  s->state = NULL;
+  usage_source_set_state(s, NULL);
 }
 
 static void *jasper_conf_create(void) {

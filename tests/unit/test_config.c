@@ -8,7 +8,7 @@
 
 #include "api/ccc.h"
 #include "collectd_stubs.h"
-#include "config.h"
+#include "usage_conf.h"
 
 #include <errno.h>
 #include <setjmp.h>

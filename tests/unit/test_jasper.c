@@ -7,10 +7,10 @@
  * entities committed whole). */
 #include "api/jasper.h"
 #include "collectd_stubs.h"
-#include "config.h"
 #include "families.h"
 #include "source.h"
 #include "store.h"
+#include "usage_conf.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -623,11 +623,14 @@ static void capture_clear(capture_t *c) {
   c->commits = 0;
 }
 
+static int source_up(usage_source_t *s) {
+  usage_source_status_t st;
+  usage_source_get_status(s, &st);
+  return st.up;
+}
+
 static uint64_t reason_count(usage_source_t *s, const char *reason) {
-  for (size_t i = 0; i < s->reasons_num; i++)
-    if (strcmp(s->reasons[i].reason, reason) == 0)
-      return s->reasons[i].count;
-  return UINT64_MAX; /* not even published */
+  return usage_source_reason_count(s, reason); /* UINT64_MAX: not published */
 }
 
 static struct MHD_Daemon *start_server(int *port) {
@@ -781,8 +784,8 @@ static void test_scrape_paging(void **state) {
     if (srv.requests != cases[i].requests)
       fail_msg("%s: %d requests, want %d (%s)", cases[i].name, srv.requests,
                cases[i].requests, stub_log_text());
-    if (s->status.up != cases[i].up)
-      fail_msg("%s: up %d (%s)", cases[i].name, s->status.up, stub_log_text());
+    if (source_up(s) != cases[i].up)
+      fail_msg("%s: up %d (%s)", cases[i].name, source_up(s), stub_log_text());
     assert_int_equal(cap.commits, cases[i].committed);
     if (strstr(srv.last_query, cases[i].query) == NULL)
       fail_msg("%s: query %s", cases[i].name, srv.last_query);
@@ -827,8 +830,8 @@ static void test_scrape_errors(void **state) {
     usage_source_read(s);
     assert_int_equal(cap.commits, 0);
     assert_int_equal(reason_count(s, error_cases[i].reason), 1);
-    if (s->status.up != error_cases[i].refusal)
-      fail_msg("code %s: up %d", error_cases[i].code, s->status.up);
+    if (source_up(s) != error_cases[i].refusal)
+      fail_msg("code %s: up %d", error_cases[i].code, source_up(s));
     const char *log = stub_log_text();
     if (strstr(log, "rate plan \"P\"") == NULL ||
         strstr(log, error_cases[i].code) == NULL ||

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_json: document parsing limits and the checked getters. */
 #include "json.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <math.h>

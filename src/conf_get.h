@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* config_internal: what config.c shares with the per-kind option parsers
+/* conf_get: what config.c shares with the per-kind option parsers
  * (config_ccc.c, ...): typed getters that log one line per problem naming
  * the block and the option, and the per-kind entry points. */
-#ifndef USAGE_CONFIG_INTERNAL_H
-#define USAGE_CONFIG_INTERNAL_H 1
+#ifndef USAGE_CONF_GET_H
+#define USAGE_CONF_GET_H 1
 
-#include "config.h"
+#include "usage_conf.h"
 
 /* usage_conf_err logs "usage plugin: KIND "name": option "X": message". */
 void usage_conf_err(const usage_source_conf_t *src, const char *option,
@@ -17,6 +17,10 @@ int usage_get_bool(const usage_source_conf_t *src, const oconfig_item_t *ci,
                    int *out);
 int usage_get_number(const usage_source_conf_t *src, const oconfig_item_t *ci,
                      double min, double max, const char *what, double *out);
+/* usage_get_whole is usage_get_number for whole numbers: what says the
+ * range in words ("a whole number from 1 to 1000"). */
+int usage_get_whole(const usage_source_conf_t *src, const oconfig_item_t *ci,
+                    double min, double max, const char *what, double *out);
 
 /* Per kind: option() handles one child of the block (ENOENT = not one of
  * its options); check() validates the block after all options were read. */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* config: <Plugin usage> (oconfig_item_t) -> source descriptions and the
+/* usage_conf: <Plugin usage> (oconfig_item_t) -> source descriptions and the
  * exporter's settings, with defaults and validation. Every problem is one
  * log line naming the block, the option and the cause. */
-#ifndef USAGE_CONFIG_H
-#define USAGE_CONFIG_H 1
+#ifndef USAGE_CONF_H
+#define USAGE_CONF_H 1
 
 #include "exporter.h"
 #include "source.h"
