@@ -4,7 +4,7 @@
  * raw parse of the same bytes with no-op callbacks (the floor). Each run
  * happens in a child process so its peak RSS is its own.
  *   bench_billing [pages...]      default: 10 100 */
-#include "api/billing.h"
+#include "api/billing/billing.h"
 #include "buf.h"
 
 #include <stdio.h>
@@ -102,12 +102,12 @@ static int run(long pages, int commit_each) {
   usage_billing_begin(b, (double)T0);
   for (long p = 0; p < pages; p++) {
     page(&body, p);
-    bytes += body.len;
+    bytes += usage_buf_len(&body);
 
     double t = mono();
     yajl_handle h = yajl_alloc(&nop_callbacks, NULL, NULL);
-    if (yajl_parse(h, (const unsigned char *)body.data, body.len) !=
-            yajl_status_ok ||
+    if (yajl_parse(h, (const unsigned char *)usage_buf_str(&body),
+                   usage_buf_len(&body)) != yajl_status_ok ||
         yajl_complete_parse(h) != yajl_status_ok) {
       fprintf(stderr, "bench: generated page %ld is not JSON\n", p);
       return 1;
@@ -117,7 +117,8 @@ static int run(long pages, int commit_each) {
 
     t = mono();
     usage_billing_page_t res;
-    if (usage_billing_page(b, body.data, body.len, &res) != 0) {
+    if (usage_billing_page(b, usage_buf_str(&body), usage_buf_len(&body),
+                           &res) != 0) {
       fprintf(stderr, "bench: page %ld: %s\n", p, res.error);
       return 1;
     }

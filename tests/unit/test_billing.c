@@ -3,7 +3,7 @@
  * sample among them), filter and unit validation, exactly-once counting
  * across overlapping windows, MaxSeries, the state body, and pages that
  * must not commit anything. */
-#include "api/billing.h"
+#include "api/billing/billing.h"
 #include "families.h"
 #include "statefile.h"
 
@@ -119,7 +119,8 @@ static void rec(usage_buf_t *b, long id, long long ev, const char *cust,
                    "\"callClass\":\"%s\",\"usageDirection\":\"OUTBOUND\","
                    "\"dataQuantity\":%g,\"durationQuantity\":1,"
                    "\"sellPrice\":%g,\"buyPrice\":0.5}",
-                   b->len > 1 ? "," : "", id, cust, ts, cls, data, sell);
+                   usage_buf_len(b) > 1 ? "," : "", id, cust, ts, cls, data,
+                   sell);
 }
 
 /* page_of parses a page made of records (id, ev offset from T0). */
@@ -131,7 +132,8 @@ static int feed(usage_billing_t *b, const long *ids, const long long *evs,
   for (size_t i = 0; i < n; i++)
     rec(&body, ids[i], T0 + evs[i], "1001", "DATA", 1, 0.25);
   usage_buf_puts(&body, "]");
-  int rc = usage_billing_page(b, body.data, body.len, res);
+  int rc =
+      usage_billing_page(b, usage_buf_str(&body), usage_buf_len(&body), res);
   usage_buf_free(&body);
   return rc;
 }
@@ -324,10 +326,11 @@ static void test_query(void **state) {
   usage_buf_init(&q, 0);
   assert_int_equal(usage_billing_query(c, T0, 3, &q), 0);
   assert_string_equal(
-      q.data, "/customer-usage-data?page=3&pageSize=500&sort=eventDate%2Cid"
-              "&eventDateFrom=2024-05-01T12:00:00Z&customerId=in%3A1001%2C1002"
-              "&destination=like%3AUnited%20Kingdom"
-              "&excludeZeroValueRecords=true");
+      usage_buf_str(&q),
+      "/customer-usage-data?page=3&pageSize=500&sort=eventDate%2Cid"
+      "&eventDateFrom=2024-05-01T12:00:00Z&customerId=in%3A1001%2C1002"
+      "&destination=like%3AUnited%20Kingdom"
+      "&excludeZeroValueRecords=true");
   usage_buf_free(&q);
   conf_free(c);
 }
@@ -435,7 +438,9 @@ static void test_max_series(void **state) {
   rec(&body, 5, T0, "1", "A", 1, 1);
   usage_buf_puts(&body, "]");
   usage_billing_page_t res;
-  assert_int_equal(usage_billing_page(b, body.data, body.len, &res), 0);
+  assert_int_equal(
+      usage_billing_page(b, usage_buf_str(&body), usage_buf_len(&body), &res),
+      0);
   usage_billing_commit(b);
   assert_int_equal(usage_billing_groups(b), 3);
   assert_true(value_of(b, FAM_BILLING_RECORDS, "1,A,OUTBOUND") == 2);
@@ -463,7 +468,9 @@ static void test_state_round_trip(void **state) {
   rec(&body, 2, T0 - 5, "1002", "DATA", 2, 0.5);
   usage_buf_puts(&body, "]");
   usage_billing_page_t res;
-  assert_int_equal(usage_billing_page(b, body.data, body.len, &res), 0);
+  assert_int_equal(
+      usage_billing_page(b, usage_buf_str(&body), usage_buf_len(&body), &res),
+      0);
 
   /* the body written before the commit equals the one after it */
   usage_buf_t pre, post;
@@ -472,13 +479,15 @@ static void test_state_round_trip(void **state) {
   assert_int_equal(usage_billing_serialize(b, &pre), 0);
   usage_billing_commit(b);
   assert_int_equal(usage_billing_serialize(b, &post), 0);
-  assert_string_equal(pre.data, post.data);
+  assert_string_equal(usage_buf_str(&pre), usage_buf_str(&post));
 
   usage_billing_t *r = usage_billing_create(c);
   int dropped = -1;
   char err[256];
-  assert_int_equal(
-      usage_billing_restore(r, post.data, post.len, &dropped, err, 256), 0);
+  assert_int_equal(usage_billing_restore(r, usage_buf_str(&post),
+                                         usage_buf_len(&post), &dropped, err,
+                                         256),
+                   0);
   assert_int_equal(dropped, 0);
   char *x = render(b), *y = render(r);
   assert_string_equal(x, y);
@@ -491,7 +500,9 @@ static void test_state_round_trip(void **state) {
 
   /* after the restart the same records are not counted again */
   usage_billing_begin(r, (double)T0 + 60);
-  assert_int_equal(usage_billing_page(r, body.data, body.len, &res), 0);
+  assert_int_equal(
+      usage_billing_page(r, usage_buf_str(&body), usage_buf_len(&body), &res),
+      0);
   assert_int_equal(res.counted, 0);
   assert_int_equal(res.duplicates, 2);
 
@@ -500,8 +511,10 @@ static void test_state_round_trip(void **state) {
   free(c2->group_by[2]);
   c2->group_by_num = 2;
   usage_billing_t *r2 = usage_billing_create(c2);
-  assert_int_equal(
-      usage_billing_restore(r2, post.data, post.len, &dropped, err, 256), 0);
+  assert_int_equal(usage_billing_restore(r2, usage_buf_str(&post),
+                                         usage_buf_len(&post), &dropped, err,
+                                         256),
+                   0);
   assert_int_equal(dropped, 1);
   assert_int_equal(usage_billing_groups(r2), 0);
   assert_int_equal(usage_billing_window_ids(r2), 2);

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* config_billing: the options of <Billing> blocks (see usage(5)): paging,
+/* billing/conf.c: the options of <Billing> blocks (see usage(5)): paging,
  * filters checked against the API's documented syntax, GroupBy, the
- * window and the StateFile. */
+ * window and the StateFile. collectd glue: linked into usage.so and the
+ * config tests, not into libusagecore. */
 #include "collectd.h"
 #include "configfile.h"
 #include "plugin.h"
 
-#include "api/billing.h"
+#include "api/billing/billing.h"
 #include "conf_get.h"
 
 #include <errno.h>
@@ -15,17 +16,6 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-
-/* whole reads a whole number in [min, max]. */
-static int whole(usage_source_conf_t *src, const oconfig_item_t *ci, double min,
-                 double max, const char *what, double *out) {
-  int status = usage_get_number(src, ci, min, max, what, out);
-  if (status == 0 && *out != (double)(long long)*out) {
-    usage_conf_err(src, ci->key, "expected %s", what);
-    return EINVAL;
-  }
-  return status;
-}
 
 static int billing_filter(usage_source_conf_t *src, const oconfig_item_t *ci) {
   usage_billing_conf_t *c = src->kind_conf;
@@ -147,33 +137,37 @@ int usage_conf_billing_option(usage_source_conf_t *src,
     return 0;
   }
   if (strcasecmp(k, "PageSize") == 0) {
-    status = whole(src, ci, 1, 1000, "a whole number from 1 to 1000", &d);
+    status =
+        usage_get_whole(src, ci, 1, 1000, "a whole number from 1 to 1000", &d);
     if (status == 0)
       c->page_size = (unsigned)d;
     return status;
   }
   if (strcasecmp(k, "MaxPages") == 0) {
-    status = whole(src, ci, 1, 1000000, "a whole number from 1 to 1000000", &d);
+    status = usage_get_whole(src, ci, 1, 1000000,
+                             "a whole number from 1 to 1000000", &d);
     if (status == 0)
       c->max_pages = (unsigned)d;
     return status;
   }
   if (strcasecmp(k, "MaxSeries") == 0) {
-    status = whole(src, ci, 1, 1000000, "a whole number from 1 to 1000000", &d);
+    status = usage_get_whole(src, ci, 1, 1000000,
+                             "a whole number from 1 to 1000000", &d);
     if (status == 0)
       c->max_series = (size_t)d;
     return status;
   }
   if (strcasecmp(k, "Lookback") == 0) {
-    status = whole(src, ci, 0, 31622400,
-                   "whole seconds from 0 to 31622400 (366 days)", &d);
+    status = usage_get_whole(src, ci, 0, 31622400,
+                             "whole seconds from 0 to 31622400 (366 days)", &d);
     if (status == 0)
       c->lookback = (int64_t)d;
     return status;
   }
   if (strcasecmp(k, "InitialLookback") == 0) {
-    status = whole(src, ci, 0, 316224000,
-                   "whole seconds from 0 to 316224000 (10 years)", &d);
+    status =
+        usage_get_whole(src, ci, 0, 316224000,
+                        "whole seconds from 0 to 316224000 (10 years)", &d);
     if (status == 0)
       c->initial_lookback = (int64_t)d;
     return status;

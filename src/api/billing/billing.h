@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* billing: the telecom billing platform's customer usage data
- * (GET {URL}/customer-usage-data): request building, a streaming (no tree)
- * record parser that aggregates into per-group counters, exactly-once
- * counting over an event-date window, the state that survives a restart,
- * and the vendor's scrape. Everything but the scrape is pure C without I/O,
- * so the unit tests and the benchmark drive it directly. */
-#ifndef USAGE_API_BILLING_H
-#define USAGE_API_BILLING_H 1
+ * (GET {URL}/customer-usage-data): request building (query.c), a streaming
+ * (no tree) record parser (parse.c) that aggregates into per-group counters
+ * with exactly-once counting over an event-date window (window.c), the
+ * state that survives a restart (state.c), and the vendor's scrape
+ * (scrape.c). Everything but the scrape is pure C without I/O, so the unit
+ * tests and the benchmark drive it directly. */
+#ifndef USAGE_API_BILLING_BILLING_H
+#define USAGE_API_BILLING_BILLING_H 1
 
 #include "buf.h"
 #include "source.h"

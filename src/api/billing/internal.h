@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/* billing/internal.h: what the billing files share and nobody else sees:
+ * the record schema tables (query.c), the aggregator's struct and the
+ * window's entry points for the parser and the state format (window.c).
+ * Not installed, not included outside src/api/billing/. */
+#ifndef USAGE_API_BILLING_INTERNAL_H
+#define USAGE_API_BILLING_INTERNAL_H 1
+
+#include "api/billing/billing.h"
+#include "htable.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef __int128 usage_billing_nano_t; /* 1e-9 units */
+
+/* The quantities summed per group, in the order of the families. */
+enum {
+  USAGE_BILLING_Q_DATA = 0,
+  USAGE_BILLING_Q_DURATION,
+  USAGE_BILLING_Q_SELL,
+  USAGE_BILLING_Q_BUY,
+  USAGE_BILLING_NQ
+};
+
+/* usage_billing_quantities: record field and family of each quantity
+ * (query.c). */
+typedef struct {
+  const char *field;
+  int family;
+} usage_billing_quantity_t;
+extern const usage_billing_quantity_t usage_billing_quantities[];
+
+/* An id that no record may carry (the parser rejects it). */
+#define USAGE_BILLING_ID_NONE INT64_MIN
+
+/* A set of record ids with their event dates: the entries in an array in
+ * insertion order, indexed by id through usage_htable_t. */
+typedef struct {
+  int64_t id, ev;
+} usage_billing_ident_t;
+
+typedef struct {
+  usage_billing_ident_t *e;
+  size_t n, alloc;
+  usage_htable_t idx; /* positions in e */
+} usage_billing_ids_t;
+
+/* A label set and its committed and pending figures. */
+typedef struct {
+  char *key; /* label values, each NUL-terminated, concatenated */
+  size_t keylen;
+  uint64_t hash;
+  uint64_t records, precords;
+  usage_billing_nano_t sum[USAGE_BILLING_NQ], psum[USAGE_BILLING_NQ];
+  int other; /* the overflow label set */
+} usage_billing_group_t;
+
+/* The aggregator. Invariants (kept by window.c): groups [0, ncommitted)
+ * are committed, the rest were created by the scrape under way; gidx
+ * indexes every group but "other" (other_idx, -1 = none); ids holds the
+ * committed ids dated >= window_start, pids the ids of the scrape under
+ * way, and no id is in both. */
+struct usage_billing_s {
+  const usage_billing_conf_t *conf;
+  char labels[USAGE_BILLING_MAX_GROUPBY][48];
+
+  usage_billing_group_t *groups;
+  size_t ngroups, agroups, ncommitted;
+  usage_htable_t gidx; /* positions in groups */
+  long other_idx;
+
+  usage_billing_ids_t ids;  /* committed, eventDate >= window_start */
+  usage_billing_ids_t pids; /* pending */
+  int have_window;
+  int64_t window_start;
+  int have_newest;
+  int64_t newest;
+  uint64_t overflow, poverflow;
+  uint64_t pinvalid;
+  int have_pnewest;
+  int64_t pnewest;
+  double now;
+
+  /* scratch: the record being parsed (parse.c), a label key (parse.c,
+   * state.c) */
+  usage_buf_t vals, key;
+};
+
+/* One record as the page parser read it; *_ok: 1 valid, 0 missing or
+ * invalid. */
+typedef struct {
+  int id_ok, ev_ok;
+  int64_t id, ev;
+  int q_ok[USAGE_BILLING_NQ];
+  usage_billing_nano_t q[USAGE_BILLING_NQ];
+  unsigned ginvalid; /* GroupBy fields of a wrong type */
+} usage_billing_record_t;
+
+/* usage_billing_admit decides about a parsed record: 1 when it is new and
+ * the caller is to build its label key and call usage_billing_add; 0 when
+ * it was handled here (invalid id or date: counted as invalid; older than
+ * the window: ignored; an id seen before: a duplicate). */
+int usage_billing_admit(usage_billing_t *b, const usage_billing_record_t *r,
+                        usage_billing_page_t *res);
+/* usage_billing_add adds an admitted record to the pending figures of the
+ * label set key (keylen bytes, the values each NUL-terminated). 0 or
+ * ENOMEM (the pending figures may then hold part of the record). */
+int usage_billing_add(usage_billing_t *b, const usage_billing_record_t *r,
+                      const char *key, size_t keylen,
+                      usage_billing_page_t *res);
+
+/* usage_billing_next_window computes the window the pending figures will
+ * move to when committed. */
+void usage_billing_next_window(const usage_billing_t *b, int64_t *ws,
+                               int *have_newest, int64_t *newest);
+
+/* usage_billing_group_find: the index of the label set key (not "other"),
+ * or -1. usage_billing_group_add appends a label set (key copied, hash
+ * from usage_hash_bytes, ignored for other): its index, or -1 (ENOMEM). */
+long usage_billing_group_find(const usage_billing_t *b, const char *key,
+                              size_t keylen, uint64_t hash);
+long usage_billing_group_add(usage_billing_t *b, const char *key, size_t keylen,
+                             uint64_t hash, int other);
+
+/* usage_billing_ids_find: whether id is in s. usage_billing_ids_put adds
+ * an id known to be absent: 0, or ENOMEM with s unchanged. */
+int usage_billing_ids_find(const usage_billing_ids_t *s, int64_t id);
+int usage_billing_ids_put(usage_billing_ids_t *s, int64_t id, int64_t ev);
+
+#endif
