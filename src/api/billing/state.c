@@ -15,6 +15,7 @@
 
 #define STATE_FORMAT "billing-state 1"
 
+/* nano_text writes v in decimal (units of 1e-9, as the state keeps them). */
 static void nano_text(usage_billing_nano_t v, char *out, size_t size) {
   char tmp[48];
   size_t n = 0;
@@ -33,6 +34,8 @@ static void nano_text(usage_billing_nano_t v, char *out, size_t size) {
   out[k] = 0;
 }
 
+/* nano_parse_int reads what nano_text wrote for a non-negative v. 0 or
+ * EINVAL. */
 static int nano_parse_int(const char *s, usage_billing_nano_t *out) {
   if (*s == 0)
     return EINVAL;
