@@ -5,7 +5,7 @@
  * ISO-8859-1 or HTML, the <Jasper> options, and whole scrapes against a
  * canned HTTP server on loopback (pagination, page cap, every error code,
  * entities committed whole). */
-#include "api/jasper.h"
+#include "api/jasper/jasper.h"
 #include "collectd_stubs.h"
 #include "families.h"
 #include "source.h"
