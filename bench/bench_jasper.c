@@ -11,7 +11,7 @@
  *                [--max-devices N]
  *
  * Not a test: figures only. Run by `make bench`. */
-#include "api/jasper.h"
+#include "api/jasper/jasper.h"
 #include "families.h"
 #include "source.h"
 #include "store.h"

@@ -1,21 +1,24 @@
 /* SPDX-License-Identifier: MIT */
-/* config_jasper: the options of <Jasper> blocks (see usage(5)): rate plans,
- * billing cycle, usage type, paging limits, per-device figures, and the
- * vendor's politeness defaults. */
+/* jasper/conf.c: the options of <Jasper> blocks (see usage(5)): rate
+ * plans, billing cycle, usage type, paging limits, per-device figures, and
+ * the vendor's politeness defaults. collectd glue (oconfig_item_t). */
 #include "collectd.h"
 #include "configfile.h"
 #include "plugin.h"
 
-#include "api/jasper.h"
+#include "api/jasper/jasper.h"
 #include "conf_get.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* STR spells a numeric macro as a string literal, for range texts. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* jasper_rate_plan: RatePlan "name" [version] */
 static int jasper_rate_plan(usage_source_conf_t *src,
@@ -72,18 +75,6 @@ static int jasper_rate_plan(usage_source_conf_t *src,
   return 0;
 }
 
-static int jasper_whole(usage_source_conf_t *src, const oconfig_item_t *ci,
-                        double min, double max, double *out) {
-  char what[96];
-  snprintf(what, sizeof(what), "a whole number from %.0f to %.0f", min, max);
-  int status = usage_get_number(src, ci, min, max, what, out);
-  if (status == 0 && *out != floor(*out)) {
-    usage_conf_err(src, ci->key, "expected %s", what);
-    return EINVAL;
-  }
-  return status;
-}
-
 int usage_conf_jasper_option(usage_source_conf_t *src,
                              const oconfig_item_t *ci) {
   usage_jasper_conf_t *c = src->kind_conf;
@@ -123,13 +114,16 @@ int usage_conf_jasper_option(usage_source_conf_t *src,
     return status;
   }
   if (strcasecmp(k, "PageSize") == 0) {
-    status = jasper_whole(src, ci, 1, USAGE_JASPER_MAX_PAGE_SIZE, &d);
+    status = usage_get_whole(
+        src, ci, 1, USAGE_JASPER_MAX_PAGE_SIZE,
+        "a whole number from 1 to " STR(USAGE_JASPER_MAX_PAGE_SIZE), &d);
     if (status == 0)
       c->page_size = (int)d;
     return status;
   }
   if (strcasecmp(k, "MaxPages") == 0) {
-    status = jasper_whole(src, ci, 1, 1000000, &d);
+    status = usage_get_whole(src, ci, 1, 1000000,
+                             "a whole number from 1 to 1000000", &d);
     if (status == 0)
       c->max_pages = (long)d;
     return status;
@@ -137,7 +131,8 @@ int usage_conf_jasper_option(usage_source_conf_t *src,
   if (strcasecmp(k, "PerDevice") == 0)
     return usage_get_bool(src, ci, &c->per_device);
   if (strcasecmp(k, "MaxDevices") == 0) {
-    status = jasper_whole(src, ci, 0, 10000000, &d);
+    status = usage_get_whole(src, ci, 0, 10000000,
+                             "a whole number from 0 to 10000000", &d);
     if (status == 0)
       c->max_devices = (size_t)d;
     return status;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* jasper: Cisco IoT Control Center (Jasper) Get Usage by Rate Plan
- * (GET {URL}/rws/api/v1/usages): options, a streaming page parser that folds
- * each page into a running per-rate-plan aggregation, the error-code table,
- * and the vendor's scrape. */
+ * (GET {URL}/rws/api/v1/usages), the vendor's public interface: options
+ * (conf.c parses them, query.c turns them into requests), a streaming page
+ * parser (parse.c) that folds each page into a running per-rate-plan
+ * aggregation (aggregate.c), the error-code table (errors.c), and the
+ * vendor's scrape (scrape.c). */
 #ifndef USAGE_API_JASPER_H
 #define USAGE_API_JASPER_H 1
 

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/* jasper/scrape.c: the vendor's glue to the source (I/O). One entity per
+ * configured rate plan ("rate_plan:NAME[:VERSION]"): its pages are fetched
+ * in turn, parsed as streams into a running aggregation and committed
+ * together, or not at all. Also the vendor's options' lifetime, run-time
+ * state, the once-only politeness warning, and its usage_vendor_t entry. */
+#include "api/jasper/internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A source's run-time state (usage_source_state): the aggregation and the
+ * request buffer, reused from scrape to scrape. */
+typedef struct {
+  usage_jasper_agg_t *agg;
+  usage_buf_t query;
+  int warned; /* the politeness warning was considered */
+} jasper_state_t;
+
+/* http_failure reports a page that came back with an error status. */
+static void http_failure(usage_source_t *s, const char *key, const char *what,
+                         const usage_http_resp_t *resp) {
+  char code[32], message[256];
+  usage_jasper_api_error(resp->body, resp->len, code, sizeof(code), message,
+                         sizeof(message));
+  const usage_jasper_error_t *e = usage_jasper_error_lookup(code);
+  if (e != NULL) {
+    usage_source_error(s, e->reason, e->refusal, key,
+                       "%s: HTTP %ld, errorCode %s (\"%s\"): %s", what,
+                       resp->status, code, message, e->text);
+    return;
+  }
+  const char *reason = usage_source_http_reason(0, resp->status);
+  if (code[0] != 0) {
+    usage_source_error(s, reason, 0, key, "%s: HTTP %ld, errorCode %s (\"%s\")",
+                       what, resp->status, code, message);
+    return;
+  }
+  char ctype[96];
+  usage_jasper_text_copy(ctype, sizeof(ctype), resp->content_type,
+                         strlen(resp->content_type), 1);
+  usage_source_error(s, reason, 0, key,
+                     "%s: HTTP %ld with a %s body of %zu bytes and no error "
+                     "code",
+                     what, resp->status, ctype[0] ? ctype : "untyped",
+                     resp->len);
+}
+
+/* jasper_plan scrapes the page set of one rate plan; the number of pages
+ * fetched goes to *pages. */
+static void jasper_plan(usage_source_t *s, jasper_state_t *st,
+                        const usage_jasper_plan_t *p, long *pages) {
+  const usage_jasper_conf_t *c = usage_source_conf(s)->kind_conf;
+  char key[320], entity[320], what[512];
+  snprintf(key, sizeof(key), "rate plan \"%s\"%s%s", p->name,
+           p->version ? " version " : "", p->version ? p->version : "");
+  snprintf(entity, sizeof(entity), "rate_plan:%s%s%s", p->name,
+           p->version ? ":" : "", p->version ? p->version : "");
+  usage_jasper_agg_reset(st->agg);
+
+  unsigned bad = 0; /* devices without a usable deviceId */
+  for (long page = 1;; page++) {
+    if (usage_jasper_build_query(&st->query, c, p, page) != 0) {
+      usage_source_error(s, "invalid_value", 0, key, "%s: request too long",
+                         key);
+      return;
+    }
+    snprintf(what, sizeof(what), "%s: GET %s%s", key,
+             usage_source_conf(s)->http.url, usage_buf_str(&st->query));
+    usage_http_resp_t resp;
+    (*pages)++;
+    int rc = usage_source_get(s, usage_buf_str(&st->query), &resp);
+    if (rc != 0) {
+      usage_source_error(s, usage_source_http_reason(rc, 0), 0, key,
+                         "%s failed: %s", what, resp.error);
+      return;
+    }
+    if (resp.status != 200) {
+      http_failure(s, key, what, &resp);
+      return;
+    }
+    usage_jasper_page_t pg;
+    rc = usage_jasper_parse_page(st->agg, resp.body, resp.len, &pg);
+    if (rc != 0) {
+      const usage_jasper_error_t *e = usage_jasper_error_lookup(pg.error_code);
+      if (e != NULL)
+        usage_source_error(s, e->reason, e->refusal, key,
+                           "%s: HTTP 200 with errorCode %s: %s", what,
+                           pg.error_code, e->text);
+      else
+        usage_source_error(s, "parse", 0, key,
+                           "%s: HTTP 200 with an unusable body: %s", what,
+                           pg.error);
+      return;
+    }
+    bad += pg.bad_fields;
+    if (pg.bad_fields > 0)
+      usage_source_error(s, "invalid_value", 1, key, "%s: %u device(s): %s",
+                         what, pg.bad_fields, pg.bad_field);
+    if (pg.page_number >= 0 && pg.page_number != page) {
+      usage_source_error(s, "pagination", 0, key,
+                         "%s: asked for page %ld, got page %ld", what, page,
+                         pg.page_number);
+      return;
+    }
+    /* Without lastPage, a short page is the last one. */
+    int last =
+        pg.has_last_page ? pg.last_page : pg.devices < (size_t)c->page_size;
+    if (last)
+      break;
+    if (page >= c->max_pages) {
+      usage_source_error(s, "pagination", 0, key,
+                         "%s: still not the last page after %ld pages "
+                         "(MaxPages); figures not updated",
+                         what, page);
+      return;
+    }
+  }
+
+  usage_batch_t *b = usage_source_batch(s, entity);
+  if (b == NULL || usage_jasper_agg_emit(st->agg, p->name, c->usage_type, b)) {
+    usage_batch_destroy(b);
+    usage_source_error(s, "parse", 0, key, "%s: out of memory", key);
+    return;
+  }
+  usage_source_commit(s, b);
+  if (bad == 0)
+    usage_source_ok(s, key);
+}
+
+static void jasper_scrape(usage_source_t *s) {
+  jasper_state_t *st = usage_source_state(s);
+  usage_jasper_conf_t *c = usage_source_conf(s)->kind_conf;
+  long pages = 0;
+  for (size_t i = 0; i < c->plans_num; i++)
+    jasper_plan(s, st, &c->plans[i], &pages);
+
+  /* Once, after the first scrape told how many pages there are: can a
+   * scrape finish within its interval at the configured rate? */
+  if (st->warned || usage_source_conf(s)->max_rps <= 0)
+    return;
+  st->warned = 1;
+  double need = (double)pages * usage_source_request_spacing(s);
+  double interval =
+      usage_source_conf(s)->interval > 0 ? usage_source_conf(s)->interval : 10;
+  if (need > interval)
+    usage_source_log(
+        s, USAGE_LOG_WARNING,
+        "a scrape needs %ld requests; at MaxRequestsPerSecond %g (with its "
+        "safety margin) that takes at least %.3g s, longer than the interval "
+        "of %g s%s. Scrapes of "
+        "this source will run back to back (collectd never runs two at "
+        "once) and figures will be older than the interval; set Interval "
+        "to at least %.0f",
+        pages, usage_source_conf(s)->max_rps, need, interval,
+        usage_source_conf(s)->interval > 0 ? "" : " (collectd's default)",
+        ceil(need));
+}
+
+static int jasper_init(usage_source_t *s) {
+  usage_jasper_conf_t *c = usage_source_conf(s)->kind_conf;
+  jasper_state_t *st = calloc(1, sizeof(*st));
+  if (st == NULL)
+    return ENOMEM;
+  usage_buf_init(&st->query, 64 * 1024);
+  st->agg = usage_jasper_agg_create(c->per_device, c->max_devices);
+  if (st->agg == NULL) {
+    free(st);
+    return ENOMEM;
+  }
+  usage_source_set_state(s, st);
+  return 0;
+}
+
+static void jasper_shutdown(usage_source_t *s) {
+  jasper_state_t *st = usage_source_state(s);
+  if (st == NULL)
+    return;
+  usage_jasper_agg_destroy(st->agg);
+  usage_buf_free(&st->query);
+  free(st);
+  usage_source_set_state(s, NULL);
+}
+
+static void *jasper_conf_create(void) {
+  usage_jasper_conf_t *c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return NULL;
+  c->page_size = USAGE_JASPER_MAX_PAGE_SIZE;
+  c->max_pages = USAGE_JASPER_DEFAULT_MAX_PAGES;
+  c->max_devices = USAGE_JASPER_DEFAULT_MAX_DEVICES;
+  return c;
+}
+
+static void jasper_conf_destroy(void *p) {
+  usage_jasper_conf_t *c = p;
+  if (c == NULL)
+    return;
+  for (size_t i = 0; i < c->plans_num; i++) {
+    free(c->plans[i].name);
+    free(c->plans[i].version);
+  }
+  free(c->plans);
+  free(c);
+}
+
+const usage_vendor_t usage_jasper_vendor = {
+    .kind = USAGE_KIND_JASPER,
+    .conf_create = jasper_conf_create,
+    .conf_destroy = jasper_conf_destroy,
+    .init = jasper_init,
+    .scrape = jasper_scrape,
+    .shutdown = jasper_shutdown,
+    .reasons = usage_jasper_reasons,
+};

@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: MIT */
+/* test_jasper_parse: the Jasper usages parser and aggregation over golden
+ * fixtures (tests/fixtures/jasper/NAME.json beside NAME.gold, one sample a
+ * line in emission order), the device cap, bad and unusual bodies, and
+ * error bodies in ISO-8859-1 or HTML. Pure: no server, no collectd. */
+#include "api/jasper/jasper.h"
+#include "families.h"
+#include "store.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "test_util.h"
+
+static char *read_fixture(const char *name, size_t *len) {
+  char path[256];
+  snprintf(path, sizeof(path), "jasper/%s", name);
+  return tu_read_fixture(path, len);
+}
+
+/* render lists the samples of b as `name{labels} value` lines. */
+static char *render(const usage_batch_t *b) {
+  usage_buf_t out;
+  usage_buf_init(&out, 0);
+  for (size_t i = 0; i < usage_batch_size(b); i++) {
+    const usage_sample_t *s = usage_batch_sample(b, i);
+    usage_buf_puts(&out, usage_families[s->family].name);
+    for (unsigned k = 0; k < s->nlabels; k++)
+      usage_buf_printf(&out, "%s%s=\"%s\"", k ? "," : "{", s->labels[2 * k],
+                       s->labels[2 * k + 1]);
+    usage_buf_printf(&out, "%s %.17g\n", s->nlabels ? "}" : "", s->value);
+  }
+  char *text = usage_buf_steal(&out, NULL);
+  return text ? text : strdup("");
+}
+
+/* ---- parser over fixtures ------------------------------------------- */
+
+static void test_fixtures(void **state) {
+  (void)state;
+  static const struct {
+    const char *name;
+    const char *pages[3];
+    int per_device;
+    size_t max_devices;
+    usage_jasper_type_t type;
+    const char *gold;
+  } cases[] = {
+      {"doc sample, corrected",
+       {"doc_sample_corrected.json"},
+       1,
+       100,
+       USAGE_JASPER_ALL,
+       "doc_sample_corrected.gold"},
+      {"two pages, device in two zones, empty zone",
+       {"page1.json", "page2.json"},
+       0,
+       100,
+       USAGE_JASPER_ALL,
+       "two_pages.gold"},
+      {"usageType SMS: other types not published",
+       {"usage_type_sms.json"},
+       1,
+       100,
+       USAGE_JASPER_SMS,
+       "usage_type_sms.gold"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    usage_jasper_agg_t *a =
+        usage_jasper_agg_create(cases[i].per_device, cases[i].max_devices);
+    for (int p = 0; p < 3 && cases[i].pages[p]; p++) {
+      size_t len;
+      char *body = read_fixture(cases[i].pages[p], &len);
+      usage_jasper_page_t pg;
+      int rc = usage_jasper_parse_page(a, body, len, &pg);
+      if (rc != 0)
+        fail_msg("%s: page %s: %s", cases[i].name, cases[i].pages[p], pg.error);
+      assert_int_equal(pg.page_number, p + 1);
+      assert_int_equal(pg.has_last_page, 1);
+      free(body);
+    }
+    usage_batch_t *b = usage_batch_create("iot", "rate_plan:x");
+    const char *plan = strcmp(cases[i].gold, "doc_sample_corrected.gold") == 0
+                           ? "Monthly-Flexible-Pool"
+                           : "P";
+    assert_int_equal(usage_jasper_agg_emit(a, plan, cases[i].type, b), 0);
+    char *got = render(b);
+    char *want = read_fixture(cases[i].gold, NULL);
+    if (strcmp(got, want) != 0)
+      fail_msg("%s:\n--- got\n%s--- want\n%s", cases[i].name, got, want);
+    free(got);
+    free(want);
+    usage_batch_destroy(b);
+    usage_jasper_agg_destroy(a);
+  }
+}
+
+/* The page set of page1+page2 with PerDevice and MaxDevices 2: devices 111
+ * (two zones) and 222 keep their series, 333 is omitted; zone totals still
+ * count it. */
+static void test_max_devices(void **state) {
+  (void)state;
+  usage_jasper_agg_t *a = usage_jasper_agg_create(1, 2);
+  const char *pages[] = {"page1.json", "page2.json"};
+  for (int p = 0; p < 2; p++) {
+    size_t len;
+    char *body = read_fixture(pages[p], &len);
+    usage_jasper_page_t pg;
+    assert_int_equal(usage_jasper_parse_page(a, body, len, &pg), 0);
+    assert_int_equal(pg.devices, p == 0 ? 2 : 1);
+    free(body);
+  }
+  assert_int_equal(usage_jasper_agg_devices_kept(a), 2);
+  assert_int_equal(usage_jasper_agg_devices_omitted(a), 1);
+  assert_int_equal(usage_jasper_agg_zones(a), 3);
+  usage_batch_t *b = usage_batch_create("iot", "e");
+  assert_int_equal(usage_jasper_agg_emit(a, "P", USAGE_JASPER_DATA, b), 0);
+  char *got = render(b);
+  const char *want =
+      "usage_jasper_rate_plan_info{rate_plan=\"P\",version=\"3\",account_id="
+      "\"42\",account_name=\"Fleet État\"} 1\n"
+      "usage_jasper_zone_devices{rate_plan=\"P\",zone=\"EU\"} 3\n"
+      "usage_jasper_zone_data_bytes_total{rate_plan=\"P\",zone=\"EU\"} 1300\n"
+      "usage_jasper_zone_devices{rate_plan=\"P\",zone=\"US\"} 1\n"
+      "usage_jasper_zone_data_bytes_total{rate_plan=\"P\",zone=\"US\"} 5\n"
+      "usage_jasper_zone_devices{rate_plan=\"P\",zone=\"Asia\"} 0\n"
+      "usage_jasper_zone_data_bytes_total{rate_plan=\"P\",zone=\"Asia\"} 0\n"
+      "usage_jasper_device_data_bytes_total{rate_plan=\"P\",zone=\"EU\","
+      "iccid=\"111\"} 100\n"
+      "usage_jasper_device_data_bytes_total{rate_plan=\"P\",zone=\"EU\","
+      "iccid=\"222\"} 200\n"
+      "usage_jasper_device_data_bytes_total{rate_plan=\"P\",zone=\"US\","
+      "iccid=\"111\"} 5\n"
+      "usage_jasper_devices_omitted{rate_plan=\"P\"} 1\n";
+  assert_string_equal(got, want);
+  free(got);
+  usage_batch_destroy(b);
+
+  /* reset: a new page set starts from nothing, memory reused */
+  usage_jasper_agg_reset(a);
+  assert_int_equal(usage_jasper_agg_zones(a), 0);
+  assert_int_equal(usage_jasper_agg_devices_kept(a), 0);
+  assert_int_equal(usage_jasper_agg_devices_omitted(a), 0);
+  usage_jasper_agg_destroy(a);
+}
+
+/* A device listed twice in one zone (two pages) keeps one series holding
+ * the sum, like the zone total. */
+static void test_duplicate_device(void **state) {
+  (void)state;
+  usage_jasper_agg_t *a = usage_jasper_agg_create(1, 10);
+  const char *body = "{\"zones\":[{\"zone\":\"Z\",\"devices\":["
+                     "{\"deviceId\":\"9\",\"usage\":{\"dataUsage\":4}},"
+                     "{\"deviceId\":\"9\",\"usage\":{\"dataUsage\":6}}]}],"
+                     "\"lastPage\":true}";
+  usage_jasper_page_t pg;
+  assert_int_equal(usage_jasper_parse_page(a, body, strlen(body), &pg), 0);
+  assert_int_equal(pg.devices, 1);
+  usage_batch_t *b = usage_batch_create("iot", "e");
+  assert_int_equal(usage_jasper_agg_emit(a, "P", USAGE_JASPER_DATA, b), 0);
+  char *got = render(b);
+  assert_non_null(strstr(got, "usage_jasper_zone_devices{rate_plan=\"P\","
+                              "zone=\"Z\"} 2\n"));
+  assert_non_null(strstr(got, "usage_jasper_zone_data_bytes_total{rate_plan="
+                              "\"P\",zone=\"Z\"} 10\n"));
+  assert_non_null(strstr(got, "usage_jasper_device_data_bytes_total{rate_plan"
+                              "=\"P\",zone=\"Z\",iccid=\"9\"} 10\n"));
+  free(got);
+  usage_batch_destroy(b);
+  usage_jasper_agg_destroy(a);
+}
+
+/* ---- bad and unusual bodies ----------------------------------------- */
+
+static char *deep_body(void) {
+  char *b = malloc(20000);
+  strcpy(b, "{\"x\":");
+  size_t n = strlen(b);
+  for (int i = 0; i < 5000; i++)
+    b[n++] = '[';
+  for (int i = 0; i < 5000; i++)
+    b[n++] = ']';
+  b[n++] = '}';
+  b[n] = 0;
+  return b;
+}
+
+static void test_bodies(void **state) {
+  (void)state;
+  static const struct {
+    const char *name;
+    const char *body; /* NULL: the deep body */
+    int rc;
+    const char *error; /* substring of page.error */
+    int has_last, last;
+    long page_number;
+    unsigned bad_fields;
+  } cases[] = {
+      {"empty body", "", EINVAL, "empty body", 0, 0, -1, 0},
+      {"array at top", "[1,2]", EINVAL, "not a JSON object", 0, 0, -1, 0},
+      {"truncated", "{\"zones\":[{\"zone\":\"A\"", EINVAL, "invalid JSON", 0, 0,
+       -1, 0},
+      {"doc sample verbatim", "@doc_sample_verbatim.json", EINVAL,
+       "invalid JSON", 0, 0, -1, 0},
+      {"nested too deeply", NULL, EINVAL, "nested too deeply", 0, 0, -1, 0},
+      {"usage value is an object (wrongtype)",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":\"1\","
+       "\"usage\":{\"dataUsage\":{\"value\":5}}}]}]}",
+       EINVAL, "dataUsage: wrong type", 0, 0, -1, 0},
+      {"usage value is text",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":\"1\","
+       "\"usage\":{\"smsMOUsage\":\"lots\"}}]}]}",
+       EINVAL, "smsMOUsage: wrong type", 0, 0, -1, 0},
+      {"usage value is a boolean",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":\"1\","
+       "\"usage\":{\"voiceMTUsage\":true}}]}]}",
+       EINVAL, "voiceMTUsage: wrong type", 0, 0, -1, 0},
+      {"negative usage",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":\"1\","
+       "\"usage\":{\"dataUsage\":-5}}]}]}",
+       EINVAL, "dataUsage: negative", 0, 0, -1, 0},
+      {"zones is a string", "{\"zones\":\"none\"}", EINVAL, "zones: wrong type",
+       0, 0, -1, 0},
+      {"zones is an object", "{\"zones\":{}}", EINVAL, "zones: wrong type", 0,
+       0, -1, 0},
+      {"zone element is a number", "{\"zones\":[3]}", EINVAL,
+       "expected zone objects", 0, 0, -1, 0},
+      {"zone without a name",
+       "{\"zones\":[{\"devices\":[{\"deviceId\":\"1\"}]}]}", EINVAL,
+       "zone without a name", 0, 0, -1, 0},
+      {"errorCode in a 200 body",
+       "{\"errorCode\":\"10000013\",\"errorMessage\":\"Invalid ratePlan.\"}",
+       EINVAL, "errorCode 10000013", 0, 0, -1, 0},
+      {"zones null, lastPage true", "{\"zones\":null,\"lastPage\":true}", 0, "",
+       1, 1, -1, 0},
+      {"no zones, lastPage missing", "{\"pageNumber\":4}", 0, "", 0, 0, 4, 0},
+      {"lastPage as a string", "{\"zones\":[],\"lastPage\":\"false\"}", 0, "",
+       1, 0, -1, 0},
+      {"lastPage bad", "{\"lastPage\":\"maybe\"}", EINVAL,
+       "lastPage: expected true or false", 0, 0, -1, 0},
+      {"device without deviceId: zone only",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"usage\":{\"dataUsage\":1}},"
+       "{\"deviceId\":{\"x\":1},\"usage\":{\"dataUsage\":2}}]}],"
+       "\"lastPage\":true}",
+       0, "", 1, 1, -1, 2},
+      {"deviceId too long",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":"
+       "\"12345678901234567890123456789012345\"}]}]}",
+       0, "", 0, 0, -1, 1},
+      {"keys in any case", "{\"LASTPAGE\":true,\"PageNumber\":2}", 0, "", 1, 1,
+       2, 0},
+      {"huge number",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":\"1\","
+       "\"usage\":{\"dataUsage\":1e30}}]}]}",
+       EINVAL, "dataUsage: negative or out of range", 0, 0, -1, 0},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    usage_jasper_agg_t *a = usage_jasper_agg_create(1, 10);
+    char *body = NULL;
+    size_t len;
+    if (cases[i].body == NULL)
+      body = deep_body();
+    else if (cases[i].body[0] == '@')
+      body = read_fixture(cases[i].body + 1, &len);
+    else
+      body = strdup(cases[i].body);
+    len = strlen(body);
+    usage_jasper_page_t pg;
+    int rc = usage_jasper_parse_page(a, body, len, &pg);
+    if (rc != cases[i].rc)
+      fail_msg("%s: rc %d, want %d (%s)", cases[i].name, rc, cases[i].rc,
+               pg.error);
+    if (strstr(pg.error, cases[i].error) == NULL)
+      fail_msg("%s: error \"%s\", want \"%s\"", cases[i].name, pg.error,
+               cases[i].error);
+    if (rc == 0) {
+      assert_int_equal(pg.has_last_page, cases[i].has_last);
+      assert_int_equal(pg.last_page, cases[i].last);
+      assert_int_equal(pg.page_number, cases[i].page_number);
+      if (pg.bad_fields != cases[i].bad_fields)
+        fail_msg("%s: %u bad fields, want %u", cases[i].name, pg.bad_fields,
+                 cases[i].bad_fields);
+    }
+    free(body);
+    usage_jasper_agg_destroy(a);
+  }
+}
+
+/* A device without an id still counts in its zone. */
+static void test_device_without_id(void **state) {
+  (void)state;
+  usage_jasper_agg_t *a = usage_jasper_agg_create(1, 10);
+  const char *body =
+      "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"usage\":{\"dataUsage\":1}},"
+      "{\"deviceId\":\"7\",\"usage\":{\"dataUsage\":2}}]}]}";
+  usage_jasper_page_t pg;
+  assert_int_equal(usage_jasper_parse_page(a, body, strlen(body), &pg), 0);
+  assert_int_equal(pg.bad_fields, 1);
+  usage_batch_t *b = usage_batch_create("iot", "e");
+  assert_int_equal(usage_jasper_agg_emit(a, "P", USAGE_JASPER_DATA, b), 0);
+  char *got = render(b);
+  assert_non_null(strstr(got, "zone=\"A\"} 2\n"));
+  assert_non_null(strstr(got, "usage_jasper_zone_data_bytes_total{rate_plan="
+                              "\"P\",zone=\"A\"} 3\n"));
+  assert_non_null(strstr(got, "iccid=\"7\"} 2\n"));
+  free(got);
+  usage_batch_destroy(b);
+  usage_jasper_agg_destroy(a);
+}
+
+/* ---- error bodies ------------------------------------------------- */
+
+static void test_api_error(void **state) {
+  (void)state;
+  char code[32], msg[128];
+  size_t len;
+  char *latin1 = read_fixture("error_latin1.json", &len);
+  usage_jasper_api_error(latin1, len, code, sizeof(code), msg, sizeof(msg));
+  assert_string_equal(code, "30000001");
+  assert_string_equal(msg, "Erreur inconnue du serveur: caract?re ?");
+  free(latin1);
+
+  char *html = read_fixture("error_html.html", &len);
+  usage_jasper_api_error(html, len, code, sizeof(code), msg, sizeof(msg));
+  assert_string_equal(code, "");
+  assert_string_equal(msg, "");
+  free(html);
+
+  static const struct {
+    const char *body, *code, *msg;
+  } cases[] = {
+      {"{\"errorCode\":10000013,\"errorMessage\":\"Invalid ratePlan.\"}",
+       "10000013", "Invalid ratePlan."},
+      {"{\"errorMessage\":\"a\\nb\",\"errorCode\":\"10000442\"}", "10000442",
+       "a b"},
+      {"{\"errorCode\":\"1000", "", ""},
+      {"", "", ""},
+      {"{\"nested\":{\"errorCode\":\"1\"}}", "", ""},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    usage_jasper_api_error(cases[i].body, strlen(cases[i].body), code,
+                           sizeof(code), msg, sizeof(msg));
+    assert_string_equal(code, cases[i].code);
+    assert_string_equal(msg, cases[i].msg);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_fixtures),
+      cmocka_unit_test(test_max_devices),
+      cmocka_unit_test(test_duplicate_device),
+      cmocka_unit_test(test_bodies),
+      cmocka_unit_test(test_device_without_id),
+      cmocka_unit_test(test_api_error),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
