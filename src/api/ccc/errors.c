@@ -6,7 +6,6 @@
 #include "json.h"
 #include "text.h"
 
-#include <stdio.h>
 #include <string.h>
 
 void usage_ccc_api_error(const char *body, size_t len, char *code,
