@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* conf_get: what config.c shares with the per-kind option parsers
- * (config_ccc.c, ...): typed getters that log one line per problem naming
+ * (src/api/ccc/conf.c, ...): typed getters that log one line per problem naming
  * the block and the option, and the per-kind entry points. */
 #ifndef USAGE_CONF_GET_H
 #define USAGE_CONF_GET_H 1

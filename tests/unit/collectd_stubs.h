@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* collectd_stubs: the collectd functions the glue calls, for unit tests
- * that link src/config.c, src/config_ccc.c or src/dispatch.c without the
+ * that link src/config.c, src/api/ccc/conf.c or src/dispatch.c without the
  * daemon. Log lines and dispatched value lists are captured for the tests
  * to inspect; oconfig_item_t trees are built with a few helpers. */
 #ifndef USAGE_COLLECTD_STUBS_H

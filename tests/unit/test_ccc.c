@@ -2,7 +2,7 @@
 /* test_ccc: GetServiceUsage parsing over golden fixture pairs
  * (tests/fixtures/ccc/NAME.json beside NAME.prom), bad bodies, GUIDs, the
  * status set and API error extraction. */
-#include "api/ccc.h"
+#include "api/ccc/ccc.h"
 #include "families.h"
 #include "json.h"
 #include "store.h"
@@ -21,8 +21,6 @@
 #include "test_util.h"
 
 #define SVC "2f1c0a0e9d7b4c6e8a5f3b2d1c0e9f8a"
-
-
 
 static void test_fixtures(void **state) {
   static const struct {
@@ -200,7 +198,7 @@ static void test_guid(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
     char out[33] = "";
-    int st = usage_guid_normalize(cases[i].in, out);
+    int st = usage_ccc_guid_normalize(cases[i].in, out);
     if (st != cases[i].want)
       fail_msg("guid \"%s\": status %d, want %d", cases[i].in, st,
                cases[i].want);

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* test_config: <Plugin usage> parsing (src/config.c, src/config_ccc.c):
+/* test_config: <Plugin usage> parsing (src/config.c, src/api/ccc/conf.c):
  * every bad option gives exactly one ERROR line naming the block and the
  * option, and leaves nothing configured; good configs give the expected
  * structures and defaults. */
 #include "collectd.h"
 #include "plugin.h"
 
-#include "api/ccc.h"
+#include "api/ccc/ccc.h"
 #include "collectd_stubs.h"
 #include "usage_conf.h"
 

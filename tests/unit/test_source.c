@@ -3,7 +3,7 @@
  * canned answers per service, through a fake sink (commits go to a store,
  * log lines to a buffer): entity commits, accounting, refusals, timeouts,
  * size caps, throttled logging, secret rotation and Retry-After. */
-#include "api/ccc.h"
+#include "api/ccc/ccc.h"
 #include "families.h"
 #include "source.h"
 #include "store.h"

@@ -2,7 +2,7 @@
 /* test_statefile: state files (src/statefile.c): atomic save, strict load,
  * damaged or foreign files set aside; and the CCC status-change state body
  * (usage_ccc_changes_format / usage_ccc_changes_parse) that goes in them. */
-#include "api/ccc.h"
+#include "api/ccc/ccc.h"
 #include "buf.h"
 #include "statefile.h"
 

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* config_ccc: the options of <CCC> blocks (see usage(5)). */
+/* ccc/conf: the options of <CCC> blocks (see usage(5)) into
+ * usage_ccc_conf_t: GUIDs normalised, one error line per problem, and the
+ * checks of the whole block. collectd glue: linked into the plugin (and the
+ * tests that parse configurations), not into libusagecore. */
 #include "collectd.h"
 #include "configfile.h"
 #include "plugin.h"
 
-#include "api/ccc.h"
+#include "api/ccc/ccc.h"
 #include "conf_get.h"
-#include "json.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -14,14 +16,14 @@
 #include <string.h>
 #include <strings.h>
 
-/* guid_arg normalises the GUID argument(s) of an option. */
+/* guid_value normalises the GUID argument(s) of an option. */
 static int guid_value(usage_source_conf_t *src, const char *option,
                       const oconfig_value_t *v, char out[33]) {
   if (v->type != OCONFIG_TYPE_STRING) {
     usage_conf_err(src, option, "expected a GUID string");
     return EINVAL;
   }
-  if (usage_guid_normalize(v->value.string, out) != 0) {
+  if (usage_ccc_guid_normalize(v->value.string, out) != 0) {
     usage_conf_err(src, option, "\"%s\" is not a GUID (32 hex digits)",
                    v->value.string);
     return EINVAL;
@@ -159,19 +161,18 @@ int usage_conf_ccc_option(usage_source_conf_t *src, const oconfig_item_t *ci) {
   if (strcasecmp(k, "StatusChangesOverlap") == 0)
     return usage_get_number(src, ci, 0, 86400,
                             "a number of seconds (0 to 86400)", &c->overlap);
-  if (strcasecmp(k, "StatusChangesPageSize") == 0 ||
-      strcasecmp(k, "StatusChangesMaxPages") == 0) {
-    int is_size = strcasecmp(k, "StatusChangesPageSize") == 0;
-    status = usage_get_number(src, ci, 1, is_size ? 1000 : 100000,
-                              is_size ? "a whole number from 1 to 1000"
-                                      : "a whole number from 1 to 100000",
-                              &d);
-    if (status == 0 && d != (int)d) {
-      usage_conf_err(src, k, "expected a whole number");
-      return EINVAL;
-    }
+  if (strcasecmp(k, "StatusChangesPageSize") == 0) {
+    status =
+        usage_get_whole(src, ci, 1, 1000, "a whole number from 1 to 1000", &d);
     if (status == 0)
-      *(is_size ? &c->page_size : &c->max_pages) = (int)d;
+      c->page_size = (int)d;
+    return status;
+  }
+  if (strcasecmp(k, "StatusChangesMaxPages") == 0) {
+    status = usage_get_whole(src, ci, 1, 100000,
+                             "a whole number from 1 to 100000", &d);
+    if (status == 0)
+      c->max_pages = (int)d;
     return status;
   }
   if (strcasecmp(k, "ResellerGuid") == 0)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* ccc: the CCC secure-messaging API v8.4: GetServiceUsage, GetServiceUserUsage
- * and SearchServiceStatusChanges: request building, parsing into samples,
- * the incremental status-change stream and its state, and the scrape. */
+/* ccc: the CCC secure-messaging API v8.4 (GetServiceUsage, GetServiceUserUsage,
+ * SearchServiceStatusChanges): the vendor's options, its parsers into samples,
+ * the incremental status-change stream and its state, and the vendor entry.
+ * Implemented by the files of src/api/ccc/. */
 #ifndef USAGE_API_CCC_H
 #define USAGE_API_CCC_H 1
 
@@ -40,9 +41,9 @@ typedef struct {
 
 extern const usage_vendor_t usage_ccc_vendor;
 
-/* usage_guid_normalize accepts a GUID with or without dashes and braces, in
+/* usage_ccc_guid_normalize accepts a GUID with or without dashes and braces, in
  * any case, and writes 32 lowercase hex digits to out. 0 or EINVAL. */
-int usage_guid_normalize(const char *in, char out[33]);
+int usage_ccc_guid_normalize(const char *in, char out[33]);
 
 /* What a parser tells besides its samples. */
 typedef struct {
