@@ -25,7 +25,6 @@
 /* bcrypt runs for credentials not in the cache: a token bucket. */
 #define AUTH_BURST 8.0
 #define AUTH_RATE 4.0 /* per second */
-#define FILE_MAX (1024 * 1024)
 
 typedef struct {
   unsigned char key[32];
@@ -224,6 +223,8 @@ done:
 }
 
 /* ---- TLS ---- */
+
+#define FILE_MAX (1024 * 1024) /* a PEM file */
 
 /* read_file reads a whole (small) file as a NUL-terminated string. */
 static char *read_file(const char *path, char *err, size_t errlen) {
