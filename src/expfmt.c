@@ -62,7 +62,7 @@ int expfmt_header(usage_buf_t *b, int family, usage_format_t fmt) {
     expfmt_family_name(b, f, fmt);
     usage_buf_printf(b, " %s\n", f->unit);
   }
-  return b->failed;
+  return usage_buf_failed(b);
 }
 
 int expfmt_label_value(usage_buf_t *b, const char *s) {
@@ -82,7 +82,7 @@ int expfmt_label_value(usage_buf_t *b, const char *s) {
     run = s + 1;
   }
   usage_buf_append(b, run, (size_t)(s - run));
-  return b->failed;
+  return usage_buf_failed(b);
 }
 
 int expfmt_value(usage_buf_t *b, double v) {
@@ -127,11 +127,11 @@ int expfmt_sample(usage_buf_t *b, int family, const char *source,
   usage_buf_putc(b, ' ');
   expfmt_value(b, value);
   usage_buf_putc(b, '\n');
-  return b->failed;
+  return usage_buf_failed(b);
 }
 
 int expfmt_footer(usage_buf_t *b, usage_format_t fmt) {
   if (fmt == USAGE_FMT_OPENMETRICS)
     return usage_buf_puts(b, "# EOF\n");
-  return b->failed;
+  return usage_buf_failed(b);
 }

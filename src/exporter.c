@@ -1,64 +1,33 @@
 /* SPDX-License-Identifier: MIT */
-/* exporter: libmicrohttpd server for /metrics and / (see exporter.h). The
- * body comes from the store's render cache (plain or gzip) and is handed to
- * libmicrohttpd without a copy; the reference is dropped when the response
- * is freed. Every request is answered in the first handler call, so a
- * request body is never read. Basic auth verifies bcrypt hashes with
- * libcrypt, behind a cache of recent verdicts and a global rate limit on
- * bcrypt runs. */
+/* exporter: libmicrohttpd server for /metrics and / (see exporter.h):
+ * start and stop, routing, content negotiation and the responses. The body
+ * comes from the store's render cache (plain or gzip) and is handed to
+ * libmicrohttpd without a copy where it can take I/O vectors; the reference
+ * is dropped when the response is freed. Every request is answered in the
+ * first handler call, so a request body is never read. Who may connect is
+ * exporter_auth.c's. */
 #include "exporter.h"
+#include "exporter_auth.h"
 
 #include <arpa/inet.h>
-#include <crypt.h>
-#include <errno.h>
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
-#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
-#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/socket.h>
-#include <time.h>
 
-/* Verdicts of recent credential checks, keyed by an HMAC of user and
- * password under a per-process random key (no password is kept). */
-#define AUTH_CACHE 64
-#define AUTH_TTL_OK 600 /* seconds */
-#define AUTH_TTL_BAD 60
-/* bcrypt runs for credentials not in the cache: a token bucket. */
-#define AUTH_BURST 8.0
-#define AUTH_RATE 4.0 /* per second */
-#define FILE_MAX (1024 * 1024)
-
-typedef struct {
-  unsigned char key[32];
-  int ok;
-  time_t until;
-} verdict_t;
-
-typedef struct {
-  const usage_exporter_user_t *users;
-  size_t users_num;
-  char dummy[CRYPT_OUTPUT_SIZE]; /* unknown users are checked against it */
-  unsigned char hmac_key[32];
-  pthread_mutex_t lock; /* cache, tokens */
-  verdict_t cache[AUTH_CACHE];
-  double tokens;
-  struct timespec refill;
-} auth_t;
+#include "compat.h" /* after the library headers it adapts */
 
 struct usage_exporter_s {
   struct MHD_Daemon *mhd;
   usage_store_t *store;
   usage_exporter_opts_t opts;
-  char *tls_cert, *tls_key, *tls_ca; /* PEM contents */
-  auth_t *auth;
+  usage_exporter_tls_t tls;
+  usage_exporter_auth_t *auth;
 };
 
 int usage_html_escape(usage_buf_t *b, const char *s) {
@@ -158,193 +127,7 @@ int usage_exporter_wants_gzip(const char *accept_encoding) {
   return q_star > 0;
 }
 
-int usage_exporter_check_hash(const char *hash) {
-  if (hash == NULL || strlen(hash) != 60 ||
-      !(strncmp(hash, "$2y$", 4) == 0 || strncmp(hash, "$2b$", 4) == 0 ||
-        strncmp(hash, "$2a$", 4) == 0))
-    return EINVAL;
-  struct crypt_data *cd = calloc(1, sizeof(*cd));
-  if (cd == NULL)
-    return ENOMEM;
-  /* A hash with a valid setting reproduces its own prefix. */
-  const char *out = crypt_rn("", hash, cd, sizeof(*cd));
-  int ok = out != NULL && strncmp(out, hash, 29) == 0;
-  free(cd);
-  return ok ? 0 : EINVAL;
-}
-
-/* ---- Basic auth ---- */
-
-static int ct_equal(const void *a, const void *b, size_t n) {
-  const unsigned char *x = a, *y = b;
-  unsigned char d = 0;
-  for (size_t i = 0; i < n; i++)
-    d |= x[i] ^ y[i];
-  return d == 0;
-}
-
-static auth_t *auth_create(const usage_exporter_opts_t *opts, char *err,
-                           size_t errlen) {
-  auth_t *a = calloc(1, sizeof(*a));
-  struct crypt_data *cd = calloc(1, sizeof(*cd));
-  if (a == NULL || cd == NULL) {
-    snprintf(err, errlen, "out of memory");
-    goto fail;
-  }
-  a->users = opts->users;
-  a->users_num = opts->users_num;
-  unsigned long cost = 4; /* becomes the highest configured cost */
-  for (size_t i = 0; i < opts->users_num; i++) {
-    if (usage_exporter_check_hash(opts->users[i].hash) != 0) {
-      snprintf(err, errlen,
-               "BasicAuthUser \"%s\": not a bcrypt hash libcrypt can verify",
-               opts->users[i].user);
-      goto fail;
-    }
-    unsigned long c = strtoul(opts->users[i].hash + 4, NULL, 10);
-    if (c > cost)
-      cost = c;
-  }
-  unsigned char rnd[16];
-  if (getrandom(a->hmac_key, sizeof(a->hmac_key), 0) !=
-          (ssize_t)sizeof(a->hmac_key) ||
-      getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-    snprintf(err, errlen, "no random bytes: %s", strerror(errno));
-    goto fail;
-  }
-  /* The dummy hash has the highest configured cost, so an unknown user
-   * costs as much as a known one. */
-  char setting[CRYPT_GENSALT_OUTPUT_SIZE];
-  const char *out = NULL;
-  if (crypt_gensalt_rn("$2b$", cost, (const char *)rnd, sizeof(rnd), setting,
-                       sizeof(setting)) != NULL)
-    out = crypt_rn("unknown-user", setting, cd, sizeof(*cd));
-  if (out == NULL || out[0] == '*') {
-    snprintf(err, errlen, "libcrypt cannot make a bcrypt hash");
-    goto fail;
-  }
-  snprintf(a->dummy, sizeof(a->dummy), "%s", out);
-  a->tokens = AUTH_BURST;
-  clock_gettime(CLOCK_MONOTONIC, &a->refill);
-  pthread_mutex_init(&a->lock, NULL);
-  free(cd);
-  return a;
-
-fail:
-  free(cd);
-  free(a);
-  return NULL;
-}
-
-static void auth_destroy(auth_t *a) {
-  if (a == NULL)
-    return;
-  pthread_mutex_destroy(&a->lock);
-  explicit_bzero(a, sizeof(*a));
-  free(a);
-}
-
-/* auth_take_token takes one bcrypt run from the bucket: 1 or 0. */
-static int auth_take_token(auth_t *a) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  double dt = (double)(now.tv_sec - a->refill.tv_sec) +
-              (double)(now.tv_nsec - a->refill.tv_nsec) / 1e9;
-  a->refill = now;
-  a->tokens += dt * AUTH_RATE;
-  if (a->tokens > AUTH_BURST)
-    a->tokens = AUTH_BURST;
-  if (a->tokens < 1)
-    return 0;
-  a->tokens -= 1;
-  return 1;
-}
-
-/* auth_check: 0 (let in), MHD_HTTP_UNAUTHORIZED or MHD_HTTP_TOO_MANY_REQUESTS
- */
-static unsigned auth_check(auth_t *a, struct MHD_Connection *conn) {
-  char *pass = NULL;
-  char *user = MHD_basic_auth_get_username_password(conn, &pass);
-  unsigned verdict = MHD_HTTP_UNAUTHORIZED;
-  if (user == NULL || pass == NULL)
-    goto done;
-  size_t ul = strlen(user), pl = strlen(pass);
-  unsigned char key[32];
-  char *msg = malloc(ul + pl + 1);
-  if (msg == NULL)
-    goto done;
-  memcpy(msg, user, ul + 1);
-  memcpy(msg + ul + 1, pass, pl);
-  int hrc = gnutls_hmac_fast(GNUTLS_MAC_SHA256, a->hmac_key,
-                             sizeof(a->hmac_key), msg, ul + 1 + pl, key);
-  explicit_bzero(msg, ul + pl + 1);
-  free(msg);
-  if (hrc != 0)
-    goto done;
-
-  time_t now = time(NULL);
-  int hit = -1;
-  pthread_mutex_lock(&a->lock);
-  for (size_t i = 0; i < AUTH_CACHE; i++)
-    if (a->cache[i].until > now && ct_equal(a->cache[i].key, key, 32))
-      hit = a->cache[i].ok;
-  int token = hit < 0 ? auth_take_token(a) : 0;
-  pthread_mutex_unlock(&a->lock);
-  if (hit >= 0) {
-    verdict = hit ? 0 : MHD_HTTP_UNAUTHORIZED;
-    goto done;
-  }
-  if (!token) {
-    verdict = MHD_HTTP_TOO_MANY_REQUESTS;
-    goto done;
-  }
-
-  const char *hash = a->dummy;
-  int known = 0;
-  for (size_t i = 0; i < a->users_num; i++)
-    if (strcmp(a->users[i].user, user) == 0 && !known) {
-      hash = a->users[i].hash;
-      known = 1;
-    }
-  struct crypt_data *cd = calloc(1, sizeof(*cd));
-  if (cd == NULL)
-    goto done;
-  const char *out = crypt_rn(pass, hash, cd, sizeof(*cd));
-  size_t hl = strlen(hash);
-  int ok = out != NULL && strlen(out) == hl && ct_equal(out, hash, hl);
-  ok = ok && known;
-  explicit_bzero(cd, sizeof(*cd));
-  free(cd);
-
-  pthread_mutex_lock(&a->lock);
-  size_t slot = 0;
-  for (size_t i = 1; i < AUTH_CACHE; i++)
-    if (a->cache[i].until < a->cache[slot].until)
-      slot = i;
-  memcpy(a->cache[slot].key, key, 32);
-  a->cache[slot].ok = ok;
-  a->cache[slot].until = now + (ok ? AUTH_TTL_OK : AUTH_TTL_BAD);
-  pthread_mutex_unlock(&a->lock);
-  verdict = ok ? 0 : MHD_HTTP_UNAUTHORIZED;
-
-done:
-  if (pass != NULL) {
-    explicit_bzero(pass, strlen(pass));
-    MHD_free(pass);
-  }
-  if (user != NULL)
-    MHD_free(user);
-  return verdict;
-}
-
 /* ---- responses ---- */
-
-_Static_assert(sizeof(usage_iov_t) == sizeof(struct MHD_IoVec) &&
-                   offsetof(usage_iov_t, base) ==
-                       offsetof(struct MHD_IoVec, iov_base) &&
-                   offsetof(usage_iov_t, len) ==
-                       offsetof(struct MHD_IoVec, iov_len),
-               "usage_iov_t must be laid out like struct MHD_IoVec");
 
 static void release_body(void *cls) { usage_body_release(cls); }
 
@@ -370,7 +153,8 @@ static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status,
 }
 
 /* A body of many pieces is copied out in blocks by a reader: libmicrohttpd
- * 0.9.75 aborts on I/O vectors longer than IOV_MAX. */
+ * 0.9.75 aborts on I/O vectors longer than IOV_MAX, and 0.9.72 takes no I/O
+ * vectors at all (compat.h). */
 #define IOV_PIECES_MAX 1000
 #define READER_BLOCK (256 * 1024)
 
@@ -416,17 +200,18 @@ static void body_reader_free(void *cls) {
 }
 
 /* body_response hands the body to libmicrohttpd without copying it when it
- * has few pieces, else through a reader (one copy per scrape, in blocks).
- * The body's reference goes with the response, also on failure. */
+ * has few pieces and libmicrohttpd takes I/O vectors, else through a reader
+ * (one copy per scrape, in blocks). An empty body keeps no reference. The
+ * body's reference goes with the response, also on failure. */
 static struct MHD_Response *body_response(usage_body_t *body) {
   struct MHD_Response *r = NULL;
   if (body->iovcnt == 0) {
-    r = MHD_create_response_from_buffer_with_free_callback_cls(
-        0, (void *)"", release_body, body);
-  } else if (body->iovcnt <= IOV_PIECES_MAX) {
-    r = MHD_create_response_from_iovec((const struct MHD_IoVec *)body->iov,
-                                       (unsigned int)body->iovcnt, release_body,
-                                       body);
+    usage_body_release(body);
+    return MHD_create_response_from_buffer(0, (void *)"",
+                                           MHD_RESPMEM_PERSISTENT);
+  } else if (USAGE_MHD_HAVE_IOVEC && body->iovcnt <= IOV_PIECES_MAX) {
+    r = usage_mhd_response_from_iov(body->iov, body->iovcnt, release_body,
+                                    body);
   } else {
     body_reader_t *rd = calloc(1, sizeof(*rd));
     if (rd != NULL) {
@@ -508,20 +293,6 @@ static enum MHD_Result serve_page(usage_exporter_t *e,
   return ret;
 }
 
-/* client_cert_ok: with a client CA, the peer's chain must verify. */
-static int client_cert_ok(usage_exporter_t *e, struct MHD_Connection *conn) {
-  if (e->tls_ca == NULL)
-    return 1;
-  const union MHD_ConnectionInfo *ci =
-      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-  if (ci == NULL || ci->tls_session == NULL)
-    return 0;
-  unsigned status = 1;
-  if (gnutls_certificate_verify_peers2(ci->tls_session, &status) != 0)
-    return 0;
-  return status == 0;
-}
-
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                                const char *url, const char *method,
                                const char *version, const char *upload_data,
@@ -533,11 +304,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   (void)req_cls;
   /* Everything is decided on the headers: the first call answers, and a
    * request body is never read (libmicrohttpd closes such a connection). */
-  if (!client_cert_ok(e, conn))
+  if (!usage_exporter_tls_client_ok(&e->tls, conn))
     return queue_text(conn, MHD_HTTP_FORBIDDEN,
                       "403 a valid client certificate is required\n");
   if (e->auth != NULL) {
-    unsigned code = auth_check(e->auth, conn);
+    unsigned code = usage_exporter_auth_check(e->auth, conn);
     if (code == MHD_HTTP_UNAUTHORIZED)
       return queue_text(conn, code, "401 authentication required\n");
     if (code != 0)
@@ -552,41 +323,6 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     return queue_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
                       "405 method not allowed\n");
   return metrics ? serve_metrics(e, conn) : serve_page(e, conn);
-}
-
-/* read_file reads a whole (small) file as a NUL-terminated string. */
-static char *read_file(const char *path, char *err, size_t errlen) {
-  FILE *f = fopen(path, "r");
-  if (f == NULL) {
-    snprintf(err, errlen, "cannot read \"%s\": %s", path, strerror(errno));
-    return NULL;
-  }
-  usage_buf_t b;
-  usage_buf_init(&b, FILE_MAX);
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 &&
-         usage_buf_append(&b, chunk, n) == 0)
-    ;
-  int bad = ferror(f) || usage_buf_failed(&b) || usage_buf_len(&b) == 0;
-  fclose(f);
-  explicit_bzero(chunk, sizeof(chunk));
-  if (bad) {
-    snprintf(err, errlen, "cannot read \"%s\": %s", path,
-             usage_buf_failed(&b) ? "too large" : "empty or unreadable");
-    if (usage_buf_data(&b) != NULL)
-      explicit_bzero(usage_buf_data(&b), usage_buf_len(&b));
-    usage_buf_free(&b);
-    return NULL;
-  }
-  return usage_buf_steal(&b, NULL);
-}
-
-static void wipe_free(char *s) {
-  if (s != NULL) {
-    explicit_bzero(s, strlen(s));
-    free(s);
-  }
 }
 
 usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *opts,
@@ -609,22 +345,10 @@ usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *opts,
   }
   e->store = store;
   e->opts = *opts;
-  if ((opts->tls_cert_file == NULL) != (opts->tls_key_file == NULL)) {
-    snprintf(err, errlen, "TLSCertFile and TLSKeyFile go together");
+  if (usage_exporter_tls_load(&e->tls, opts, err, errlen) != 0)
     goto fail;
-  }
-  if (opts->tls_client_ca_file != NULL && opts->tls_cert_file == NULL) {
-    snprintf(err, errlen, "TLSClientCAFile needs TLSCertFile and TLSKeyFile");
-    goto fail;
-  }
-  if (opts->tls_cert_file != NULL &&
-      ((e->tls_cert = read_file(opts->tls_cert_file, err, errlen)) == NULL ||
-       (e->tls_key = read_file(opts->tls_key_file, err, errlen)) == NULL))
-    goto fail;
-  if (opts->tls_client_ca_file != NULL &&
-      (e->tls_ca = read_file(opts->tls_client_ca_file, err, errlen)) == NULL)
-    goto fail;
-  if (opts->users_num > 0 && (e->auth = auth_create(opts, err, errlen)) == NULL)
+  if (opts->users_num > 0 &&
+      (e->auth = usage_exporter_auth_create(opts, err, errlen)) == NULL)
     goto fail;
 
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
@@ -647,14 +371,14 @@ usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *opts,
                                  : USAGE_EXPORTER_MEMORY_LIMIT),
       NULL);
   OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 128, NULL);
-  if (e->tls_cert != NULL) {
+  if (e->tls.cert != NULL) {
     flags |= MHD_USE_TLS;
-    OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, e->tls_cert);
-    OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, e->tls_key);
+    OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, e->tls.cert);
+    OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, e->tls.key);
     OPT(MHD_OPTION_HTTPS_PRIORITIES, 0,
         "NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1");
-    if (e->tls_ca != NULL)
-      OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, e->tls_ca);
+    if (e->tls.ca != NULL)
+      OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, e->tls.ca);
   }
   OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
@@ -681,9 +405,7 @@ void usage_exporter_stop(usage_exporter_t *e) {
     return;
   if (e->mhd != NULL)
     MHD_stop_daemon(e->mhd);
-  auth_destroy(e->auth);
-  free(e->tls_cert);
-  wipe_free(e->tls_key);
-  free(e->tls_ca);
+  usage_exporter_auth_destroy(e->auth);
+  usage_exporter_tls_clear(&e->tls);
   free(e);
 }

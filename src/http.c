@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compat.h" /* after the library headers it adapts */
+
 #define SECRET_MAX 65536
 
 static pthread_mutex_t secret_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -265,8 +267,7 @@ int usage_http_get(usage_http_t *h, const char *path_query,
   curl_easy_setopt(curl, CURLOPT_URL, usage_buf_data(&url));
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  usage_curl_http_only(curl);
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
   curl_easy_setopt(curl, CURLOPT_UNRESTRICTED_AUTH, 0L);

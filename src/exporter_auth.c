@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: MIT */
+/* exporter_auth: TLS material and the client certificate check, Basic auth
+ * (see exporter_auth.h). Credentials are verified with libcrypt's bcrypt,
+ * behind a cache of recent verdicts keyed by an HMAC (no password is kept)
+ * and a global token bucket on bcrypt runs. */
+#include "exporter_auth.h"
+
+#include <crypt.h>
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+/* Verdicts of recent credential checks, keyed by an HMAC of user and
+ * password under a per-process random key (no password is kept). */
+#define AUTH_CACHE 64
+#define AUTH_TTL_OK 600 /* seconds */
+#define AUTH_TTL_BAD 60
+/* bcrypt runs for credentials not in the cache: a token bucket. */
+#define AUTH_BURST 8.0
+#define AUTH_RATE 4.0 /* per second */
+
+typedef struct {
+  unsigned char key[32];
+  int ok;
+  time_t until;
+} verdict_t;
+
+struct usage_exporter_auth_s {
+  const usage_exporter_user_t *users;
+  size_t users_num;
+  char dummy[CRYPT_OUTPUT_SIZE]; /* unknown users are checked against it */
+  unsigned char hmac_key[32];
+  pthread_mutex_t lock; /* cache, tokens */
+  verdict_t cache[AUTH_CACHE];
+  double tokens;
+  struct timespec refill;
+};
+
+int usage_exporter_check_hash(const char *hash) {
+  if (hash == NULL || strlen(hash) != 60 ||
+      !(strncmp(hash, "$2y$", 4) == 0 || strncmp(hash, "$2b$", 4) == 0 ||
+        strncmp(hash, "$2a$", 4) == 0))
+    return EINVAL;
+  struct crypt_data *cd = calloc(1, sizeof(*cd));
+  if (cd == NULL)
+    return ENOMEM;
+  /* A hash with a valid setting reproduces its own prefix. */
+  const char *out = crypt_rn("", hash, cd, sizeof(*cd));
+  int ok = out != NULL && strncmp(out, hash, 29) == 0;
+  free(cd);
+  return ok ? 0 : EINVAL;
+}
+
+/* ---- Basic auth ---- */
+
+static int ct_equal(const void *a, const void *b, size_t n) {
+  const unsigned char *x = a, *y = b;
+  unsigned char d = 0;
+  for (size_t i = 0; i < n; i++)
+    d |= x[i] ^ y[i];
+  return d == 0;
+}
+
+usage_exporter_auth_t *
+usage_exporter_auth_create(const usage_exporter_opts_t *opts, char *err,
+                           size_t errlen) {
+  usage_exporter_auth_t *a = calloc(1, sizeof(*a));
+  struct crypt_data *cd = calloc(1, sizeof(*cd));
+  if (a == NULL || cd == NULL) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  a->users = opts->users;
+  a->users_num = opts->users_num;
+  unsigned long cost = 4; /* becomes the highest configured cost */
+  for (size_t i = 0; i < opts->users_num; i++) {
+    if (usage_exporter_check_hash(opts->users[i].hash) != 0) {
+      snprintf(err, errlen,
+               "BasicAuthUser \"%s\": not a bcrypt hash libcrypt can verify",
+               opts->users[i].user);
+      goto fail;
+    }
+    unsigned long c = strtoul(opts->users[i].hash + 4, NULL, 10);
+    if (c > cost)
+      cost = c;
+  }
+  unsigned char rnd[16];
+  if (getrandom(a->hmac_key, sizeof(a->hmac_key), 0) !=
+          (ssize_t)sizeof(a->hmac_key) ||
+      getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+    snprintf(err, errlen, "no random bytes: %s", strerror(errno));
+    goto fail;
+  }
+  /* The dummy hash has the highest configured cost, so an unknown user
+   * costs as much as a known one. */
+  char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+  const char *out = NULL;
+  if (crypt_gensalt_rn("$2b$", cost, (const char *)rnd, sizeof(rnd), setting,
+                       sizeof(setting)) != NULL)
+    out = crypt_rn("unknown-user", setting, cd, sizeof(*cd));
+  if (out == NULL || out[0] == '*') {
+    snprintf(err, errlen, "libcrypt cannot make a bcrypt hash");
+    goto fail;
+  }
+  snprintf(a->dummy, sizeof(a->dummy), "%s", out);
+  a->tokens = AUTH_BURST;
+  clock_gettime(CLOCK_MONOTONIC, &a->refill);
+  pthread_mutex_init(&a->lock, NULL);
+  free(cd);
+  return a;
+
+fail:
+  free(cd);
+  free(a);
+  return NULL;
+}
+
+void usage_exporter_auth_destroy(usage_exporter_auth_t *a) {
+  if (a == NULL)
+    return;
+  pthread_mutex_destroy(&a->lock);
+  explicit_bzero(a, sizeof(*a));
+  free(a);
+}
+
+/* auth_take_token takes one bcrypt run from the bucket: 1 or 0. */
+static int auth_take_token(usage_exporter_auth_t *a) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  double dt = (double)(now.tv_sec - a->refill.tv_sec) +
+              (double)(now.tv_nsec - a->refill.tv_nsec) / 1e9;
+  a->refill = now;
+  a->tokens += dt * AUTH_RATE;
+  if (a->tokens > AUTH_BURST)
+    a->tokens = AUTH_BURST;
+  if (a->tokens < 1)
+    return 0;
+  a->tokens -= 1;
+  return 1;
+}
+
+unsigned usage_exporter_auth_check(usage_exporter_auth_t *a,
+                                   struct MHD_Connection *conn) {
+  char *pass = NULL;
+  char *user = MHD_basic_auth_get_username_password(conn, &pass);
+  unsigned verdict = MHD_HTTP_UNAUTHORIZED;
+  if (user == NULL || pass == NULL)
+    goto done;
+  size_t ul = strlen(user), pl = strlen(pass);
+  unsigned char key[32];
+  char *msg = malloc(ul + pl + 1);
+  if (msg == NULL)
+    goto done;
+  memcpy(msg, user, ul + 1);
+  memcpy(msg + ul + 1, pass, pl);
+  int hrc = gnutls_hmac_fast(GNUTLS_MAC_SHA256, a->hmac_key,
+                             sizeof(a->hmac_key), msg, ul + 1 + pl, key);
+  explicit_bzero(msg, ul + pl + 1);
+  free(msg);
+  if (hrc != 0)
+    goto done;
+
+  time_t now = time(NULL);
+  int hit = -1;
+  pthread_mutex_lock(&a->lock);
+  for (size_t i = 0; i < AUTH_CACHE; i++)
+    if (a->cache[i].until > now && ct_equal(a->cache[i].key, key, 32))
+      hit = a->cache[i].ok;
+  int token = hit < 0 ? auth_take_token(a) : 0;
+  pthread_mutex_unlock(&a->lock);
+  if (hit >= 0) {
+    verdict = hit ? 0 : MHD_HTTP_UNAUTHORIZED;
+    goto done;
+  }
+  if (!token) {
+    verdict = MHD_HTTP_TOO_MANY_REQUESTS;
+    goto done;
+  }
+
+  const char *hash = a->dummy;
+  int known = 0;
+  for (size_t i = 0; i < a->users_num; i++)
+    if (strcmp(a->users[i].user, user) == 0 && !known) {
+      hash = a->users[i].hash;
+      known = 1;
+    }
+  struct crypt_data *cd = calloc(1, sizeof(*cd));
+  if (cd == NULL)
+    goto done;
+  const char *out = crypt_rn(pass, hash, cd, sizeof(*cd));
+  size_t hl = strlen(hash);
+  int ok = out != NULL && strlen(out) == hl && ct_equal(out, hash, hl);
+  ok = ok && known;
+  explicit_bzero(cd, sizeof(*cd));
+  free(cd);
+
+  pthread_mutex_lock(&a->lock);
+  size_t slot = 0;
+  for (size_t i = 1; i < AUTH_CACHE; i++)
+    if (a->cache[i].until < a->cache[slot].until)
+      slot = i;
+  memcpy(a->cache[slot].key, key, 32);
+  a->cache[slot].ok = ok;
+  a->cache[slot].until = now + (ok ? AUTH_TTL_OK : AUTH_TTL_BAD);
+  pthread_mutex_unlock(&a->lock);
+  verdict = ok ? 0 : MHD_HTTP_UNAUTHORIZED;
+
+done:
+  if (pass != NULL) {
+    explicit_bzero(pass, strlen(pass));
+    MHD_free(pass);
+  }
+  if (user != NULL)
+    MHD_free(user);
+  return verdict;
+}
+
+/* ---- TLS ---- */
+
+#define FILE_MAX (1024 * 1024) /* a PEM file */
+
+/* read_file reads a whole (small) file as a NUL-terminated string. */
+static char *read_file(const char *path, char *err, size_t errlen) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    snprintf(err, errlen, "cannot read \"%s\": %s", path, strerror(errno));
+    return NULL;
+  }
+  usage_buf_t b;
+  usage_buf_init(&b, FILE_MAX);
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 &&
+         usage_buf_append(&b, chunk, n) == 0)
+    ;
+  int bad = ferror(f) || usage_buf_failed(&b) || usage_buf_len(&b) == 0;
+  fclose(f);
+  explicit_bzero(chunk, sizeof(chunk));
+  if (bad) {
+    snprintf(err, errlen, "cannot read \"%s\": %s", path,
+             usage_buf_failed(&b) ? "too large" : "empty or unreadable");
+    if (usage_buf_data(&b) != NULL)
+      explicit_bzero(usage_buf_data(&b), usage_buf_len(&b));
+    usage_buf_free(&b);
+    return NULL;
+  }
+  return usage_buf_steal(&b, NULL);
+}
+
+static void wipe_free(char *s) {
+  if (s != NULL) {
+    explicit_bzero(s, strlen(s));
+    free(s);
+  }
+}
+
+int usage_exporter_tls_load(usage_exporter_tls_t *t,
+                            const usage_exporter_opts_t *opts, char *err,
+                            size_t errlen) {
+  memset(t, 0, sizeof(*t));
+  if ((opts->tls_cert_file == NULL) != (opts->tls_key_file == NULL)) {
+    snprintf(err, errlen, "TLSCertFile and TLSKeyFile go together");
+    return EINVAL;
+  }
+  if (opts->tls_client_ca_file != NULL && opts->tls_cert_file == NULL) {
+    snprintf(err, errlen, "TLSClientCAFile needs TLSCertFile and TLSKeyFile");
+    return EINVAL;
+  }
+  if (opts->tls_cert_file != NULL &&
+      ((t->cert = read_file(opts->tls_cert_file, err, errlen)) == NULL ||
+       (t->key = read_file(opts->tls_key_file, err, errlen)) == NULL))
+    return EINVAL;
+  if (opts->tls_client_ca_file != NULL &&
+      (t->ca = read_file(opts->tls_client_ca_file, err, errlen)) == NULL)
+    return EINVAL;
+  return 0;
+}
+
+void usage_exporter_tls_clear(usage_exporter_tls_t *t) {
+  free(t->cert);
+  wipe_free(t->key);
+  free(t->ca);
+  memset(t, 0, sizeof(*t));
+}
+
+int usage_exporter_tls_client_ok(const usage_exporter_tls_t *t,
+                                 struct MHD_Connection *conn) {
+  if (t->ca == NULL)
+    return 1;
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  if (ci == NULL || ci->tls_session == NULL)
+    return 0;
+  unsigned status = 1;
+  if (gnutls_certificate_verify_peers2(ci->tls_session, &status) != 0)
+    return 0;
+  return status == 0;
+}
