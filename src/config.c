@@ -7,6 +7,7 @@
 #include "plugin.h"
 
 #include "conf_get.h"
+#include "shard.h"
 #include "usage_conf.h"
 
 #include <errno.h>
@@ -231,6 +232,15 @@ static int conf_common(usage_source_conf_t *src, const oconfig_item_t *ci) {
     return usage_get_number(src, ci, 0, 1e6,
                             "a number of requests per second (0 = no limit)",
                             &src->max_rps);
+  if (strcasecmp(k, "Shard") == 0) {
+    status = usage_get_whole(src, ci, 1, USAGE_SHARD_MAX,
+                             "a shard number from 1 to 1000", &d);
+    if (status == 0)
+      src->shard = (unsigned)d;
+    return status;
+  }
+  if (strcasecmp(k, "Account") == 0)
+    return usage_get_string(src, ci, &src->account);
   if (strcasecmp(k, "MaxConcurrentRequests") == 0) {
     status = usage_get_whole(src, ci, 1, 64, "a whole number from 1 to 64", &d);
     if (status == 0)
@@ -533,6 +543,27 @@ static int conf_exporter(const oconfig_item_t *ci, usage_conf_t *conf) {
   return errors ? EINVAL : 0;
 }
 
+/* conf_shard reads "Shard M N": this instance is shard M of N. */
+static int conf_shard(const oconfig_item_t *ci, usage_conf_t *conf) {
+  if (ci->values_num != 2 || ci->values[0].type != OCONFIG_TYPE_NUMBER ||
+      ci->values[1].type != OCONFIG_TYPE_NUMBER) {
+    ERROR("usage plugin: option \"Shard\": expected two numbers, this "
+          "instance's shard and the number of shards (e.g. Shard 2 3)");
+    return EINVAL;
+  }
+  double m = ci->values[0].value.number, n = ci->values[1].value.number;
+  if (m != (double)(long)m || n != (double)(long)n || m < 1 || n < 1 || m > n ||
+      n > USAGE_SHARD_MAX) {
+    ERROR("usage plugin: option \"Shard\": expected 1 <= shard <= shards <= "
+          "%d, not %g %g",
+          USAGE_SHARD_MAX, m, n);
+    return EINVAL;
+  }
+  conf->shard = (unsigned)m;
+  conf->shards = (unsigned)n;
+  return 0;
+}
+
 void usage_conf_clear(usage_conf_t *conf) {
   for (size_t i = 0; i < conf->sources_num; i++)
     usage_source_conf_free(conf->sources[i]);
@@ -569,9 +600,11 @@ int usage_config_parse(const oconfig_item_t *ci, usage_conf_t *conf) {
       status = conf_source(USAGE_KIND_BILLING, child, conf);
     else if (strcasecmp(child->key, "Jasper") == 0)
       status = conf_source(USAGE_KIND_JASPER, child, conf);
+    else if (strcasecmp(child->key, "Shard") == 0)
+      status = conf_shard(child, conf);
     else {
       ERROR("usage plugin: unknown block or option \"%s\" (expected "
-            "<Exporter>, <CCC>, <Billing> or <Jasper>)",
+            "<Exporter>, <CCC>, <Billing>, <Jasper> or Shard)",
             child->key);
       status = EINVAL;
     }

@@ -162,6 +162,14 @@ const usage_family_t usage_families[FAM_COUNT] = {
     [FAM_EXPORTER_BUILD_INFO] = {"usage_exporter_build_info",
                                  "Build of the usage plugin (always 1).", G,
                                  NULL, "gauge", 1, 2},
+    [FAM_SHARD_INFO] = {"usage_shard_info",
+                        "This instance's shard and the number of shards "
+                        "(always 1).",
+                        G, NULL, "gauge", 1, 3},
+    [FAM_SHARD_SOURCE_INFO] = {"usage_shard_source_info",
+                               "A source block this instance owns and "
+                               "scrapes (always 1).",
+                               G, NULL, "gauge", 1, 1},
 };
 
 const char *usage_family_short(int fam, char *buf, unsigned size) {

@@ -11,6 +11,7 @@
 #include "dispatch.h"
 #include "exporter.h"
 #include "families.h"
+#include "shard.h"
 #include "source.h"
 #include "store.h"
 #include "usage_conf.h"
@@ -133,8 +134,72 @@ static int usage_config(oconfig_item_t *ci) {
   conf.sources_num += more.sources_num;
   if (more.exporter != NULL)
     conf.exporter = more.exporter;
+  if (more.shards != 0) {
+    conf.shard = more.shard;
+    conf.shards = more.shards;
+  }
   free(more.sources);
   return 0;
+}
+
+/* shard_setup settles this instance's shard (USAGE_SHARD overrides the
+ * Shard option), checks every block's own Shard, divides each account's
+ * request budget among all its blocks, and publishes usage_shard_info.
+ * 0 or -1 after logging the problem. */
+static int shard_setup(void) {
+  const char *env = getenv("USAGE_SHARD");
+  if (env != NULL && env[0] != 0) {
+    if (usage_shard_parse(env, &conf.shard, &conf.shards) != 0) {
+      ERROR("usage plugin: environment USAGE_SHARD=\"%s\": expected "
+            "\"M/N\" with 1 <= M <= N <= %d",
+            env, USAGE_SHARD_MAX);
+      return -1;
+    }
+  }
+  if (conf.shards == 0)
+    conf.shard = conf.shards = 1;
+  for (size_t i = 0; i < conf.sources_num; i++) {
+    const usage_source_conf_t *c = conf.sources[i];
+    if (usage_shard_owner(c, conf.shards) == 0) {
+      ERROR("usage plugin: %s \"%s\": option \"Shard\": %u is above the "
+            "number of shards (%u)",
+            usage_kind_block(c->kind), c->name, c->shard, conf.shards);
+      return -1;
+    }
+  }
+  usage_shard_budget(conf.sources, conf.sources_num);
+  char m[16], n[16];
+  snprintf(m, sizeof(m), "%u", conf.shard);
+  snprintf(n, sizeof(n), "%u", conf.shards);
+  usage_batch_t *b = usage_batch_create("", "shard");
+  if (b != NULL &&
+      usage_batch_add(b, FAM_SHARD_INFO, 1, "shard", m, "shards", n, NULL) == 0)
+    usage_store_commit(store, b);
+  else
+    usage_batch_destroy(b);
+  return 0;
+}
+
+/* shard_owned: whether this instance scrapes the block; publishes
+ * usage_shard_source_info for the blocks it owns. */
+static int shard_owned(const usage_source_conf_t *c) {
+  unsigned owner = usage_shard_owner(c, conf.shards);
+  if (owner != conf.shard)
+    return 0;
+  char m[16];
+  snprintf(m, sizeof(m), "%u", owner);
+  usage_batch_t *b = usage_batch_create(c->name, "shard");
+  if (b != NULL &&
+      usage_batch_add(b, FAM_SHARD_SOURCE_INFO, 1, "kind",
+                      usage_kind_name(c->kind), "shard", m, NULL) == 0)
+    usage_store_commit(store, b);
+  else
+    usage_batch_destroy(b);
+  if (c->account_blocks > 1 && c->max_rps > 0)
+    INFO("usage plugin: %s \"%s\": %u blocks reach the same account; this "
+         "one may send %.3g requests per second",
+         usage_kind_block(c->kind), c->name, c->account_blocks, c->max_rps);
+  return 1;
 }
 
 static int usage_init(void) {
@@ -157,10 +222,19 @@ static int usage_init(void) {
   else
     usage_batch_destroy(b);
 
+  if (shard_setup() != 0)
+    return -1;
+
   usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
+  size_t skipped = 0;
   for (size_t i = 0; i < conf.sources_num; i++) {
     usage_source_conf_t *c = conf.sources[i];
     conf.sources[i] = NULL;
+    if (!shard_owned(c)) {
+      usage_source_conf_free(c);
+      skipped++;
+      continue;
+    }
     char name[256];
     snprintf(name, sizeof(name), "usage/%s/%s", usage_kind_name(c->kind),
              c->name);
@@ -185,7 +259,11 @@ static int usage_init(void) {
         &(user_data_t){.data = s, .free_func = source_free});
   }
   conf.sources_num = 0;
-  if (sources_num == 0)
+  if (conf.shards > 1)
+    INFO("usage plugin: shard %u of %u: scraping %zu block(s), %zu left to "
+         "the other shards",
+         conf.shard, conf.shards, sources_num, skipped);
+  if (sources_num == 0 && skipped == 0)
     WARNING("usage plugin: no <CCC>, <Billing> or <Jasper> block: nothing "
             "to scrape");
 

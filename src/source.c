@@ -134,6 +134,7 @@ void usage_source_conf_free(usage_source_conf_t *conf) {
   if (v != NULL && conf->kind_conf != NULL)
     v->conf_destroy(conf->kind_conf);
   usage_http_conf_clear(&conf->http);
+  free(conf->account);
   free(conf->name);
   free(conf);
 }

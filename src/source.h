@@ -43,10 +43,13 @@ typedef struct usage_source_conf_s {
   char *name; /* the block's instance name, the `source` label */
   usage_kind_t kind;
   usage_http_conf_t http;
-  double interval;    /* seconds; 0 = collectd's Interval */
-  double max_rps;     /* requests per second; 0 = unlimited */
-  int max_concurrent; /* requests in flight */
-  void *kind_conf;    /* the vendor's own options */
+  double interval;         /* seconds; 0 = collectd's Interval */
+  double max_rps;          /* requests per second; 0 = unlimited */
+  int max_concurrent;      /* requests in flight */
+  void *kind_conf;         /* the vendor's own options */
+  unsigned shard;          /* Shard N of the block; 0 = by the name's hash */
+  char *account;           /* Account: blocks that share one vendor budget */
+  unsigned account_blocks; /* blocks sharing the budget (shard.c) */
 } usage_source_conf_t;
 
 typedef struct usage_source_s usage_source_t;

@@ -26,6 +26,7 @@ typedef struct {
   usage_source_conf_t **sources;
   size_t sources_num;
   usage_exporter_conf_t *exporter; /* NULL: no <Exporter> block */
+  unsigned shard, shards;          /* Shard M N; 0 0 = not given (1 of 1) */
 } usage_conf_t;
 
 #define USAGE_DEFAULT_PORT "19813"
