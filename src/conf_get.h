@@ -22,6 +22,10 @@ int usage_get_number(const usage_source_conf_t *src, const oconfig_item_t *ci,
 int usage_get_whole(const usage_source_conf_t *src, const oconfig_item_t *ci,
                     double min, double max, const char *what, double *out);
 
+/* usage_conf_exporter reads the <Exporter> block (config_exporter.c). 0, or
+ * EINVAL/ENOMEM after logging. */
+int usage_conf_exporter(const oconfig_item_t *ci, usage_conf_t *conf);
+
 /* Per kind: option() handles one child of the block (ENOENT = not one of
  * its options); check() validates the block after all options were read. */
 int usage_conf_ccc_option(usage_source_conf_t *src, const oconfig_item_t *ci);

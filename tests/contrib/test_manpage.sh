@@ -28,7 +28,7 @@ for s in NAME SYNOPSIS DESCRIPTION METRICS "COLLECTD IDENTIFIERS" EXAMPLES FILES
 done
 # Every option name the parser compares against is documented.
 missing=
-for k in $(grep -oh 'strcasecmp([a-z>-]*key, "[A-Za-z]*")' "$top_srcdir"/src/config*.c |
+for k in $(grep -oh 'strcasecmp([a-z>-]*key, "[A-Za-z]*")' "$top_srcdir"/src/config*.c "$top_srcdir"/src/api/*/conf.c |
   grep -o '"[A-Za-z]*"' | tr -d '"' | sort -u); do
   case $k in CCC | Billing | Jasper | Exporter) continue ;; esac
   grep -q "^\.It Cm $k\b" "$page" || missing="$missing $k"
