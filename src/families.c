@@ -107,8 +107,25 @@ const usage_family_t usage_families[FAM_COUNT] = {
                                "gauge", 0},
     [FAM_BILLING_OVERFLOW_RECORDS] =
         {"usage_billing_overflow_records_total",
-         "Records counted under the label set \"other\" because MaxSeries was "
-         "reached.",
+         "Records past MaxSeries: counted here, in no GroupBy label set.", C,
+         NULL, "derive", 0},
+    [FAM_BILLING_OVERFLOW_DATA_BYTES] =
+        {"usage_billing_overflow_data_bytes_total",
+         "Data volume of the records past MaxSeries.", C, "bytes",
+         "total_bytes", 0},
+    [FAM_BILLING_OVERFLOW_DURATION_SECONDS] =
+        {"usage_billing_overflow_duration_seconds_total",
+         "Duration of the records past MaxSeries.", C, "seconds", "derive", 0},
+    [FAM_BILLING_OVERFLOW_SELL_PRICE] =
+        {"usage_billing_overflow_sell_price_total",
+         "Sell price of the records past MaxSeries.", C, NULL, "gauge", 0},
+    [FAM_BILLING_OVERFLOW_BUY_PRICE] =
+        {"usage_billing_overflow_buy_price_total",
+         "Buy price of the records past MaxSeries.", C, NULL, "gauge", 0},
+    [FAM_BILLING_INVALID_RECORDS] =
+        {"usage_billing_invalid_records_total",
+         "Records refused (not counted anywhere else), once per record of the "
+         "window, by reason.",
          C, NULL, "derive", 0},
     [FAM_JASPER_RATE_PLAN_INFO] = {"usage_jasper_rate_plan_info",
                                    "Jasper rate plan description (always 1).",

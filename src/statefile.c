@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #define STATE_MAGIC "usage-state 1"
-#define STATE_MAX (256 * 1024 * 1024)
 
 static int write_all(int fd, const char *p, size_t n) {
   while (n > 0) {
@@ -46,6 +45,13 @@ static void fsync_dir(const char *path) {
 int usage_state_save(const char *path, const char *kind, const char *source,
                      const char *data, size_t len, char *err, size_t errlen) {
   char tmp[4096];
+  if (len > USAGE_STATE_MAX) {
+    /* the load would refuse it: an unloadable file is worse than none */
+    snprintf(err, errlen,
+             "state for \"%s\" would be %zu bytes, over the limit of %zu", path,
+             len, (size_t)USAGE_STATE_MAX);
+    return EFBIG;
+  }
   if (snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid()) >=
       (int)sizeof(tmp)) {
     snprintf(err, errlen, "state file name too long");
@@ -140,7 +146,7 @@ int usage_state_load(const char *path, const char *kind, const char *source,
     else {
       char *end;
       unsigned long long blen = strtoull(header + off + slen + 1, &end, 10);
-      if (*end != '\n' || blen > STATE_MAX)
+      if (*end != '\n' || blen > USAGE_STATE_MAX)
         why = "has a damaged header";
       else {
         body_len = (size_t)blen;

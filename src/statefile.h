@@ -11,8 +11,13 @@
 
 #include <stddef.h>
 
+/* The largest body usage_state_save writes and usage_state_load accepts
+ * (one limit, so that no saved file is refused on load). */
+#define USAGE_STATE_MAX ((size_t)256 * 1024 * 1024)
+
 /* usage_state_save replaces path with the header and data. 0 or an errno,
- * with the cause in err. */
+ * with the cause in err; EFBIG (nothing written, the old file kept) when
+ * len is over USAGE_STATE_MAX. */
 int usage_state_save(const char *path, const char *kind, const char *source,
                      const char *data, size_t len, char *err, size_t errlen);
 

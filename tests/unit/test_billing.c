@@ -5,6 +5,7 @@
  * must not commit anything. */
 #include "api/billing/billing.h"
 #include "families.h"
+#include "htable.h"
 #include "statefile.h"
 
 #include <errno.h>
@@ -145,7 +146,8 @@ static const struct {
   size_t records, counted, duplicates, invalid;
 } golden[] = {
     {"spec sample", "spec_sample.json", "spec_sample.gold", 1, 1, 0, 0},
-    {"mixed page", "page_golden.json", "page_golden.gold", 6, 5, 1, 1},
+    /* id 13's dataQuantity "abc": held back (not counted), refused once */
+    {"mixed page", "page_golden.json", "page_golden.gold", 6, 4, 1, 1},
 };
 
 static void test_golden(void **state) {
@@ -445,8 +447,9 @@ static void test_max_series(void **state) {
   assert_int_equal(usage_billing_groups(b), 3);
   assert_true(value_of(b, FAM_BILLING_RECORDS, "1,A,OUTBOUND") == 2);
   assert_true(value_of(b, FAM_BILLING_RECORDS, "2,A,OUTBOUND") == 1);
-  assert_true(value_of(b, FAM_BILLING_RECORDS, "other,other,other") == 2);
-  assert_true(value_of(b, FAM_BILLING_SELL_PRICE, "other,other,other") == 2);
+  /* the records past MaxSeries: in their own families, no GroupBy labels */
+  assert_true(value_of(b, FAM_BILLING_RECORDS, "other,other,other") == -1);
+  assert_true(value_of(b, FAM_BILLING_OVERFLOW_SELL_PRICE, "") == 2);
   assert_true(value_of(b, FAM_BILLING_OVERFLOW_RECORDS, "") == 2);
   usage_buf_free(&body);
   usage_billing_destroy(b);
@@ -691,6 +694,427 @@ static void test_repeated_page_hash(void **state) {
   conf_free(c);
 }
 
+/* ---- refused records ---- */
+
+/* recj builds one record's JSON with the id and dataQuantity as given. */
+static void recj(usage_buf_t *b, const char *id, long long ev, const char *cust,
+                 const char *data) {
+  char ts[32];
+  time_t t = (time_t)ev;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  usage_buf_printf(b,
+                   "%s{\"id\":%s,\"customerId\":%s,\"eventDate\":\"%s\","
+                   "\"callClass\":\"DATA\",\"usageDirection\":\"OUTBOUND\","
+                   "%s%s%s\"durationQuantity\":1,\"sellPrice\":0.25,"
+                   "\"buyPrice\":0.5}",
+                   usage_buf_len(b) > 1 ? "," : "", id, cust, ts,
+                   data ? "\"dataQuantity\":" : "", data ? data : "",
+                   data ? "," : "");
+}
+
+static int page_str(usage_billing_t *b, usage_buf_t *body,
+                    usage_billing_page_t *res) {
+  return usage_billing_page(b, usage_buf_str(body), usage_buf_len(body), res);
+}
+
+static double invalid_of(const usage_billing_t *b, const char *reason) {
+  return value_of(b, FAM_BILLING_INVALID_RECORDS, reason);
+}
+
+/* Ids that an int64 cannot hold exactly, or that are negative, are refused
+ * on every scrape and counted once each in the invalid family, never in the
+ * totals nor in the state. */
+static void test_corrupt_ids(void **state) {
+  static const char *const bad[] = {"-1",
+                                    "9223372036854775808",
+                                    "12345678901234567890",
+                                    "1.5",
+                                    "\"abc\"",
+                                    "\"-7\"",
+                                    "1e3",
+                                    "9223372036854775807.0"};
+  const size_t nbad = sizeof(bad) / sizeof(*bad);
+  usage_billing_conf_t *c = conf_new();
+  usage_billing_t *b = usage_billing_create(c);
+  usage_buf_t body;
+  usage_buf_init(&body, 0);
+  usage_buf_puts(&body, "[");
+  recj(&body, "1", T0, "1001", "1");
+  recj(&body, "\"9223372036854775807\"", T0, "1001", "1"); /* INT64_MAX */
+  for (size_t i = 0; i < nbad; i++)
+    recj(&body, bad[i], T0, "1001", "1");
+  usage_buf_puts(&body, "]");
+  for (int scrape = 0; scrape < 3; scrape++) {
+    usage_billing_page_t res;
+    usage_billing_begin(b, (double)T0 + 60 * scrape);
+    assert_int_equal(page_str(b, &body, &res), 0);
+    assert_int_equal(res.counted, scrape == 0 ? 2 : 0);
+    assert_int_equal(res.invalid, nbad);
+    assert_int_equal(usage_billing_commit(b), scrape == 0 ? nbad : 0);
+    assert_true(value_of(b, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND") == 2);
+    assert_true(value_of(b, FAM_BILLING_DATA_BYTES, "1001,DATA,OUTBOUND") ==
+                2e6);
+    assert_true(invalid_of(b, "id") == (double)nbad);
+    assert_int_equal(usage_billing_window_ids(b), 2);
+  }
+  /* the invalid count survives a restart; no refused id is in the state */
+  usage_buf_t st;
+  usage_buf_init(&st, 0);
+  assert_int_equal(usage_billing_serialize(b, &st), 0);
+  assert_null(strstr(usage_buf_str(&st), " -"));
+  usage_billing_t *r = usage_billing_create(c);
+  int dropped;
+  char err[256];
+  assert_int_equal(usage_billing_restore(r, usage_buf_str(&st),
+                                         usage_buf_len(&st), &dropped, err,
+                                         sizeof(err)),
+                   0);
+  assert_true(invalid_of(r, "id") == (double)nbad);
+  assert_true(value_of(r, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND") == 2);
+  usage_buf_free(&st);
+  usage_buf_free(&body);
+  usage_billing_destroy(r);
+  usage_billing_destroy(b);
+  conf_free(c);
+}
+
+/* A record whose quantity or price is null, missing or of the wrong type is
+ * held back: when the vendor sends it corrected, it is counted once, whole. */
+static const struct {
+  const char *name, *bad_data; /* NULL: the member is left out */
+  int bad_sell;
+} held_cases[] = {
+    {"dataQuantity null", "null", 0},      {"dataQuantity missing", NULL, 0},
+    {"dataQuantity a string", "\"2\"", 0}, {"dataQuantity negative", "-2", 0},
+    {"sellPrice an object", "2", 1},
+};
+
+static void test_held_back_record(void **state) {
+  for (size_t i = 0; i < sizeof(held_cases) / sizeof(*held_cases); i++) {
+    usage_billing_conf_t *c = conf_new();
+    usage_billing_t *b = usage_billing_create(c);
+    usage_billing_page_t res;
+    usage_buf_t p1, p2;
+    usage_buf_init(&p1, 0);
+    usage_buf_init(&p2, 0);
+    usage_buf_puts(&p1, "[");
+    recj(&p1, "8", T0 - 10, "1001", "1");
+    if (held_cases[i].bad_sell) {
+      usage_buf_printf(&p1,
+                       ",{\"id\":7,\"customerId\":1001,\"eventDate\":"
+                       "\"2024-05-01T11:59:00Z\",\"callClass\":\"DATA\","
+                       "\"usageDirection\":\"OUTBOUND\",\"dataQuantity\":2,"
+                       "\"durationQuantity\":1,\"sellPrice\":{\"v\":1},"
+                       "\"buyPrice\":0.5}");
+    } else {
+      recj(&p1, "7", T0 - 60, "1001", held_cases[i].bad_data);
+    }
+    usage_buf_puts(&p1, "]");
+    usage_buf_puts(&p2, "[");
+    recj(&p2, "8", T0 - 10, "1001", "1");
+    recj(&p2, "7", T0 - 60, "1001", "2");
+    usage_buf_puts(&p2, "]");
+
+    /* twice with the bad copy: refused, counted once as invalid */
+    for (int scrape = 0; scrape < 2; scrape++) {
+      usage_billing_begin(b, (double)T0 + scrape);
+      assert_int_equal(page_str(b, &p1, &res), 0);
+      assert_int_equal(res.counted, scrape == 0 ? 1 : 0);
+      assert_int_equal(res.invalid, 1);
+      usage_billing_commit(b);
+      if (value_of(b, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND") != 1)
+        fail_msg("%s: the held-back record was counted", held_cases[i].name);
+      assert_true(invalid_of(b, "quantity") == 1);
+    }
+    /* the corrected copy: counted once with its full value */
+    for (int scrape = 2; scrape < 4; scrape++) {
+      usage_billing_begin(b, (double)T0 + scrape);
+      assert_int_equal(page_str(b, &p2, &res), 0);
+      assert_int_equal(res.counted, scrape == 2 ? 1 : 0);
+      usage_billing_commit(b);
+      if (value_of(b, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND") != 2 ||
+          value_of(b, FAM_BILLING_DATA_BYTES, "1001,DATA,OUTBOUND") != 3e6 ||
+          value_of(b, FAM_BILLING_SELL_PRICE, "1001,DATA,OUTBOUND") != 0.5)
+        fail_msg("%s: the corrected record was not counted once, whole",
+                 held_cases[i].name);
+    }
+    assert_true(invalid_of(b, "quantity") == 1);
+    usage_buf_free(&p1);
+    usage_buf_free(&p2);
+    usage_billing_destroy(b);
+    conf_free(c);
+  }
+}
+
+/* A real label set whose values are "other" is not the MaxSeries overflow:
+ * two distinct series, exact figures. */
+static void test_overflow_not_confused(void **state) {
+  usage_billing_conf_t *c = conf_new();
+  c->max_series = 1;
+  usage_billing_t *b = usage_billing_create(c);
+  usage_billing_begin(b, 0);
+  usage_buf_t body;
+  usage_buf_init(&body, 0);
+  usage_buf_puts(&body, "[");
+  usage_buf_puts(&body, "{\"id\":1,\"customerId\":\"other\",\"eventDate\":"
+                        "\"2024-05-01T12:00:00Z\",\"callClass\":\"other\","
+                        "\"usageDirection\":\"other\",\"dataQuantity\":1,"
+                        "\"durationQuantity\":1,\"sellPrice\":1,"
+                        "\"buyPrice\":1}");
+  rec(&body, 2, T0, "2", "A", 3, 5);
+  rec(&body, 3, T0, "3", "A", 3, 5);
+  usage_buf_puts(&body, "]");
+  usage_billing_page_t res;
+  assert_int_equal(page_str(b, &body, &res), 0);
+  usage_billing_commit(b);
+  usage_batch_t *batch = usage_batch_create("t", "billing");
+  assert_int_equal(usage_billing_samples(b, batch), 0);
+  size_t n_records = 0;
+  for (size_t i = 0; i < usage_batch_size(batch); i++)
+    n_records += usage_batch_sample(batch, i)->family == FAM_BILLING_RECORDS;
+  usage_batch_destroy(batch);
+  assert_int_equal(n_records, 1); /* the real "other" only */
+  assert_true(value_of(b, FAM_BILLING_RECORDS, "other,other,other") == 1);
+  assert_true(value_of(b, FAM_BILLING_SELL_PRICE, "other,other,other") == 1);
+  assert_true(value_of(b, FAM_BILLING_DATA_BYTES, "other,other,other") == 1e6);
+  assert_true(value_of(b, FAM_BILLING_OVERFLOW_RECORDS, "") == 2);
+  assert_true(value_of(b, FAM_BILLING_OVERFLOW_SELL_PRICE, "") == 10);
+  assert_true(value_of(b, FAM_BILLING_OVERFLOW_DATA_BYTES, "") == 6e6);
+  assert_true(value_of(b, FAM_BILLING_OVERFLOW_BUY_PRICE, "") == 1);
+  assert_true(value_of(b, FAM_BILLING_OVERFLOW_DURATION_SECONDS, "") == 2);
+  usage_buf_free(&body);
+  usage_billing_destroy(b);
+  conf_free(c);
+}
+
+/* ---- arithmetic and allocation failures ---- */
+
+/* A sum that would reach 2^63 units refuses the scrape (ERANGE): nothing
+ * of it is counted, nothing wraps. */
+static void test_sum_overflow(void **state) {
+  usage_billing_conf_t *c = conf_new(); /* MB: 5e12 MB = 5e18 bytes */
+  usage_billing_t *b = usage_billing_create(c);
+  usage_billing_page_t res;
+  usage_buf_t p1, p2;
+  usage_buf_init(&p1, 0);
+  usage_buf_init(&p2, 0);
+  usage_buf_puts(&p1, "[");
+  recj(&p1, "1", T0, "1001", "5e12");
+  usage_buf_puts(&p1, "]");
+  usage_buf_puts(&p2, "[");
+  recj(&p2, "2", T0, "1001", "1");
+  recj(&p2, "3", T0, "1001", "5e12"); /* 1e19 in all: past 2^63 */
+  usage_buf_puts(&p2, "]");
+  usage_billing_begin(b, (double)T0);
+  assert_int_equal(page_str(b, &p1, &res), 0);
+  usage_billing_commit(b);
+  assert_true(value_of(b, FAM_BILLING_DATA_BYTES, "1001,DATA,OUTBOUND") ==
+              5e18);
+  for (int i = 0; i < 2; i++) {
+    usage_billing_begin(b, (double)T0 + 1);
+    assert_int_equal(page_str(b, &p2, &res), ERANGE);
+    assert_non_null(strstr(res.error, "dataQuantity"));
+    usage_billing_abort(b);
+    assert_true(value_of(b, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND") == 1);
+    assert_true(value_of(b, FAM_BILLING_DATA_BYTES, "1001,DATA,OUTBOUND") ==
+                5e18);
+  }
+  /* a single record past the limit is refused the same way */
+  usage_buf_reset(&p1);
+  usage_buf_puts(&p1, "[");
+  recj(&p1, "4", T0, "1002", "1e13");
+  usage_buf_puts(&p1, "]");
+  usage_billing_begin(b, (double)T0 + 2);
+  assert_int_equal(page_str(b, &p1, &res), ERANGE);
+  usage_billing_abort(b);
+  assert_true(value_of(b, FAM_BILLING_RECORDS, "1002,DATA,OUTBOUND") == -1);
+  usage_buf_free(&p1);
+  usage_buf_free(&p2);
+  usage_billing_destroy(b);
+  conf_free(c);
+}
+
+static int calloc_budget = -1; /* successful calls left; -1 = unlimited */
+static void *(*real_calloc)(size_t, size_t);
+
+static void *failing_calloc(size_t n, size_t size) {
+  if (calloc_budget == 0)
+    return NULL;
+  if (calloc_budget > 0)
+    calloc_budget--;
+  return real_calloc(n, size);
+}
+
+/* An id that cannot be inserted is not counted, in the page or in the
+ * commit, and is counted exactly once on a later scrape. */
+static void test_alloc_failure_no_double_count(void **state) {
+  usage_billing_conf_t *c = conf_new();
+  usage_billing_t *b = usage_billing_create(c);
+  usage_billing_page_t res;
+  long ids[300];
+  long long evs[300];
+  for (int i = 0; i < 300; i++) {
+    ids[i] = 1000 + i;
+    evs[i] = -i;
+  }
+  real_calloc = usage_htable_calloc;
+  usage_htable_calloc = failing_calloc;
+
+  /* 1: the id table cannot grow while the page is parsed */
+  usage_billing_begin(b, (double)T0);
+  calloc_budget = 0;
+  assert_int_equal(feed(b, ids, evs, 300, &res), ENOMEM);
+  usage_billing_abort(b);
+  calloc_budget = -1;
+  assert_true(value_of(b, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND") == -1);
+
+  /* 2: the page parses, the commit cannot build the next id set */
+  usage_billing_begin(b, (double)T0);
+  assert_int_equal(feed(b, ids, evs, 300, &res), 0);
+  assert_int_equal(res.counted, 300);
+  calloc_budget = 0;
+  usage_billing_commit(b);
+  calloc_budget = -1;
+  double after = value_of(b, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND");
+  assert_true(after == -1 || after == 300);
+
+  /* 3: the same records again, twice: 300 in all, never more */
+  for (int scrape = 0; scrape < 2; scrape++) {
+    usage_billing_begin(b, (double)T0 + 1 + scrape);
+    assert_int_equal(feed(b, ids, evs, 300, &res), 0);
+    usage_billing_commit(b);
+    assert_true(value_of(b, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND") == 300);
+    assert_int_equal(usage_billing_window_ids(b), 300);
+  }
+  usage_htable_calloc = real_calloc;
+  usage_billing_destroy(b);
+  conf_free(c);
+}
+
+/* ---- a large window through the state file ---- */
+
+#define BIG_N 1000000
+#define BIG_PAGE 10000
+
+/* big_page writes records [first, first + BIG_PAGE) of the large window:
+ * ids with gaps, one event a second from 2024-04-01 (all in April). */
+#define BIG_D0 1711929600LL /* 2024-04-01T00:00:00Z */
+static void big_page(usage_buf_t *body, long first) {
+  usage_buf_reset(body);
+  usage_buf_puts(body, "[");
+  for (long i = first; i < first + BIG_PAGE; i++) {
+    long s = i + i % 7;
+    usage_buf_printf(body,
+                     "%s{\"id\":%ld,\"eventDate\":\"2024-04-%02ldT%02ld:%02ld:"
+                     "%02ldZ\",\"dataQuantity\":1,\"durationQuantity\":0,"
+                     "\"sellPrice\":0,\"buyPrice\":0}",
+                     i > first ? "," : "", 5000000000L + 3 * i, 1 + s / 86400,
+                     s / 3600 % 24, s / 60 % 60, s % 60);
+  }
+  usage_buf_puts(body, "]");
+}
+
+static void test_state_large_window(void **state) {
+  usage_billing_conf_t *c = conf_new();
+  c->lookback = 2000000;
+  usage_billing_t *b = usage_billing_create(c);
+  usage_billing_page_t res;
+  usage_buf_t body, st;
+  usage_buf_init(&body, 0);
+  usage_buf_init(&st, 0);
+  usage_billing_begin(b, (double)T0 + 60);
+  for (long first = 0; first < BIG_N; first += BIG_PAGE) {
+    big_page(&body, first);
+    assert_int_equal(page_str(b, &body, &res), 0);
+    assert_int_equal(res.counted, BIG_PAGE);
+  }
+  assert_int_equal(usage_billing_serialize(b, &st), 0);
+  usage_billing_commit(b);
+  assert_int_equal(usage_billing_window_ids(b), BIG_N);
+  size_t len = usage_buf_len(&st);
+  print_message("state of %d ids: %zu bytes, %.2f bytes per id (format 1: "
+                "about 25)\n",
+                BIG_N, len, (double)len / BIG_N);
+  assert_true(len < (size_t)BIG_N * 10);
+
+  /* through the file and back */
+  char dir[] = "/tmp/test_billing.XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[300], err[512];
+  snprintf(path, sizeof(path), "%s/state", dir);
+  assert_int_equal(usage_state_save(path, "billing", "big", usage_buf_str(&st),
+                                    len, err, sizeof(err)),
+                   0);
+  char *data = NULL;
+  size_t dlen = 0;
+  assert_int_equal(
+      usage_state_load(path, "billing", "big", &data, &dlen, err, sizeof(err)),
+      0);
+  usage_billing_t *r = usage_billing_create(c);
+  int dropped;
+  assert_int_equal(usage_billing_restore(r, data, dlen, &dropped, err, 512), 0);
+  free(data);
+  assert_int_equal(usage_billing_window_ids(r), BIG_N);
+  assert_true(value_of(r, FAM_BILLING_RECORDS, ",,") == BIG_N);
+
+  /* every record of the window is a duplicate after the restart */
+  usage_billing_begin(r, (double)T0 + 120);
+  size_t dups = 0;
+  for (long first = 0; first < BIG_N; first += BIG_PAGE) {
+    big_page(&body, first);
+    assert_int_equal(page_str(r, &body, &res), 0);
+    assert_int_equal(res.counted, 0);
+    dups += res.duplicates;
+  }
+  assert_int_equal(dups, BIG_N);
+  usage_billing_commit(r);
+  assert_true(value_of(r, FAM_BILLING_RECORDS, ",,") == BIG_N);
+
+  /* a body over the limit the load accepts is not written (the old file
+   * stays): calloc'd pages are never touched */
+  char *huge = calloc(USAGE_STATE_MAX + 1, 1);
+  assert_non_null(huge);
+  assert_int_equal(usage_state_save(path, "billing", "big", huge,
+                                    USAGE_STATE_MAX + 1, err, sizeof(err)),
+                   EFBIG);
+  assert_non_null(strstr(err, "over the limit"));
+  free(huge);
+  assert_int_equal(
+      usage_state_load(path, "billing", "big", &data, &dlen, err, sizeof(err)),
+      0);
+  assert_int_equal(dlen, len);
+  free(data);
+
+  char cmd[400];
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+  usage_buf_free(&body);
+  usage_buf_free(&st);
+  usage_billing_destroy(r);
+  usage_billing_destroy(b);
+  conf_free(c);
+}
+
+/* A format 1 state (one "id" line each; a negative id an older version
+ * counted) is still read. */
+static void test_state_format_1(void **state) {
+  usage_billing_conf_t *c = conf_new();
+  usage_billing_t *b = usage_billing_create(c);
+  const char *body =
+      "billing-state 1\ngroupby customerId,callClass,usageDirection\n"
+      "window_start 5\nid 3 7\nid -1 7\nid 1 6\nend 0 3\n";
+  int dropped;
+  char err[256] = "";
+  assert_int_equal(
+      usage_billing_restore(b, body, strlen(body), &dropped, err, sizeof(err)),
+      0);
+  assert_int_equal(usage_billing_window_ids(b), 2);
+  usage_billing_destroy(b);
+  conf_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_golden),
@@ -708,6 +1132,13 @@ int main(void) {
       cmocka_unit_test(test_foreign_state_file),
       cmocka_unit_test(test_truncated_page_aborts),
       cmocka_unit_test(test_repeated_page_hash),
+      cmocka_unit_test(test_corrupt_ids),
+      cmocka_unit_test(test_held_back_record),
+      cmocka_unit_test(test_overflow_not_confused),
+      cmocka_unit_test(test_sum_overflow),
+      cmocka_unit_test(test_alloc_failure_no_double_count),
+      cmocka_unit_test(test_state_large_window),
+      cmocka_unit_test(test_state_format_1),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -88,13 +88,18 @@ typedef struct {
   size_t records;    /* elements of the page's array */
   size_t counted;    /* records new to the window (pending) */
   size_t duplicates; /* ids counted before or earlier in this scrape */
-  size_t invalid;    /* fields/records left out (invalid_value) */
+  size_t invalid;    /* records refused + GroupBy values left out */
   uint64_t ids_hash; /* of the page's ids in order (repeat detection) */
   char error[256];   /* why the page was rejected */
 } usage_billing_page_t;
 
 /* usage_billing_page parses one page body and aggregates its records into
- * the pending figures. 0, or EINVAL / ENOMEM with res->error set: the page
+ * the pending figures. A record with an id that is not a non-negative
+ * int64, no valid eventDate, or a quantity or price that is null, missing
+ * or not a non-negative number is refused: nothing of it is counted, its
+ * id is not marked seen (a corrected copy is counted later), and it is
+ * counted once in the invalid family. 0, or EINVAL / ENOMEM / ERANGE (a
+ * sum would overflow) with res->error set: the page
  * is malformed and the caller must usage_billing_abort the scrape (the
  * pending figures then hold part of the page). */
 int usage_billing_page(usage_billing_t *b, const char *body, size_t len,
@@ -108,9 +113,18 @@ void usage_billing_abort(usage_billing_t *b);
  * out: the StateFile body. 0 or an errno of out. */
 int usage_billing_serialize(const usage_billing_t *b, usage_buf_t *out);
 
+/* usage_billing_prepare allocates what usage_billing_commit needs (the
+ * next id set), so that a commit after it cannot fail. 0 or ENOMEM (the
+ * caller aborts the scrape: nothing of it is counted). */
+int usage_billing_prepare(usage_billing_t *b);
+
 /* usage_billing_commit merges the pending figures into the committed ones,
  * moves the window and forgets ids older than it. Returns the number of
- * invalid values of the committed records (to count as invalid_value). */
+ * refused records new to the window plus invalid GroupBy values (to count
+ * as invalid_value). Without a successful usage_billing_prepare it prepares
+ * itself; when that fails for lack of memory, the pending figures are
+ * dropped instead (as by usage_billing_abort: counted on a later scrape,
+ * never twice) and 0 is returned. */
 uint64_t usage_billing_commit(usage_billing_t *b);
 
 /* usage_billing_restore replaces the committed state with a StateFile body.
@@ -122,7 +136,10 @@ int usage_billing_restore(usage_billing_t *b, const char *data, size_t len,
                           int *groups_dropped, char *err, size_t errlen);
 
 /* usage_billing_samples adds the committed figures to batch: the five
- * usage_billing_* families per label set, and the overflow counter. */
+ * usage_billing_* families per label set; the records past MaxSeries only
+ * in the usage_billing_overflow_* families (no GroupBy labels, so a real
+ * label value "other" cannot be confused with them); the refused records
+ * in usage_billing_invalid_records_total{reason}. */
 int usage_billing_samples(const usage_billing_t *b, usage_batch_t *batch);
 
 /* Introspection for tests and the log. */

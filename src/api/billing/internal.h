@@ -31,8 +31,20 @@ typedef struct {
 } usage_billing_quantity_t;
 extern const usage_billing_quantity_t usage_billing_quantities[];
 
-/* An id that no record may carry (the parser rejects it). */
-#define USAGE_BILLING_ID_NONE INT64_MIN
+/* Why a record was refused (usage_billing_invalid_records_total{reason}),
+ * in the order of usage_billing_invalid_reasons (window.c). */
+enum {
+  USAGE_BILLING_INV_ID = 0,     /* not a non-negative int64 */
+  USAGE_BILLING_INV_EVENT_DATE, /* missing or not a date */
+  USAGE_BILLING_INV_QUANTITY,   /* a quantity or price null, missing, wrong */
+  USAGE_BILLING_NINV
+};
+extern const char *const usage_billing_invalid_reasons[USAGE_BILLING_NINV];
+
+/* The largest sum a label set may reach (1e-9 units): its figure handed to
+ * collectd stays below 2^63. A record that would pass it is refused with
+ * the whole scrape (ERANGE), never wrapped. */
+#define USAGE_BILLING_SUM_MAX ((usage_billing_nano_t)INT64_MAX * 1000000000)
 
 /* A set of record ids with their event dates: the entries in an array in
  * insertion order, indexed by id through usage_htable_t. */
@@ -78,6 +90,16 @@ struct usage_billing_s {
   int64_t newest;
   uint64_t overflow, poverflow;
   uint64_t pinvalid;
+  /* refused records: committed and pending counts per reason, and the
+   * fingerprints of the refused records of the window (an id, or the
+   * negative fingerprint of a refused id's text) so that each is counted
+   * once; not kept across a restart */
+  uint64_t inv[USAGE_BILLING_NINV], pinv[USAGE_BILLING_NINV];
+  usage_billing_ids_t refused, prefused;
+  /* the committed id set as usage_billing_prepare built it for the commit
+   * (valid while prepared) */
+  usage_billing_ids_t next;
+  int prepared;
   int have_pnewest;
   int64_t pnewest;
   double now;
@@ -92,6 +114,7 @@ struct usage_billing_s {
 typedef struct {
   int id_ok, ev_ok;
   int64_t id, ev;
+  uint64_t id_fp; /* !id_ok: fingerprint of the id's text, 0 = none */
   int q_ok[USAGE_BILLING_NQ];
   usage_billing_nano_t q[USAGE_BILLING_NQ];
   unsigned ginvalid; /* GroupBy fields of a wrong type */
@@ -104,8 +127,10 @@ typedef struct {
 int usage_billing_admit(usage_billing_t *b, const usage_billing_record_t *r,
                         usage_billing_page_t *res);
 /* usage_billing_add adds an admitted record to the pending figures of the
- * label set key (keylen bytes, the values each NUL-terminated). 0 or
- * ENOMEM (the pending figures may then hold part of the record). */
+ * label set key (keylen bytes, the values each NUL-terminated). 0, ENOMEM,
+ * or ERANGE when a sum would pass USAGE_BILLING_SUM_MAX (res->error says
+ * so); on failure nothing of the record is counted and its id is not
+ * marked seen. */
 int usage_billing_add(usage_billing_t *b, const usage_billing_record_t *r,
                       const char *key, size_t keylen,
                       usage_billing_page_t *res);

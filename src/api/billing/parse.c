@@ -87,21 +87,32 @@ int usage_billing_parse_nano(const char *s, size_t len,
   return 0;
 }
 
-/* parse_id reads an integer id from a number's or a string's text. */
+/* parse_id reads a record id from a number's or a string's text. Only the
+ * decimal text of a non-negative integer that an int64 holds exactly is an
+ * id: a sign, a fraction, an exponent or a value past INT64_MAX is refused
+ * (EINVAL), never rounded or wrapped into another record's id. */
 static int parse_id(const char *s, size_t len, int64_t *out) {
   if (len == 0 || len > 19)
     return EINVAL;
-  int neg = s[0] == '-';
-  if (neg && len == 1)
-    return EINVAL;
   int64_t v = 0;
-  for (size_t i = neg; i < len; i++) {
+  for (size_t i = 0; i < len; i++) {
     if (s[i] < '0' || s[i] > '9')
       return EINVAL;
-    v = v * 10 + (s[i] - '0');
+    int d = s[i] - '0';
+    if (v > (INT64_MAX - d) / 10)
+      return EINVAL;
+    v = v * 10 + d;
   }
-  *out = neg ? -v : v;
+  *out = v;
   return 0;
+}
+
+/* id_text_fp fingerprints the text of an id that parse_id refused, so that
+ * the same refused record is counted as invalid once, not on every scrape
+ * (never 0: 0 means "no fingerprint"). */
+static uint64_t id_text_fp(const char *s, size_t len) {
+  uint64_t h = usage_hash_bytes(s, len);
+  return h ? h : 1;
 }
 /* Slots a record field may feed. */
 enum { F_ID = 0, F_EVENT, F_Q0, F_G0 = F_Q0 + USAGE_BILLING_NQ };
@@ -125,11 +136,13 @@ typedef struct {
   /* the record being read: 0 missing, 1 ok, 2 invalid */
   int id_state, ev_state, q_state[USAGE_BILLING_NQ];
   int64_t id, ev;
+  uint64_t id_fp; /* of a refused id's text, 0 = none */
   usage_billing_nano_t q[USAGE_BILLING_NQ];
   /* GroupBy values: offsets and lengths in b->vals */
   size_t goff[USAGE_BILLING_MAX_GROUPBY], glen[USAGE_BILLING_MAX_GROUPBY];
   int gset[USAGE_BILLING_MAX_GROUPBY];
   unsigned ginvalid;
+  int range; /* a sum would have overflowed (ERANGE) */
 } pctx_t;
 
 /* fields_init lists the members read from each record: id, eventDate, the
@@ -214,8 +227,8 @@ static int cb_number(void *ctx, const char *s, size_t len) {
     return 1;
   int f = p->field;
   if (f == F_ID) {
-    p->id_state =
-        parse_id(s, len, &p->id) == 0 && p->id != USAGE_BILLING_ID_NONE ? 1 : 2;
+    p->id_state = parse_id(s, len, &p->id) == 0 ? 1 : 2;
+    p->id_fp = p->id_state == 1 ? 0 : id_text_fp(s, len);
   } else if (f >= F_Q0 && f < F_G0) {
     p->q_state[f - F_Q0] =
         usage_billing_parse_nano(s, len, &p->q[f - F_Q0]) == 0 ? 1 : 2;
@@ -236,8 +249,8 @@ static int cb_string(void *ctx, const unsigned char *us, size_t len) {
     return 1;
   int f = p->field;
   if (f == F_ID) {
-    p->id_state =
-        parse_id(s, len, &p->id) == 0 && p->id != USAGE_BILLING_ID_NONE ? 1 : 2;
+    p->id_state = parse_id(s, len, &p->id) == 0 ? 1 : 2;
+    p->id_fp = p->id_state == 1 ? 0 : id_text_fp(s, len);
   } else if (f == F_EVENT) {
     if (usage_parse_time_exact(s, len, &p->ev) == 0) {
       p->ev_state = 1;
@@ -264,6 +277,7 @@ static int cb_string(void *ctx, const unsigned char *us, size_t len) {
 
 static void record_reset(pctx_t *p) {
   p->id_state = p->ev_state = 0;
+  p->id_fp = 0;
   memset(p->q_state, 0, sizeof(p->q_state));
   memset(p->gset, 0, sizeof(p->gset));
   p->ginvalid = 0;
@@ -309,6 +323,7 @@ static int finish_record(pctx_t *p) {
   usage_billing_record_t r = {.id_ok = p->id_state == 1,
                               .ev_ok = p->ev_state == 1,
                               .id = p->id,
+                              .id_fp = p->id_state == 2 ? p->id_fp : 0,
                               .ev = p->ev,
                               .ginvalid = p->ginvalid};
   for (int q = 0; q < USAGE_BILLING_NQ; q++) {
@@ -325,8 +340,14 @@ static int finish_record(pctx_t *p) {
       usage_buf_append(k, vals + p->goff[g], p->glen[g]);
     usage_buf_putc(k, 0);
   }
-  if (usage_buf_failed(k) ||
-      usage_billing_add(b, &r, usage_buf_str(k), usage_buf_len(k), res) != 0)
+  if (usage_buf_failed(k))
+    return fail(p, "out of memory");
+  int rc = usage_billing_add(b, &r, usage_buf_str(k), usage_buf_len(k), res);
+  if (rc == ERANGE) {
+    p->range = 1; /* res->error says which sum */
+    return 0;
+  }
+  if (rc != 0)
     return fail(p, "out of memory");
   return 1;
 }
@@ -408,7 +429,9 @@ int usage_billing_page(usage_billing_t *b, const char *body, size_t len,
       if (msg)
         yajl_free_error(h, msg);
     }
-    ret = strcmp(res->error, "out of memory") == 0 ? ENOMEM : EINVAL;
+    ret = p.range                                    ? ERANGE
+          : strcmp(res->error, "out of memory") == 0 ? ENOMEM
+                                                     : EINVAL;
   } else if (!p.top_done) {
     snprintf(res->error, sizeof(res->error),
              len == 0 ? "empty body" : "truncated body (%zu bytes)", len);

@@ -183,7 +183,15 @@ static int billing_fetch(usage_source_t *s, billing_state_t *st, int64_t from,
       return -1;
     }
     usage_billing_page_t res;
-    if (usage_billing_page(st->agg, resp.body, resp.len, &res) != 0) {
+    rc = usage_billing_page(st->agg, resp.body, resp.len, &res);
+    if (rc == ERANGE) {
+      usage_source_error(s, "overflow", 0, WINDOW_KEY,
+                         "GET %s%s: %s; nothing of this scrape is counted "
+                         "rather than a wrapped figure",
+                         url, path, res.error);
+      return -1;
+    }
+    if (rc != 0) {
       usage_source_error(s, "parse", 0, WINDOW_KEY,
                          "GET %s%s: HTTP 200 with an unusable page (nothing "
                          "of this scrape is counted): %s",
@@ -226,6 +234,13 @@ static void billing_scrape(usage_source_t *s) {
     usage_billing_abort(st->agg);
     goto publish;
   }
+  if (usage_billing_prepare(st->agg) != 0) {
+    usage_billing_abort(st->agg);
+    usage_source_error(s, "parse", 0, WINDOW_KEY,
+                       "out of memory committing the window: nothing of this "
+                       "scrape is counted; it is fetched again");
+    goto publish;
+  }
   if (c->state_file != NULL) {
     char err[512];
     usage_buf_reset(&st->state);
@@ -250,8 +265,11 @@ static void billing_scrape(usage_source_t *s) {
   uint64_t invalid = usage_billing_commit(st->agg);
   if (invalid > 0) {
     usage_source_error(s, "invalid_value", 1, "billing invalid values",
-                       "%" PRIu64 " record field(s) were missing or not a "
-                       "non-negative number and were left out",
+                       "%" PRIu64 " record(s) refused (an id that is not a "
+                       "non-negative 64-bit integer, no valid eventDate, or "
+                       "a quantity or price missing, null or not a "
+                       "non-negative number: held back until the vendor "
+                       "sends it valid) or GroupBy value(s) left out",
                        invalid);
     count_more(s, "invalid_value", invalid);
   }
@@ -266,7 +284,7 @@ publish:;
   usage_source_commit(s, b);
 }
 
-static const char *const billing_reasons[] = {"state_file", NULL};
+static const char *const billing_reasons[] = {"state_file", "overflow", NULL};
 
 const usage_vendor_t usage_billing_vendor = {
     .kind = USAGE_KIND_BILLING,

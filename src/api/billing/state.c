@@ -13,7 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STATE_FORMAT "billing-state 1"
+/* Format 2 adds the "invalid" line and writes the ids sorted, delta
+ * encoded ("id ID EV" for the first, then "d ID-DELTA EV-DELTA"); format 1
+ * (one "id ID EV" line each) is still read. */
+#define STATE_FORMAT "billing-state 2"
+#define STATE_FORMAT_1 "billing-state 1"
 
 /* nano_text writes v in decimal (units of 1e-9, as the state keeps them). */
 static void nano_text(usage_billing_nano_t v, char *out, size_t size) {
@@ -62,6 +66,14 @@ static void put_value(usage_buf_t *out, const char *v) {
   }
 }
 
+/* ident_cmp orders ids ascending (ids are >= 0: deltas are positive and
+ * cannot overflow). */
+static int ident_cmp(const void *a, const void *b) {
+  int64_t x = ((const usage_billing_ident_t *)a)->id;
+  int64_t y = ((const usage_billing_ident_t *)b)->id;
+  return (x > y) - (x < y);
+}
+
 int usage_billing_serialize(const usage_billing_t *b, usage_buf_t *out) {
   int64_t ws, newest;
   int have_newest;
@@ -89,15 +101,28 @@ int usage_billing_serialize(const usage_billing_t *b, usage_buf_t *out) {
     }
     usage_buf_putc(out, '\n');
   }
+  usage_buf_printf(out, "invalid");
+  for (int k = 0; k < USAGE_BILLING_NINV; k++)
+    usage_buf_printf(out, " %" PRIu64, b->inv[k] + b->pinv[k]);
+  usage_buf_putc(out, '\n');
   size_t nids = 0;
   const usage_billing_ids_t *sets[2] = {&b->ids, &b->pids};
+  usage_billing_ident_t *e = malloc((b->ids.n + b->pids.n + 1) * sizeof(*e));
+  if (e == NULL)
+    return ENOMEM;
   for (int s = 0; s < 2; s++)
     for (size_t i = 0; i < sets[s]->n; i++)
-      if (sets[s]->e[i].ev >= ws) {
-        usage_buf_printf(out, "id %" PRId64 " %" PRId64 "\n", sets[s]->e[i].id,
-                         sets[s]->e[i].ev);
-        nids++;
-      }
+      if (sets[s]->e[i].ev >= ws)
+        e[nids++] = sets[s]->e[i];
+  qsort(e, nids, sizeof(*e), ident_cmp);
+  for (size_t i = 0; i < nids; i++) {
+    if (i == 0)
+      usage_buf_printf(out, "id %" PRId64 " %" PRId64 "\n", e[i].id, e[i].ev);
+    else
+      usage_buf_printf(out, "d %" PRId64 " %" PRId64 "\n",
+                       e[i].id - e[i - 1].id, e[i].ev - e[i - 1].ev);
+  }
+  free(e);
   usage_buf_printf(out, "end %zu %zu\n", b->ngroups, nids);
   return usage_buf_failed(out);
 }
@@ -139,6 +164,49 @@ static int unescape_value(const char *s, usage_buf_t *out) {
 }
 
 /* restore_line applies one line of a state body to the fresh aggregator t. */
+/* restore_id adds one id line ("id ID EV" absolute, "d DID DEV" relative to
+ * the previous one) to t. 0, EINVAL or ENOMEM with err set. */
+static int restore_id(usage_billing_t *t, const char *line, int64_t *prev_id,
+                      int64_t *prev_ev, size_t *nids, char *err,
+                      size_t errlen) {
+  int delta = line[0] == 'd';
+  const char *p = line + (delta ? 2 : 3);
+  char *end;
+  errno = 0;
+  long long a = strtoll(p, &end, 10);
+  if (end == p || *end != ' ' || errno != 0)
+    goto bad;
+  p = end + 1;
+  long long c = strtoll(p, &end, 10);
+  if (end == p || *end != 0 || errno != 0 || (delta && *nids == 0))
+    goto bad;
+  int64_t id = a, ev = c;
+  if (delta && (a <= 0 || __builtin_add_overflow(*prev_id, (int64_t)a, &id) ||
+                __builtin_add_overflow(*prev_ev, (int64_t)c, &ev)))
+    goto bad;
+  if (id < 0) {
+    /* format 1 files of older versions may hold a negative id: such a
+     * record is refused now, so its id is not needed (skipped, not fatal) */
+    (*nids)++;
+    return 0;
+  }
+  if (usage_billing_ids_find(&t->ids, id)) {
+    snprintf(err, errlen, "id %" PRId64 " given twice", id);
+    return EINVAL;
+  }
+  if (usage_billing_ids_put(&t->ids, id, ev) != 0) {
+    snprintf(err, errlen, "out of memory");
+    return ENOMEM;
+  }
+  *prev_id = id;
+  *prev_ev = ev;
+  (*nids)++;
+  return 0;
+bad:
+  snprintf(err, errlen, "bad id line");
+  return EINVAL;
+}
+
 static int restore_line(usage_billing_t *t, char *line, int *seen_groupby,
                         int *groups_ok, int *have_ws, size_t *ngroups,
                         size_t *nids, int *ended, char *err, size_t errlen) {
@@ -232,17 +300,14 @@ static int restore_line(usage_billing_t *t, char *line, int *seen_groupby,
     t->ncommitted = t->ngroups;
     return 0;
   }
-  if (strcmp(k, "id") == 0 && n == 3 && parse_i64(words[1], &a) == 0 &&
-      parse_i64(words[2], &c) == 0) {
-    if (usage_billing_ids_find(&t->ids, a)) {
-      snprintf(err, errlen, "id %" PRId64 " given twice", a);
-      return EINVAL;
+  if (strcmp(k, "invalid") == 0 && n == 1 + USAGE_BILLING_NINV) {
+    for (int q = 0; q < USAGE_BILLING_NINV; q++) {
+      if (parse_i64(words[1 + q], &a) != 0 || a < 0) {
+        snprintf(err, errlen, "bad invalid line");
+        return EINVAL;
+      }
+      t->inv[q] = (uint64_t)a;
     }
-    if (usage_billing_ids_put(&t->ids, a, c) != 0) {
-      snprintf(err, errlen, "out of memory");
-      return ENOMEM;
-    }
-    (*nids)++;
     return 0;
   }
   if (strcmp(k, "end") == 0 && n == 3 && parse_i64(words[1], &a) == 0 &&
@@ -273,12 +338,14 @@ int usage_billing_restore(usage_billing_t *b, const char *data, size_t len,
   copy[len] = 0;
   int ret = 0, seen_groupby = 0, groups_ok = 0, have_ws = 0, ended = 0;
   size_t ngroups = 0, nids = 0, lineno = 1;
+  int64_t prev_id = 0, prev_ev = 0;
   char *p = copy;
   char *nl = strchr(p, '\n');
   if (memchr(copy, 0, len) != NULL || nl == NULL ||
       (size_t)(nl - p) != strlen(STATE_FORMAT) ||
-      strncmp(p, STATE_FORMAT, strlen(STATE_FORMAT)) != 0) {
-    snprintf(err, errlen, "not a billing state of format 1");
+      (strncmp(p, STATE_FORMAT, strlen(STATE_FORMAT)) != 0 &&
+       strncmp(p, STATE_FORMAT_1, strlen(STATE_FORMAT_1)) != 0)) {
+    snprintf(err, errlen, "not a billing state of format 1 or 2");
     ret = EINVAL;
     goto out;
   }
@@ -293,8 +360,11 @@ int usage_billing_restore(usage_billing_t *b, const char *data, size_t len,
       goto out;
     }
     *nl = 0;
-    ret = restore_line(t, p, &seen_groupby, &groups_ok, &have_ws, &ngroups,
-                       &nids, &ended, lerr, sizeof(lerr));
+    if (!ended && (strncmp(p, "id ", 3) == 0 || strncmp(p, "d ", 2) == 0))
+      ret = restore_id(t, p, &prev_id, &prev_ev, &nids, lerr, sizeof(lerr));
+    else
+      ret = restore_line(t, p, &seen_groupby, &groups_ok, &have_ws, &ngroups,
+                         &nids, &ended, lerr, sizeof(lerr));
     if (ret != 0) {
       snprintf(err, errlen, "line %zu: %s", lineno, lerr);
       goto out;

@@ -8,9 +8,13 @@
 #include "families.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+const char *const usage_billing_invalid_reasons[USAGE_BILLING_NINV] = {
+    "id", "event_date", "quantity"};
 
 /* ---- id sets ---- */
 
@@ -144,6 +148,9 @@ usage_billing_t *usage_billing_create(const usage_billing_conf_t *conf) {
   usage_htable_init(&b->gidx);
   usage_htable_init(&b->ids.idx);
   usage_htable_init(&b->pids.idx);
+  usage_htable_init(&b->refused.idx);
+  usage_htable_init(&b->prefused.idx);
+  usage_htable_init(&b->next.idx);
   for (size_t g = 0; g < conf->group_by_num; g++)
     if (usage_billing_groupby_label(conf->group_by[g], b->labels[g],
                                     sizeof(b->labels[g])) != 0)
@@ -162,6 +169,9 @@ void usage_billing_destroy(usage_billing_t *b) {
   usage_htable_free(&b->gidx);
   ids_free(&b->ids);
   ids_free(&b->pids);
+  ids_free(&b->refused);
+  ids_free(&b->prefused);
+  ids_free(&b->next);
   usage_buf_free(&b->vals);
   usage_buf_free(&b->key);
   free(b);
@@ -175,6 +185,14 @@ int64_t usage_billing_begin(usage_billing_t *b, double now) {
     b->have_window = 1;
   }
   return b->window_start;
+}
+
+/* unprepare forgets what usage_billing_prepare built (the pending figures
+ * changed, or the scrape was dropped). */
+static void unprepare(usage_billing_t *b) {
+  if (b->prepared || b->next.e != NULL)
+    ids_free(&b->next);
+  b->prepared = 0;
 }
 
 void usage_billing_abort(usage_billing_t *b) {
@@ -197,8 +215,11 @@ void usage_billing_abort(usage_billing_t *b) {
         usage_htable_insert(&b->gidx, b->groups[i].hash, i);
   }
   ids_free(&b->pids);
+  ids_free(&b->prefused);
+  unprepare(b);
   b->poverflow = 0;
   b->pinvalid = 0;
+  memset(b->pinv, 0, sizeof(b->pinv));
   b->have_pnewest = 0;
 }
 
@@ -221,34 +242,45 @@ void usage_billing_next_window(const usage_billing_t *b, int64_t *ws,
   }
 }
 
-/* window_ids moves the pending ids into the committed set and forgets the
- * ids dated before ws, which the next window cannot return. Out of memory,
- * every id is kept instead (never count one twice). */
-static void window_ids(usage_billing_t *b, int64_t ws) {
-  const usage_billing_ids_t *sets[2] = {&b->ids, &b->pids};
+/* ids_window builds into out the ids of the sets dated >= ws. 0, or ENOMEM
+ * with out empty. */
+static int ids_window(usage_billing_ids_t *out, const usage_billing_ids_t *a,
+                      const usage_billing_ids_t *c, int64_t ws) {
+  const usage_billing_ids_t *sets[2] = {a, c};
   size_t keep = 0;
   for (int s = 0; s < 2; s++)
     for (size_t i = 0; i < sets[s]->n; i++)
       keep += sets[s]->e[i].ev >= ws;
-  usage_billing_ids_t fresh;
-  memset(&fresh, 0, sizeof(fresh));
-  usage_htable_init(&fresh.idx);
-  if (ids_reserve(&fresh, keep) == 0) {
-    for (int s = 0; s < 2; s++)
-      for (size_t i = 0; i < sets[s]->n; i++)
-        if (sets[s]->e[i].ev >= ws) /* reserved: cannot fail */
-          usage_billing_ids_put(&fresh, sets[s]->e[i].id, sets[s]->e[i].ev);
-    ids_free(&b->ids);
-    b->ids = fresh;
-  } else {
-    ids_free(&fresh);
-    for (size_t i = 0; i < b->pids.n; i++)
-      usage_billing_ids_put(&b->ids, b->pids.e[i].id, b->pids.e[i].ev);
+  ids_free(out);
+  if (ids_reserve(out, keep) != 0) {
+    ids_free(out);
+    return ENOMEM;
   }
-  ids_free(&b->pids);
+  for (int s = 0; s < 2; s++)
+    for (size_t i = 0; i < sets[s]->n; i++)
+      if (sets[s]->e[i].ev >= ws) /* reserved: cannot fail */
+        usage_billing_ids_put(out, sets[s]->e[i].id, sets[s]->e[i].ev);
+  return 0;
+}
+
+int usage_billing_prepare(usage_billing_t *b) {
+  int64_t ws, newest;
+  int have_newest;
+  usage_billing_next_window(b, &ws, &have_newest, &newest);
+  unprepare(b);
+  if (ids_window(&b->next, &b->ids, &b->pids, ws) != 0)
+    return ENOMEM;
+  b->prepared = 1;
+  return 0;
 }
 
 uint64_t usage_billing_commit(usage_billing_t *b) {
+  /* Everything that can fail comes first: a commit that merged counters but
+   * lost the ids would count the same records again next time. */
+  if (!b->prepared && usage_billing_prepare(b) != 0) {
+    usage_billing_abort(b);
+    return 0;
+  }
   int64_t ws, newest;
   int have_newest;
   usage_billing_next_window(b, &ws, &have_newest, &newest);
@@ -262,7 +294,23 @@ uint64_t usage_billing_commit(usage_billing_t *b) {
   }
   b->ncommitted = b->ngroups;
   b->overflow += b->poverflow;
-  window_ids(b, ws);
+  for (int k = 0; k < USAGE_BILLING_NINV; k++)
+    b->inv[k] += b->pinv[k];
+  ids_free(&b->ids);
+  b->ids = b->next;
+  memset(&b->next, 0, sizeof(b->next));
+  usage_htable_init(&b->next.idx);
+  b->prepared = 0;
+  ids_free(&b->pids);
+  /* The refused fingerprints only keep the invalid counter from counting a
+   * record twice: out of memory they are forgotten (counted again). */
+  usage_billing_ids_t fresh;
+  memset(&fresh, 0, sizeof(fresh));
+  usage_htable_init(&fresh.idx);
+  ids_window(&fresh, &b->refused, &b->prefused, ws);
+  ids_free(&b->refused);
+  ids_free(&b->prefused);
+  b->refused = fresh;
   b->window_start = ws;
   b->have_window = 1;
   b->have_newest = have_newest;
@@ -270,24 +318,58 @@ uint64_t usage_billing_commit(usage_billing_t *b) {
   uint64_t invalid = b->pinvalid;
   b->poverflow = 0;
   b->pinvalid = 0;
+  memset(b->pinv, 0, sizeof(b->pinv));
   b->have_pnewest = 0;
   return invalid;
 }
 
 /* ---- records ---- */
 
+/* refuse counts a refused record in the pending invalid figures, once per
+ * record of the window when it can be told apart (a valid id, or the text
+ * of a refused id), else once per scrape. */
+static void refuse(usage_billing_t *b, const usage_billing_record_t *r,
+                   int reason) {
+  int64_t key;
+  if (r->id_ok)
+    key = r->id;
+  else if (r->id_fp != 0) /* negative: never a valid id */
+    key = (int64_t)(r->id_fp | ((uint64_t)1 << 63));
+  else
+    goto count;
+  if (usage_billing_ids_find(&b->refused, key) ||
+      usage_billing_ids_find(&b->prefused, key))
+    return;
+  /* out of memory it is counted again next time: only this counter */
+  usage_billing_ids_put(&b->prefused, key, r->ev_ok ? r->ev : b->window_start);
+count:
+  b->pinv[reason]++;
+  b->pinvalid++;
+}
+
 int usage_billing_admit(usage_billing_t *b, const usage_billing_record_t *r,
                         usage_billing_page_t *res) {
-  if (!r->id_ok || !r->ev_ok) {
-    res->invalid++;
-    b->pinvalid++;
+  if (r->ev_ok && r->ev < b->window_start)
+    return 0; /* outside the window: counted before it moved, or never */
+  if (r->id_ok && (usage_billing_ids_find(&b->ids, r->id) ||
+                   usage_billing_ids_find(&b->pids, r->id))) {
+    res->duplicates++;
     return 0;
   }
-  if (r->ev < b->window_start)
-    return 0; /* outside the window: counted before it moved, or never */
-  if (usage_billing_ids_find(&b->ids, r->id) ||
-      usage_billing_ids_find(&b->pids, r->id)) {
-    res->duplicates++;
+  int reason = -1;
+  if (!r->id_ok)
+    reason = USAGE_BILLING_INV_ID;
+  else if (!r->ev_ok)
+    reason = USAGE_BILLING_INV_EVENT_DATE;
+  else
+    for (int q = 0; q < USAGE_BILLING_NQ; q++)
+      if (!r->q_ok[q])
+        reason = USAGE_BILLING_INV_QUANTITY;
+  if (reason >= 0) {
+    /* Held back: the id is not marked seen, so the corrected copy the
+     * vendor sends later is counted then, once. */
+    res->invalid++;
+    refuse(b, r, reason);
     return 0;
   }
   return 1;
@@ -296,23 +378,31 @@ int usage_billing_admit(usage_billing_t *b, const usage_billing_record_t *r,
 int usage_billing_add(usage_billing_t *b, const usage_billing_record_t *r,
                       const char *key, size_t keylen,
                       usage_billing_page_t *res) {
+  unprepare(b);
   long gi = group_for(b, key, keylen);
-  if (gi < 0 || usage_billing_ids_put(&b->pids, r->id, r->ev) != 0)
+  if (gi < 0)
     return ENOMEM;
   usage_billing_group_t *g = &b->groups[gi];
-  g->precords++;
-  unsigned invalid = r->ginvalid;
+  usage_billing_nano_t v[USAGE_BILLING_NQ];
   for (int q = 0; q < USAGE_BILLING_NQ; q++) {
-    if (!r->q_ok[q]) {
-      invalid++;
-      continue;
+    v[q] = q == USAGE_BILLING_Q_DATA
+               ? r->q[q] * (usage_billing_nano_t)b->conf->data_factor
+               : r->q[q];
+    if (v[q] > USAGE_BILLING_SUM_MAX - g->sum[q] - g->psum[q]) {
+      snprintf(res->error, sizeof(res->error),
+               "record %" PRId64 ": the %s sum of its label set would pass "
+               "2^63 units",
+               r->id, usage_billing_quantities[q].field);
+      return ERANGE;
     }
-    g->psum[q] += q == USAGE_BILLING_Q_DATA
-                      ? r->q[q] * (usage_billing_nano_t)b->conf->data_factor
-                      : r->q[q];
   }
-  res->invalid += invalid;
-  b->pinvalid += invalid;
+  if (usage_billing_ids_put(&b->pids, r->id, r->ev) != 0)
+    return ENOMEM;
+  g->precords++;
+  for (int q = 0; q < USAGE_BILLING_NQ; q++)
+    g->psum[q] += v[q];
+  res->invalid += r->ginvalid;
+  b->pinvalid += r->ginvalid;
   if (!b->have_pnewest || r->ev > b->pnewest) {
     b->pnewest = r->ev;
     b->have_pnewest = 1;
@@ -330,10 +420,18 @@ int64_t usage_billing_window_start(const usage_billing_t *b) {
 }
 
 int usage_billing_samples(const usage_billing_t *b, usage_batch_t *batch) {
+  static const int overflow_fam[USAGE_BILLING_NQ] = {
+      FAM_BILLING_OVERFLOW_DATA_BYTES, FAM_BILLING_OVERFLOW_DURATION_SECONDS,
+      FAM_BILLING_OVERFLOW_SELL_PRICE, FAM_BILLING_OVERFLOW_BUY_PRICE};
   const char *labels[2 * USAGE_MAX_LABELS];
   size_t nl = b->conf->group_by_num;
+  usage_billing_nano_t osum[USAGE_BILLING_NQ] = {0};
   for (size_t i = 0; i < b->ncommitted; i++) {
     const usage_billing_group_t *g = &b->groups[i];
+    if (g->other) { /* past MaxSeries: in no GroupBy label set */
+      memcpy(osum, g->sum, sizeof(osum));
+      continue;
+    }
     const char *v = g->key;
     for (size_t k = 0; k < nl; k++) {
       labels[2 * k] = b->labels[k];
@@ -348,6 +446,14 @@ int usage_billing_samples(const usage_billing_t *b, usage_batch_t *batch) {
     if (rc != 0)
       return rc;
   }
-  return usage_batch_add(batch, FAM_BILLING_OVERFLOW_RECORDS,
-                         (double)b->overflow, NULL);
+  int rc = usage_batch_add(batch, FAM_BILLING_OVERFLOW_RECORDS,
+                           (double)b->overflow, NULL);
+  for (int q = 0; q < USAGE_BILLING_NQ && rc == 0; q++)
+    rc = usage_batch_add(batch, overflow_fam[q], (double)osum[q] / 1e9, NULL);
+  for (int k = 0; k < USAGE_BILLING_NINV && rc == 0; k++) {
+    const char *l[2] = {"reason", usage_billing_invalid_reasons[k]};
+    rc = usage_batch_addv(batch, FAM_BILLING_INVALID_RECORDS, (double)b->inv[k],
+                          1, l);
+  }
+  return rc;
 }
