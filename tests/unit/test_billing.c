@@ -921,6 +921,16 @@ static void test_sum_overflow(void **state) {
     assert_true(value_of(b, FAM_BILLING_DATA_BYTES, "1001,DATA,OUTBOUND") ==
                 5e18);
   }
+  /* the largest sum allowed is below 2^63 as the double collectd gets */
+  usage_buf_reset(&p1);
+  usage_buf_puts(&p1, "[");
+  recj(&p1, "5", T0, "1001", "4223372036854.709");
+  usage_buf_puts(&p1, "]");
+  usage_billing_begin(b, (double)T0 + 1);
+  assert_int_equal(page_str(b, &p1, &res), 0);
+  usage_billing_commit(b);
+  double top = value_of(b, FAM_BILLING_DATA_BYTES, "1001,DATA,OUTBOUND");
+  assert_true(top > 9.2e18 && top < 9223372036854775808.0);
   /* a single record past the limit is refused the same way */
   usage_buf_reset(&p1);
   usage_buf_puts(&p1, "[");

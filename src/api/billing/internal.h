@@ -42,9 +42,12 @@ enum {
 extern const char *const usage_billing_invalid_reasons[USAGE_BILLING_NINV];
 
 /* The largest sum a label set may reach (1e-9 units): its figure handed to
- * collectd stays below 2^63. A record that would pass it is refused with
- * the whole scrape (ERANGE), never wrapped. */
-#define USAGE_BILLING_SUM_MAX ((usage_billing_nano_t)INT64_MAX * 1000000000)
+ * collectd (a double, rounded to an int64 for DERIVE) stays below 2^63; the
+ * margin of 2^16 covers the two roundings of sum / 1e9 to a double. A
+ * record that would pass it is refused with the whole scrape (ERANGE),
+ * never wrapped. */
+#define USAGE_BILLING_SUM_MAX                                                  \
+  ((usage_billing_nano_t)(INT64_MAX - 65536) * 1000000000)
 
 /* A set of record ids with their event dates: the entries in an array in
  * insertion order, indexed by id through usage_htable_t. */
