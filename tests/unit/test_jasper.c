@@ -121,7 +121,7 @@ static void test_config(void **state) {
   } cases[] = {
       {"minimal", "RatePlan \"A\"\n", NULL},
       {"version as number and as text",
-       "RatePlan \"A\" 2\nRatePlan \"A\" \"3\"\nRatePlan \"B\"\n", NULL},
+       "RatePlan \"A\" 2\nRatePlan \"C\" \"3\"\nRatePlan \"B\"\n", NULL},
       {"all options",
        "RatePlan \"A\"\nCycleStartDate \"2024-05-01\"\nUsageType \"sms\"\n"
        "PageSize 10\nMaxPages 5\nPerDevice true\nMaxDevices 0\n",
@@ -129,6 +129,12 @@ static void test_config(void **state) {
       {"no rate plan", "PerDevice true\n", "no RatePlan option"},
       {"rate plan twice", "RatePlan \"A\" 1\nRatePlan \"A\" 1\n",
        "configured twice"},
+      {"one plan, two versions", "RatePlan \"A\" 1\nRatePlan \"A\" 2\n",
+       "rate plan \"A\" is configured twice (version 1 and version 2)"},
+      {"one plan, latest and pinned", "RatePlan \"A\"\nRatePlan \"A\" \"2\"\n",
+       "(the most recent version and version 2)"},
+      {"one plan, pinned and latest", "RatePlan \"A\" 2\nRatePlan \"A\"\n",
+       "(version 2 and the most recent version)"},
       {"bad version", "RatePlan \"A\" 1.5\n", "whole number from 1"},
       {"bad version text", "RatePlan \"A\" \"v2\"\n", "whole number from 1"},
       {"empty name", "RatePlan \"\"\n", "expected the rate plan name"},
