@@ -52,8 +52,9 @@ const char *usage_jasper_type_name(usage_jasper_type_t t);
 int usage_jasper_valid_date(const char *s);
 
 /* One rate plan's page set folded into zone totals and (with per_device)
- * per-device figures. Memory grows with the zones and the devices kept, not
- * with the pages: each page is parsed as a stream into it. */
+ * per-device figures. Memory grows with the zones and the devices (each
+ * device's figures are kept, to count a device repeated on a later page
+ * once), not with the pages: each page is parsed as a stream into it. */
 typedef struct usage_jasper_agg_s usage_jasper_agg_t;
 
 /* usage_jasper_agg_create: NULL on ENOMEM. max_devices caps the devices
