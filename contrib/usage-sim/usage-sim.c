@@ -1340,6 +1340,8 @@ static double g_jfactor = 1.0; /* growth multiplier, current cycle */
 static unsigned long long g_jadd; /* bytes added to every device-zone dataUsage */
 static int64_t g_cycle_start;  /* current cycle start (UTC midnight) */
 static int g_cycle_no;
+static int g_jshift; /* jasper-shift: the list moves between pages */
+static unsigned long g_jshift_n; /* pages answered shifted */
 
 static void jasper_init(void) {
   g_njp = opt.jasper_plans + 2;
@@ -1529,7 +1531,21 @@ static void jasper_handle(struct rq *q, struct reply *r) {
   if (jasper_parse(q, r, &J, 1)) return;
   long ndev = jplan_ndev(&J);
   long first = (long)((J.page - 1) * J.psize), end = first + (long)J.psize;
-  if (end > ndev) end = ndev;
+  /* jasper-shift: between pages a device was removed before the offset
+   * (the page starts one later: a device is skipped) or inserted (one
+   * earlier: a device repeats), alternately. */
+  int lastp = end >= ndev; /* the page count does not move */
+  pthread_mutex_lock(&g_lock);
+  long shift = g_jshift && J.page > 1 ? ((g_jshift_n++ % 2) ? -1 : 1) : 0;
+  pthread_mutex_unlock(&g_lock);
+  first += shift;
+  end += shift;
+  if (first < 0)
+    first = 0;
+  if (end > ndev)
+    end = ndev;
+  if (first > end)
+    first = end;
   yajl_gen g = jnew();
   yajl_gen_map_open(g);
   jki(g, "accountId", g_account_id);
@@ -1571,7 +1587,7 @@ static void jasper_handle(struct rq *q, struct reply *r) {
   }
   yajl_gen_array_close(g);
   jki(g, "pageNumber", J.page);
-  jkb(g, "lastPage", end >= ndev);
+  jkb(g, "lastPage", lastp);
   yajl_gen_map_close(g);
   reply_gen(r, 200, g);
 }
@@ -2002,6 +2018,22 @@ static void sim_jasper_reset(struct reply *r) {
   yajl_gen_map_close(g);
   ok_reply(r, g);
 }
+/* sim_jasper_shift turns jasper-shift on (on=1) or off (on=0). */
+static void sim_jasper_shift(struct rq *q, struct reply *r) {
+  const char *on = qget(q, "on", 1);
+  if (!on || (strcmp(on, "0") && strcmp(on, "1"))) {
+    bad(r, 400, "on=0 or on=1 required");
+    return;
+  }
+  pthread_mutex_lock(&g_lock);
+  g_jshift = on[0] == '1';
+  unsigned long n = g_jshift_n;
+  pthread_mutex_unlock(&g_lock);
+  char body[96];
+  snprintf(body, sizeof body, "{\"shift\":%s,\"shiftedPages\":%lu}",
+           on[0] == '1' ? "true" : "false", n);
+  reply_text_json(r, 200, body);
+}
 static void sim_jasper_totals(struct rq *q, struct reply *r) {
   struct jreq J;
   if (jasper_parse(q, r, &J, 0)) return;
@@ -2178,6 +2210,7 @@ static void sim_route(struct rq *q, struct reply *r) {
   }
   else if (!strcmp(u, "/jasper/grow")) { NEED_POST(); sim_jasper_grow(q, r); }
   else if (!strcmp(u, "/jasper/reset-cycle")) { NEED_POST(); sim_jasper_reset(r); }
+  else if (!strcmp(u, "/jasper/shift")) { NEED_POST(); sim_jasper_shift(q, r); }
   else if (!strcmp(u, "/jasper/totals")) { NEED_GET(); sim_jasper_totals(q, r); }
   else if (!strcmp(u, "/jasper/plans")) { NEED_GET(); sim_jasper_plans(r); }
   else if (!strcmp(u, "/jasper/credentials")) {

@@ -121,7 +121,7 @@ static void test_config(void **state) {
   } cases[] = {
       {"minimal", "RatePlan \"A\"\n", NULL},
       {"version as number and as text",
-       "RatePlan \"A\" 2\nRatePlan \"A\" \"3\"\nRatePlan \"B\"\n", NULL},
+       "RatePlan \"A\" 2\nRatePlan \"C\" \"3\"\nRatePlan \"B\"\n", NULL},
       {"all options",
        "RatePlan \"A\"\nCycleStartDate \"2024-05-01\"\nUsageType \"sms\"\n"
        "PageSize 10\nMaxPages 5\nPerDevice true\nMaxDevices 0\n",
@@ -129,6 +129,12 @@ static void test_config(void **state) {
       {"no rate plan", "PerDevice true\n", "no RatePlan option"},
       {"rate plan twice", "RatePlan \"A\" 1\nRatePlan \"A\" 1\n",
        "configured twice"},
+      {"one plan, two versions", "RatePlan \"A\" 1\nRatePlan \"A\" 2\n",
+       "rate plan \"A\" is configured twice (version 1 and version 2)"},
+      {"one plan, latest and pinned", "RatePlan \"A\"\nRatePlan \"A\" \"2\"\n",
+       "(the most recent version and version 2)"},
+      {"one plan, pinned and latest", "RatePlan \"A\" 2\nRatePlan \"A\"\n",
+       "(version 2 and the most recent version)"},
       {"bad version", "RatePlan \"A\" 1.5\n", "whole number from 1"},
       {"bad version text", "RatePlan \"A\" \"v2\"\n", "whole number from 1"},
       {"empty name", "RatePlan \"\"\n", "expected the rate plan name"},
@@ -395,6 +401,34 @@ static void test_scrape_paging(void **state) {
        NULL,
        "pageNumber=2&pageSize=2",
        "usage_jasper_zone_devices{rate_plan=\"P\",zone=\"Z\"} 3\n"},
+      {"lastPage missing: a full page with an unusable entry is not the last",
+       "RatePlan \"P\"\nPageSize 2\n",
+       {{0},
+        {200, JSON,
+         "{\"zones\":[{\"zone\":\"Z\",\"devices\":[{\"usage\":{\"dataUsage\":"
+         "5}},{\"deviceId\":\"1\",\"usage\":{\"dataUsage\":10}}]}]}"},
+        {200, JSON, OK_MORE_NOLAST},
+        {200, JSON, OK_LAST_NOLAST}},
+       3,
+       1,
+       1,
+       NULL,
+       "pageNumber=3&pageSize=2",
+       "usage_jasper_zone_data_bytes_total{rate_plan=\"P\",zone=\"Z\"} 65\n"},
+      {"a sum past 2^64 - 1: the rate plan is refused, nothing committed",
+       "RatePlan \"P\"\n",
+       {{0},
+        {200, JSON,
+         "{\"zones\":[{\"zone\":\"Z\",\"devices\":[{\"deviceId\":\"1\","
+         "\"usage\":{\"dataUsage\":18000000000000000000}},{\"deviceId\":"
+         "\"2\",\"usage\":{\"dataUsage\":18000000000000000000}}]}],"
+         "\"lastPage\":true}"}},
+       1,
+       0,
+       0,
+       "overflow",
+       "pageNumber=1",
+       NULL},
       {"page cap",
        "RatePlan \"P\"\nMaxPages 3\n",
        {{200, JSON, "{\"zones\":[],\"lastPage\":false}"}},
@@ -498,6 +532,63 @@ static void test_scrape_paging(void **state) {
   MHD_stop_daemon(d);
 }
 
+#define CYCLE_PAGE(cycle, d1, d2)                                              \
+  "{\"cycleStartDate\":\"" cycle                                               \
+  "\",\"zones\":[{\"zone\":\"Z\",\"devices\":[{"                               \
+  "\"deviceId\":\"1\",\"usage\":{\"dataUsage\":" d1 "}},{\"deviceId\":\"2\","  \
+  "\"usage\":{\"dataUsage\":" d2 "}}]}],\"lastPage\":true}"
+
+/* Whole scrapes: a lower sum inside the cycle the answer names keeps the
+ * published figures (counted as decrease_held, source up); a new cycle
+ * publishes the lower ones. */
+static void test_scrape_hold(void **state) {
+  (void)state;
+  int port;
+  struct MHD_Daemon *d = start_server(&port);
+  static const struct {
+    const char *body;
+    const char *zone, *device2; /* published figures */
+    uint64_t held;              /* decrease_held so far */
+  } steps[] = {
+      {CYCLE_PAGE("2024-05-01Z", "100", "50"), "150", "50", 0},
+      {CYCLE_PAGE("2024-05-01Z", "100", "20"), "150", "50", 1},
+      {CYCLE_PAGE("2024-05-01Z", "110", "60"), "170", "60", 1},
+      {CYCLE_PAGE("2024-06-01Z", "1", "2"), "3", "2", 1},
+  };
+  memset(&srv, 0, sizeof(srv));
+  capture_t cap = {0};
+  usage_source_t *s =
+      make_source(port, "RatePlan \"P\"\nPerDevice true\n", &cap);
+  for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
+    srv.pages[0] = (canned_t){200, JSON, steps[i].body};
+    stub_log_reset();
+    usage_source_read(s);
+    assert_int_equal(cap.commits, 1);
+    assert_int_equal(source_up(s), 1);
+    char *got = render(cap.committed[0]);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "usage_jasper_zone_data_bytes_total{rate_plan=\"P\",zone=\"Z\"} "
+             "%s\n",
+             steps[i].zone);
+    if (strstr(got, want) == NULL)
+      fail_msg("step %zu: want %s in\n%s", i, want, got);
+    snprintf(want, sizeof(want),
+             "usage_jasper_device_data_bytes_total{rate_plan=\"P\",zone=\"Z\","
+             "iccid=\"2\"} %s\n",
+             steps[i].device2);
+    if (strstr(got, want) == NULL)
+      fail_msg("step %zu: want %s in\n%s", i, want, got);
+    free(got);
+    assert_int_equal(reason_count(s, "decrease_held"), steps[i].held);
+    if (i == 1 && strstr(stub_log_text(), "kept") == NULL)
+      fail_msg("step 1: log %s", stub_log_text());
+    capture_clear(&cap);
+  }
+  usage_source_destroy(s);
+  MHD_stop_daemon(d);
+}
+
 /* Every documented error code: its reason, whether the source stays up,
  * a log line naming the rate plan, and the last figures untouched. */
 static void test_scrape_errors(void **state) {
@@ -582,6 +673,7 @@ int main(void) {
       cmocka_unit_test(test_config_needs_user),
       cmocka_unit_test(test_scrape_paging),
       cmocka_unit_test(test_scrape_errors),
+      cmocka_unit_test(test_scrape_hold),
       cmocka_unit_test(test_interval_warning),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -72,6 +72,12 @@ static void test_fixtures(void **state) {
        100,
        USAGE_JASPER_SMS,
        "usage_type_sms.gold"},
+      {"lenient: key case, nulls, numbers as strings, yyyy-MM-ddZ",
+       {"lenient.json"},
+       1,
+       100,
+       USAGE_JASPER_ALL,
+       "lenient.gold"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
     usage_jasper_agg_t *a =
@@ -316,6 +322,189 @@ static void test_device_without_id(void **state) {
   usage_jasper_agg_destroy(a);
 }
 
+/* A page's length is its entries, usable or not (paging without
+ * lastPage stops at a short page). */
+static void test_page_entries(void **state) {
+  (void)state;
+  usage_jasper_agg_t *a = usage_jasper_agg_create(0, 10);
+  const char *body =
+      "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"usage\":{\"dataUsage\":1}},"
+      "{\"deviceId\":\"\",\"usage\":{}},"
+      "{\"deviceId\":\"7\",\"usage\":{\"dataUsage\":2}}]}]}";
+  usage_jasper_page_t pg;
+  assert_int_equal(usage_jasper_parse_page(a, body, strlen(body), &pg), 0);
+  assert_int_equal(pg.entries, 3);
+  assert_int_equal(pg.devices, 1);
+  assert_int_equal(pg.bad_fields, 2);
+  usage_jasper_agg_destroy(a);
+}
+
+/* cycleStartDate as a date, a date with Z, a timestamp, or text. */
+static void test_cycle_start(void **state) {
+  (void)state;
+  static const struct {
+    const char *json, *want;
+  } cases[] = {
+      {"\"2024-05-01\"", "2024-05-01"},
+      {"\"2024-05-01Z\"", "2024-05-01"},
+      {"\"2024-05-01T00:00:00Z\"", "2024-05-01"},
+      {"\"2024-05-01T00:00:00.000-07:00\"", "2024-05-01"},
+      {"\"May 2024\"", "May 2024"},
+      {"null", ""},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    usage_jasper_agg_t *a = usage_jasper_agg_create(0, 10);
+    char body[256];
+    snprintf(body, sizeof(body), "{\"CycleStartDate\":%s,\"zones\":[]}",
+             cases[i].json);
+    usage_jasper_page_t pg;
+    assert_int_equal(usage_jasper_parse_page(a, body, strlen(body), &pg), 0);
+    if (strcmp(usage_jasper_agg_cycle(a), cases[i].want) != 0)
+      fail_msg("%s: cycle \"%s\"", cases[i].json, usage_jasper_agg_cycle(a));
+    usage_jasper_agg_destroy(a);
+  }
+}
+
+/* An errorCode sent as a number is an errorCode. */
+static void test_error_code_number(void **state) {
+  (void)state;
+  usage_jasper_agg_t *a = usage_jasper_agg_create(0, 10);
+  const char *body = "{\"errorCode\":10000001,\"errorMessage\":\"x\"}";
+  usage_jasper_page_t pg;
+  assert_int_equal(usage_jasper_parse_page(a, body, strlen(body), &pg), EINVAL);
+  assert_string_equal(pg.error_code, "10000001");
+  usage_jasper_agg_destroy(a);
+}
+
+#define DEV(id, data, smo)                                                     \
+  "{\"deviceId\":\"" id "\",\"usage\":{\"dataUsage\":" data                    \
+  ",\"smsMOUsage\":" smo "}}"
+
+/* A device repeated on a later page (the list moved under the offset)
+ * counts once, with its larger figures, in the zone and in its series. */
+static void test_device_on_two_pages(void **state) {
+  (void)state;
+  usage_jasper_agg_t *a = usage_jasper_agg_create(1, 10);
+  const char *pages[] = {"{\"zones\":[{\"zone\":\"Z\",\"devices\":[" DEV(
+                             "1", "10", "5") "," DEV("2", "20", "1") "]}]}",
+                         "{\"zones\":[{\"zone\":\"Z\",\"devices\":[" DEV(
+                             "2", "25", "0") "," DEV("3", "30", "0") "]}]}"};
+  for (int p = 0; p < 2; p++) {
+    usage_jasper_page_t pg;
+    assert_int_equal(
+        usage_jasper_parse_page(a, pages[p], strlen(pages[p]), &pg), 0);
+  }
+  usage_batch_t *b = usage_batch_create("iot", "e");
+  assert_int_equal(usage_jasper_agg_emit(a, "P", USAGE_JASPER_ALL, b), 0);
+  char *got = render(b);
+  static const char *const want[] = {
+      "usage_jasper_zone_devices{rate_plan=\"P\",zone=\"Z\"} 3\n",
+      "usage_jasper_zone_data_bytes_total{rate_plan=\"P\",zone=\"Z\"} 65\n",
+      "usage_jasper_zone_sms_total{rate_plan=\"P\",zone=\"Z\",direction=\"mo\"}"
+      " "
+      "6\n",
+      "usage_jasper_device_data_bytes_total{rate_plan=\"P\",zone=\"Z\",iccid="
+      "\"2\"} 25\n",
+      "usage_jasper_device_sms_total{rate_plan=\"P\",zone=\"Z\",iccid=\"2\","
+      "direction=\"mo\"} 1\n"};
+  for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++)
+    if (strstr(got, want[i]) == NULL)
+      fail_msg("want %s in\n%s", want[i], got);
+  assert_int_equal(usage_jasper_agg_devices_kept(a), 3);
+  free(got);
+  usage_batch_destroy(b);
+  usage_jasper_agg_destroy(a);
+}
+
+/* hold_scrape parses one page into a fresh aggregation, holds it against h
+ * and returns the zone's data figure; *held gets the figures held. */
+static uint64_t hold_scrape(usage_jasper_hold_t *h, const char *cycle,
+                            const char *body, uint64_t *held, char **rendered) {
+  usage_jasper_agg_t *a = usage_jasper_agg_create(1, 10);
+  usage_jasper_page_t pg;
+  assert_int_equal(usage_jasper_parse_page(a, body, strlen(body), &pg), 0);
+  assert_int_equal(usage_jasper_agg_hold(a, h, cycle, held), 0);
+  usage_batch_t *b = usage_batch_create("iot", "e");
+  assert_int_equal(usage_jasper_agg_emit(a, "P", USAGE_JASPER_DATA, b), 0);
+  *rendered = render(b);
+  uint64_t v = 0;
+  const char *z = strstr(*rendered, "usage_jasper_zone_data_bytes_total");
+  assert_non_null(z);
+  v = strtoull(strchr(z, ' ') + 1, NULL, 10);
+  usage_batch_destroy(b);
+  usage_jasper_agg_destroy(a);
+  return v;
+}
+
+/* Inside one cycle a counter never goes down; a new cycle may reset it;
+ * an unknown cycle holds nothing. */
+static void test_hold(void **state) {
+  (void)state;
+  usage_jasper_hold_t *h = usage_jasper_hold_create();
+  const char *high = "{\"zones\":[{\"zone\":\"Z\",\"devices\":[" DEV(
+      "1", "100", "0") "," DEV("2", "50", "0") "]}]}";
+  const char *low = "{\"zones\":[{\"zone\":\"Z\",\"devices\":[" DEV(
+      "1", "100", "0") "," DEV("2", "20", "0") "]}]}";
+  uint64_t held;
+  char *got;
+  assert_int_equal(hold_scrape(h, "2024-05-01", high, &held, &got), 150);
+  assert_int_equal(held, 0);
+  free(got);
+  /* same cycle, lower sum: the previous figures stay */
+  assert_int_equal(hold_scrape(h, "2024-05-01", low, &held, &got), 150);
+  assert_int_equal(held, 2); /* the zone's and device 2's data */
+  assert_non_null(strstr(got, "iccid=\"2\"} 50\n"));
+  free(got);
+  /* a new cycle: the lower figures are published */
+  assert_int_equal(hold_scrape(h, "2024-06-01", low, &held, &got), 120);
+  assert_int_equal(held, 0);
+  assert_non_null(strstr(got, "iccid=\"2\"} 20\n"));
+  free(got);
+  /* unknown cycle: nothing held */
+  assert_int_equal(hold_scrape(h, "", high, &held, &got), 150);
+  free(got);
+  assert_int_equal(hold_scrape(h, "", low, &held, &got), 120);
+  assert_int_equal(held, 0);
+  free(got);
+  usage_jasper_hold_destroy(h);
+  usage_jasper_hold_destroy(NULL);
+}
+
+/* Sums that would pass 2^64 - 1 refuse the page (ERANGE), on one page or
+ * across pages, and never wrap. */
+static void test_overflow(void **state) {
+  (void)state;
+  static const char *const cases[][2] = {
+      {"{\"zones\":[{\"zone\":\"Z\",\"devices\":[" DEV(
+           "1", "18000000000000000000",
+           "0") "," DEV("2", "18000000000000000000", "0") "]}]}",
+       NULL},
+      {"{\"zones\":[{\"zone\":\"Z\",\"devices\":[" DEV(
+           "1", "18000000000000000000", "0") "]}]}",
+       "{\"zones\":[{\"zone\":\"Z\",\"devices\":[{\"usage\":{\"dataUsage\":"
+       "\"18000000000000000000\"}}]}]}"},
+      {"{\"zones\":[{\"zone\":\"Z\",\"devices\":[" DEV(
+           "1", "18446744073709551615", "0") "," DEV("1", "1", "0") "]}]}",
+       NULL},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    for (int per_device = 0; per_device < 2; per_device++) {
+      usage_jasper_agg_t *a = usage_jasper_agg_create(per_device, 10);
+      usage_jasper_page_t pg;
+      int rc =
+          usage_jasper_parse_page(a, cases[i][0], strlen(cases[i][0]), &pg);
+      if (cases[i][1] != NULL) {
+        assert_int_equal(rc, 0);
+        rc = usage_jasper_parse_page(a, cases[i][1], strlen(cases[i][1]), &pg);
+      }
+      if (rc != ERANGE)
+        fail_msg("case %zu: rc %d (%s)", i, rc, pg.error);
+      assert_non_null(strstr(pg.error, "passes 2^64 - 1"));
+      usage_jasper_agg_destroy(a);
+    }
+  }
+}
+
 /* ---- error bodies ------------------------------------------------- */
 
 static void test_api_error(void **state) {
@@ -360,6 +549,12 @@ int main(void) {
       cmocka_unit_test(test_duplicate_device),
       cmocka_unit_test(test_bodies),
       cmocka_unit_test(test_device_without_id),
+      cmocka_unit_test(test_page_entries),
+      cmocka_unit_test(test_cycle_start),
+      cmocka_unit_test(test_error_code_number),
+      cmocka_unit_test(test_device_on_two_pages),
+      cmocka_unit_test(test_hold),
+      cmocka_unit_test(test_overflow),
       cmocka_unit_test(test_api_error),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

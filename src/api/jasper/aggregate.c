@@ -73,7 +73,8 @@ void usage_jasper_agg_reset(usage_jasper_agg_t *a) {
   usage_htable_clear(&a->by_device);
   a->kept = a->omitted = 0;
   a->account_id[0] = a->account_name[0] = a->plan_name[0] = 0;
-  a->version[0] = 0;
+  a->version[0] = a->cycle[0] = 0;
+  a->page_index = 0;
 }
 
 void usage_jasper_agg_destroy(usage_jasper_agg_t *a) {
@@ -98,6 +99,9 @@ size_t usage_jasper_agg_devices_kept(const usage_jasper_agg_t *a) {
 }
 size_t usage_jasper_agg_devices_omitted(const usage_jasper_agg_t *a) {
   return a->omitted;
+}
+const char *usage_jasper_agg_cycle(const usage_jasper_agg_t *a) {
+  return a->cycle;
 }
 
 /* ---- folding devices in ----------------------------------------------- */
@@ -137,51 +141,88 @@ usage_jasper_pageid_t *usage_jasper_page_id(usage_jasper_agg_t *a,
     return NULL;
   usage_jasper_pageid_t *p = &a->pids[a->pids_num];
   memcpy(p->iccid, iccid, sizeof(p->iccid));
-  p->omitted = 0;
   usage_htable_insert(&a->by_pageid, h, a->pids_num); /* reserved */
   a->pids_num++;
   a->page->devices++;
   return p;
 }
 
+int usage_jasper_add_sum(uint64_t *x, const uint64_t *y, int n) {
+  for (int k = 0; k < n; k++)
+    if (x[k] > UINT64_MAX - y[k])
+      return ERANGE;
+  for (int k = 0; k < n; k++)
+    x[k] += y[k];
+  return 0;
+}
+
 int usage_jasper_add_device(usage_jasper_agg_t *a, uint32_t zone,
-                            const usage_jasper_pend_t *d,
-                            usage_jasper_pageid_t *pid) {
+                            const usage_jasper_pend_t *d) {
+  usage_jasper_zone_t *z = &a->zones[zone];
   probe_t pr = {.iccid = d->iccid, .zone = zone};
   uint64_t eh = entry_hash(d->iccid, zone), dh = device_hash(d->iccid);
   size_t es = usage_htable_find(&a->by_entry, eh, entry_eq, a, &pr);
-  if (es != USAGE_HTABLE_NONE) { /* listed twice in the zone: add up, like
-                                    the zone total */
+  if (es != USAGE_HTABLE_NONE) {
     usage_jasper_dev_t *e = &a->devs[es];
-    for (int k = 0; k < NV; k++)
-      e->v[k] += d->v[k];
-    return 0;
-  }
-  size_t ds = usage_htable_find(&a->by_device, dh, device_eq, a, &pr);
-  if (ds == USAGE_HTABLE_NONE && a->kept >= a->max_devices) {
-    if (!pid->omitted) {
-      pid->omitted = 1;
-      a->omitted++;
+    uint64_t zt[NV], et[NV];
+    memcpy(zt, z->v, sizeof(zt));
+    memcpy(et, e->v, sizeof(et));
+    if (e->page == a->page_index) {
+      /* listed twice on one page: add up, like the zone total */
+      if (usage_jasper_add_sum(zt, d->v, NV) != 0 ||
+          usage_jasper_add_sum(et, d->v, NV) != 0)
+        return ERANGE;
+      z->devices++;
+    } else {
+      /* listed again on a later page (the list moved under the offset):
+       * the same device, counted once with its larger figures */
+      for (int k = 0; k < NV; k++)
+        if (d->v[k] > et[k]) {
+          uint64_t up = d->v[k] - et[k];
+          if (zt[k] > UINT64_MAX - up)
+            return ERANGE;
+          zt[k] += up;
+          et[k] = d->v[k];
+        }
+      e->page = a->page_index;
     }
+    memcpy(z->v, zt, sizeof(zt));
+    memcpy(e->v, et, sizeof(et));
     return 0;
   }
+  uint64_t zt[NV];
+  memcpy(zt, z->v, sizeof(zt));
+  if (usage_jasper_add_sum(zt, d->v, NV) != 0)
+    return ERANGE;
+  size_t ds = usage_htable_find(&a->by_device, dh, device_eq, a, &pr);
+  int kept = ds != USAGE_HTABLE_NONE
+                 ? a->devs[ds].kept
+                 : a->per_device && a->kept < a->max_devices;
   /* Room in both indexes and the array first: past this point nothing
-   * fails, so an ENOMEM leaves all three as they were. */
+   * fails, so an error leaves all three as they were. */
   if (usage_htable_reserve(&a->by_entry, a->devs_num + 1) != 0 ||
-      usage_htable_reserve(&a->by_device, a->kept + 1) != 0 ||
+      usage_htable_reserve(&a->by_device,
+                           usage_htable_count(&a->by_device) + 1) != 0 ||
       usage_jasper_grow_array((void **)&a->devs, &a->devs_alloc, a->devs_num,
                               sizeof(*a->devs)) != 0)
     return ENOMEM;
   usage_jasper_dev_t *e = &a->devs[a->devs_num];
   memcpy(e->iccid, d->iccid, sizeof(e->iccid));
   e->zone = zone;
+  e->page = a->page_index;
+  e->kept = kept;
   memcpy(e->v, d->v, sizeof(e->v));
   usage_htable_insert(&a->by_entry, eh, a->devs_num); /* reserved */
   if (ds == USAGE_HTABLE_NONE) {
     usage_htable_insert(&a->by_device, dh, a->devs_num); /* reserved */
-    a->kept++;
+    if (kept)
+      a->kept++;
+    else if (a->per_device)
+      a->omitted++;
   }
   a->devs_num++;
+  memcpy(z->v, zt, sizeof(zt));
+  z->devices++;
   return 0;
 }
 
@@ -232,6 +273,8 @@ int usage_jasper_agg_emit(const usage_jasper_agg_t *a, const char *rate_plan,
     return 0;
   for (size_t i = 0; i < a->devs_num; i++) {
     const usage_jasper_dev_t *d = &a->devs[i];
+    if (!d->kept)
+      continue;
     const char *l[] = {"rate_plan", rate_plan, "zone", a->zones[d->zone].name,
                        "iccid",     d->iccid};
     if (emit_set(b, FAM_JASPER_DEVICE_DATA_BYTES, FAM_JASPER_DEVICE_SMS,

@@ -52,11 +52,19 @@ static int jasper_rate_plan(usage_source_conf_t *src,
     }
   }
   const char *name = ci->values[0].value.string;
+  /* One name once per block: two versions of a plan would publish the same
+   * label set (rate_plan, zone[, iccid]) twice, with different figures. */
   for (size_t i = 0; i < c->plans_num; i++)
-    if (strcmp(c->plans[i].name, name) == 0 &&
-        strcmp(c->plans[i].version ? c->plans[i].version : "", version) == 0) {
-      usage_conf_err(src, "RatePlan", "rate plan \"%s\" is configured twice",
-                     name);
+    if (strcmp(c->plans[i].name, name) == 0) {
+      const char *v1 = c->plans[i].version, *v2 = version[0] ? version : NULL;
+      usage_conf_err(src, "RatePlan",
+                     "rate plan \"%s\" is configured twice (%s%s and %s%s); "
+                     "a plan may appear once per block: use a second <Jasper> "
+                     "block (its name is the source label) for another "
+                     "version",
+                     name, v1 ? "version " : "the most recent version",
+                     v1 ? v1 : "", v2 ? "version " : "the most recent version",
+                     v2 ? v2 : "");
       return EINVAL;
     }
   usage_jasper_plan_t *p = realloc(c->plans, (c->plans_num + 1) * sizeof(*p));

@@ -41,7 +41,8 @@ const char *const usage_jasper_reasons[] = {
     "rate_plan_unknown",    "rate_plan_ambiguous",
     "rate_plan_shared",     "rate_plan_version",
     "bad_cycle_start_date", "access_denied",
-    "bad_request",          NULL};
+    "bad_request",          "overflow",
+    "decrease_held",        NULL};
 
 const usage_jasper_error_t *usage_jasper_error_lookup(const char *code) {
   if (code == NULL)

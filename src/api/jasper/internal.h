@@ -25,10 +25,14 @@ typedef struct {
   uint64_t v[NV];
 } usage_jasper_zone_t;
 
-/* A device's figures in one zone (a device listed in two zones has two). */
+/* A device's figures in one zone (a device listed in two zones has two).
+ * Every device with a usable id has its entries, so that a device repeated
+ * on a later page counts once; only the kept ones get series. */
 typedef struct {
   char iccid[USAGE_JASPER_ICCID_MAX + 1];
   uint32_t zone;
+  uint32_t page; /* the page (a->page_index) that last listed it */
+  int kept;      /* the device has per-device series */
   uint64_t v[NV];
 } usage_jasper_dev_t;
 
@@ -43,7 +47,6 @@ typedef struct {
 /* A deviceId seen on the current page. */
 typedef struct {
   char iccid[USAGE_JASPER_ICCID_MAX + 1];
-  int omitted; /* already counted in devices_omitted */
 } usage_jasper_pageid_t;
 
 struct usage_jasper_agg_s {
@@ -54,6 +57,7 @@ struct usage_jasper_agg_s {
   char account_name[256];
   char plan_name[256];
   char version[32];
+  char cycle[32]; /* cycleStartDate of the answer, "" = none */
 
   usage_jasper_zone_t *zones;
   size_t zones_num, zones_alloc;
@@ -61,8 +65,9 @@ struct usage_jasper_agg_s {
   usage_jasper_dev_t *devs;
   size_t devs_num, devs_alloc;
   usage_htable_t by_entry;  /* (zone, iccid) -> devs */
-  usage_htable_t by_device; /* iccid -> first devs entry of a kept device */
+  usage_htable_t by_device; /* iccid -> first devs entry of a device */
   size_t kept, omitted;
+  uint32_t page_index; /* pages parsed since the reset, 1 = the first */
 
   /* per page, memory reused */
   usage_jasper_pend_t *pend;
@@ -79,6 +84,7 @@ struct usage_jasper_agg_s {
   char zone[256];
   int have_zone;
   int nomem;
+  int overflow; /* a sum would pass 2^64 - 1 */
 };
 
 /* usage_jasper_grow_array makes room for one more element of size sz in
@@ -96,12 +102,18 @@ int usage_jasper_zone_index(usage_jasper_agg_t *a, const char *name,
 usage_jasper_pageid_t *usage_jasper_page_id(usage_jasper_agg_t *a,
                                             const char *iccid);
 
-/* usage_jasper_add_device keeps the per-device figures of d in zone, or
- * counts the device as omitted past max_devices. 0, or ENOMEM with the
- * devices and their indexes unchanged. */
+/* usage_jasper_add_device folds the figures of d into zone and its total:
+ * a new (zone, device) entry is added, one listed again on the same page
+ * adds up, one listed on an earlier page keeps the larger figures. With
+ * per_device, a new device gets series, or past max_devices is counted as
+ * omitted. 0, ENOMEM or ERANGE (a sum would pass 2^64 - 1), with the
+ * figures, the devices and their indexes unchanged. */
 int usage_jasper_add_device(usage_jasper_agg_t *a, uint32_t zone,
-                            const usage_jasper_pend_t *d,
-                            usage_jasper_pageid_t *pid);
+                            const usage_jasper_pend_t *d);
+
+/* usage_jasper_add_sum adds y to the n figures of x, or returns ERANGE
+ * with x unchanged when one would pass 2^64 - 1. */
+int usage_jasper_add_sum(uint64_t *x, const uint64_t *y, int n);
 
 /* usage_jasper_build_query writes the path and query of page `page` of
  * rate plan p into q (reset first). 0, or the buffer's error (EFBIG). */

@@ -52,8 +52,9 @@ const char *usage_jasper_type_name(usage_jasper_type_t t);
 int usage_jasper_valid_date(const char *s);
 
 /* One rate plan's page set folded into zone totals and (with per_device)
- * per-device figures. Memory grows with the zones and the devices kept, not
- * with the pages: each page is parsed as a stream into it. */
+ * per-device figures. Memory grows with the zones and the devices (each
+ * device's figures are kept, to count a device repeated on a later page
+ * once), not with the pages: each page is parsed as a stream into it. */
 typedef struct usage_jasper_agg_s usage_jasper_agg_t;
 
 /* usage_jasper_agg_create: NULL on ENOMEM. max_devices caps the devices
@@ -71,15 +72,21 @@ typedef struct {
   int last_page;
   long page_number;    /* -1 when absent */
   size_t devices;      /* distinct deviceIds on the page */
+  size_t entries;      /* entries in the page's devices arrays, usable or
+                          not: a full page has page_size of them */
   char error_code[32]; /* errorCode found in the body, or "" */
   char error[256];     /* why the page was rejected */
   unsigned bad_fields; /* devices without a usable deviceId (zone only) */
   char bad_field[160];
 } usage_jasper_page_t;
 
-/* usage_jasper_parse_page parses one response page into a. 0, or EINVAL
- * (page->error says why) or ENOMEM; after an error the aggregation holds a
- * partial page and must be reset before it is used again. */
+/* usage_jasper_parse_page parses one response page into a. A device
+ * (deviceId and zone) already seen on an earlier page of the set counts
+ * once, with the larger of its figures (paging is by offset: a list that
+ * changes between pages repeats devices); listed twice on one page, it
+ * counts twice. 0, or EINVAL (page->error says why), ERANGE (a sum would
+ * pass 2^64 - 1) or ENOMEM; after an error the aggregation holds a partial
+ * page and must be reset before it is used again. */
 int usage_jasper_parse_page(usage_jasper_agg_t *a, const char *body, size_t len,
                             usage_jasper_page_t *page);
 
@@ -93,6 +100,23 @@ int usage_jasper_agg_emit(const usage_jasper_agg_t *a, const char *rate_plan,
 size_t usage_jasper_agg_zones(const usage_jasper_agg_t *a);
 size_t usage_jasper_agg_devices_kept(const usage_jasper_agg_t *a);
 size_t usage_jasper_agg_devices_omitted(const usage_jasper_agg_t *a);
+/* usage_jasper_agg_cycle: the answer's cycleStartDate as yyyy-MM-dd (or as
+ * sent, when it is not a date), "" when the answer had none. */
+const char *usage_jasper_agg_cycle(const usage_jasper_agg_t *a);
+
+/* What one rate plan last published: the cycle and the counters of its
+ * zones and devices. Owned by the caller of the scrape, one per rate plan,
+ * kept from scrape to scrape. */
+typedef struct usage_jasper_hold_s usage_jasper_hold_t;
+usage_jasper_hold_t *usage_jasper_hold_create(void);    /* NULL on ENOMEM */
+void usage_jasper_hold_destroy(usage_jasper_hold_t *h); /* accepts NULL */
+/* usage_jasper_agg_hold makes a's counters never lower than the ones h
+ * remembers for the same cycle: a lower figure is raised to the remembered
+ * one and counted in *held. With another cycle, or cycle "" (unknown),
+ * nothing is raised (a new cycle may reset). Then h remembers a's figures
+ * and cycle. 0, or ENOMEM with a and h unchanged. */
+int usage_jasper_agg_hold(usage_jasper_agg_t *a, usage_jasper_hold_t *h,
+                          const char *cycle, uint64_t *held);
 
 /* An upstream error code and what the plugin makes of it. */
 typedef struct {

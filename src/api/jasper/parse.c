@@ -28,6 +28,7 @@ enum {
   K_PAGE_NUMBER,
   K_LAST_PAGE,
   K_ERROR_CODE,
+  K_CYCLE_START,
   K_ZONE,
   K_DEVICES,
   K_DEVICE_ID,
@@ -57,6 +58,7 @@ static const char *key_name(int key) {
                                       [K_PAGE_NUMBER] = "pageNumber",
                                       [K_LAST_PAGE] = "lastPage",
                                       [K_ERROR_CODE] = "errorCode",
+                                      [K_CYCLE_START] = "cycleStartDate",
                                       [K_ZONE] = "zone",
                                       [K_DEVICES] = "devices",
                                       [K_DEVICE_ID] = "deviceId",
@@ -100,6 +102,24 @@ static int parse_count(const char *s, size_t n, uint64_t *out) {
   return 0;
 }
 
+/* cycle_start keeps the answer's cycleStartDate: yyyy-MM-dd, yyyy-MM-ddZ
+ * or a timestamp become the date they start with; anything else is kept
+ * as sent (it still tells one cycle from the next); null is no date. */
+static void cycle_start(usage_jasper_agg_t *a, const char *s, size_t n) {
+  char date[11];
+  if (n >= 10) {
+    memcpy(date, s, 10);
+    date[10] = 0;
+    if (usage_jasper_valid_date(date) &&
+        (n == 10 || s[10] == 'Z' || s[10] == 'T' || s[10] == 't' ||
+         s[10] == ' ' || s[10] == '+' || s[10] == '-')) {
+      memcpy(a->cycle, date, sizeof(date));
+      return;
+    }
+  }
+  usage_jasper_text_copy(a->cycle, sizeof(a->cycle), s, n, 0);
+}
+
 /* on_text handles a scalar (string, number, or null when neither is_str
  * nor is_num) under the current context and key. 1 goes on, 0 stops. */
 static int on_text(usage_jasper_agg_t *a, const char *s, size_t n, int is_str,
@@ -131,6 +151,9 @@ static int on_text(usage_jasper_agg_t *a, const char *s, size_t n, int is_str,
     case K_ERROR_CODE:
       usage_jasper_text_copy(a->page->error_code, sizeof(a->page->error_code),
                              s, n, 1);
+      return 1;
+    case K_CYCLE_START:
+      cycle_start(a, s, n);
       return 1;
     case K_PAGE_NUMBER: {
       uint64_t v;
@@ -237,6 +260,7 @@ static int cb_key(void *c, const unsigned char *k, size_t n) {
       {C_ROOT, K_PAGE_NUMBER, "pageNumber"},
       {C_ROOT, K_LAST_PAGE, "lastPage"},
       {C_ROOT, K_ERROR_CODE, "errorCode"},
+      {C_ROOT, K_CYCLE_START, "cycleStartDate"},
       {C_ZONE, K_ZONE, "zone"},
       {C_ZONE, K_DEVICES, "devices"},
       {C_DEVICE, K_DEVICE_ID, "deviceId"},
@@ -281,6 +305,7 @@ static int cb_start_map(void *c) {
     return push(a, C_ZONE);
   }
   if (ctx == C_DEVICES) {
+    a->page->entries++;
     if (usage_jasper_grow_array((void **)&a->pend, &a->pend_alloc, a->pend_num,
                                 sizeof(*a->pend)) != 0) {
       a->nomem = 1;
@@ -320,6 +345,16 @@ static int cb_start_array(void *c) {
   return push(a, C_SKIP);
 }
 
+/* overflow rejects a page whose sums would pass 2^64 - 1: no wrapped
+ * figure is ever published. */
+static int overflow(usage_jasper_agg_t *a) {
+  a->overflow = 1;
+  return fail(a,
+              "zone \"%.80s\": a sum of the rate plan's usage passes "
+              "2^64 - 1; the rate plan is refused",
+              a->zone);
+}
+
 /* zone_done folds the devices of a finished zone object into the totals. */
 static int zone_done(usage_jasper_agg_t *a) {
   if (!a->have_zone)
@@ -333,10 +368,10 @@ static int zone_done(usage_jasper_agg_t *a) {
   usage_jasper_zone_t *z = &a->zones[zi];
   for (size_t i = 0; i < a->pend_num; i++) {
     const usage_jasper_pend_t *d = &a->pend[i];
-    z->devices++;
-    for (int k = 0; k < NV; k++)
-      z->v[k] += d->v[k];
     if (d->id_state != 1) {
+      if (usage_jasper_add_sum(z->v, d->v, NV) != 0)
+        return overflow(a);
+      z->devices++;
       if (a->page->bad_fields++ == 0)
         snprintf(a->page->bad_field, sizeof(a->page->bad_field),
                  "zone \"%.80s\": a device without a usable deviceId (counted "
@@ -344,9 +379,14 @@ static int zone_done(usage_jasper_agg_t *a) {
                  a->zone);
       continue;
     }
-    usage_jasper_pageid_t *pid = usage_jasper_page_id(a, d->iccid);
-    if (pid == NULL ||
-        (a->per_device && usage_jasper_add_device(a, zi, d, pid) != 0)) {
+    if (usage_jasper_page_id(a, d->iccid) == NULL) {
+      a->nomem = 1;
+      return fail(a, "%s", "out of memory");
+    }
+    rc = usage_jasper_add_device(a, zi, d);
+    if (rc == ERANGE)
+      return overflow(a);
+    if (rc != 0) {
       a->nomem = 1;
       return fail(a, "%s", "out of memory");
     }
@@ -376,7 +416,8 @@ int usage_jasper_parse_page(usage_jasper_agg_t *a, const char *body, size_t len,
   a->key = K_NONE;
   a->pend_num = 0;
   a->pids_num = 0;
-  a->nomem = 0;
+  a->nomem = a->overflow = 0;
+  a->page_index++;
   usage_htable_clear(&a->by_pageid);
   if (body == NULL || len == 0) {
     snprintf(page->error, sizeof(page->error), "empty body");
@@ -398,7 +439,7 @@ int usage_jasper_parse_page(usage_jasper_agg_t *a, const char *body, size_t len,
       if (e)
         yajl_free_error(h, e);
     }
-    ret = a->nomem ? ENOMEM : EINVAL;
+    ret = a->nomem ? ENOMEM : a->overflow ? ERANGE : EINVAL;
   } else if (page->error_code[0] != 0) {
     snprintf(page->error, sizeof(page->error), "the body carries errorCode %s",
              page->error_code);

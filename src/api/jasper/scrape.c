@@ -16,6 +16,8 @@
  * request buffer, reused from scrape to scrape. */
 typedef struct {
   usage_jasper_agg_t *agg;
+  usage_jasper_hold_t **holds; /* per configured rate plan */
+  size_t holds_num;
   usage_buf_t query;
   int warned; /* the politeness warning was considered */
 } jasper_state_t;
@@ -52,7 +54,8 @@ static void http_failure(usage_source_t *s, const char *key, const char *what,
 /* jasper_plan scrapes the page set of one rate plan; the number of pages
  * fetched goes to *pages. */
 static void jasper_plan(usage_source_t *s, jasper_state_t *st,
-                        const usage_jasper_plan_t *p, long *pages) {
+                        const usage_jasper_plan_t *p, usage_jasper_hold_t *hold,
+                        long *pages) {
   const usage_jasper_conf_t *c = usage_source_conf(s)->kind_conf;
   char key[320], entity[320], what[512];
   snprintf(key, sizeof(key), "rate plan \"%s\"%s%s", p->name,
@@ -86,7 +89,10 @@ static void jasper_plan(usage_source_t *s, jasper_state_t *st,
     rc = usage_jasper_parse_page(st->agg, resp.body, resp.len, &pg);
     if (rc != 0) {
       const usage_jasper_error_t *e = usage_jasper_error_lookup(pg.error_code);
-      if (e != NULL)
+      if (rc == ERANGE)
+        usage_source_error(s, "overflow", 0, key, "%s: %s; figures not updated",
+                           what, pg.error);
+      else if (e != NULL)
         usage_source_error(s, e->reason, e->refusal, key,
                            "%s: HTTP 200 with errorCode %s: %s", what,
                            pg.error_code, e->text);
@@ -106,9 +112,10 @@ static void jasper_plan(usage_source_t *s, jasper_state_t *st,
                          pg.page_number);
       return;
     }
-    /* Without lastPage, a short page is the last one. */
+    /* Without lastPage, a short page is the last one: its length is its
+     * entries, usable devices or not. */
     int last =
-        pg.has_last_page ? pg.last_page : pg.devices < (size_t)c->page_size;
+        pg.has_last_page ? pg.last_page : pg.entries < (size_t)c->page_size;
     if (last)
       break;
     if (page >= c->max_pages) {
@@ -118,6 +125,25 @@ static void jasper_plan(usage_source_t *s, jasper_state_t *st,
                          what, page);
       return;
     }
+  }
+
+  /* Cycle-to-date counters never go down inside one cycle: the answer's
+   * cycleStartDate, or the configured one, names it. */
+  const char *cycle = usage_jasper_agg_cycle(st->agg);
+  if (cycle[0] == 0)
+    cycle = c->cycle_start;
+  uint64_t held = 0;
+  if (usage_jasper_agg_hold(st->agg, hold, cycle, &held) != 0) {
+    usage_source_error(s, "parse", 0, key, "%s: out of memory", key);
+    return;
+  }
+  if (held > 0) {
+    usage_source_count(s, "decrease_held", 1);
+    usage_source_log(s, USAGE_LOG_WARNING,
+                     "%s: %llu figure(s) lower than published before in the "
+                     "billing cycle of %s (devices missing from the answer?); "
+                     "the published figures are kept",
+                     key, (unsigned long long)held, cycle);
   }
 
   usage_batch_t *b = usage_source_batch(s, entity);
@@ -136,7 +162,7 @@ static void jasper_scrape(usage_source_t *s) {
   usage_jasper_conf_t *c = usage_source_conf(s)->kind_conf;
   long pages = 0;
   for (size_t i = 0; i < c->plans_num; i++)
-    jasper_plan(s, st, &c->plans[i], &pages);
+    jasper_plan(s, st, &c->plans[i], st->holds[i], &pages);
 
   /* Once, after the first scrape told how many pages there are: can a
    * scrape finish within its interval at the configured rate? */
@@ -167,7 +193,19 @@ static int jasper_init(usage_source_t *s) {
     return ENOMEM;
   usage_buf_init(&st->query, 64 * 1024);
   st->agg = usage_jasper_agg_create(c->per_device, c->max_devices);
-  if (st->agg == NULL) {
+  st->holds = calloc(c->plans_num ? c->plans_num : 1, sizeof(*st->holds));
+  int nomem = st->agg == NULL || st->holds == NULL;
+  for (size_t i = 0; !nomem && i < c->plans_num; i++) {
+    st->holds[i] = usage_jasper_hold_create();
+    nomem = st->holds[i] == NULL;
+    st->holds_num += !nomem;
+  }
+  if (nomem) {
+    for (size_t i = 0; i < st->holds_num; i++)
+      usage_jasper_hold_destroy(st->holds[i]);
+    free(st->holds);
+    usage_jasper_agg_destroy(st->agg);
+    usage_buf_free(&st->query);
     free(st);
     return ENOMEM;
   }
@@ -180,6 +218,9 @@ static void jasper_shutdown(usage_source_t *s) {
   if (st == NULL)
     return;
   usage_jasper_agg_destroy(st->agg);
+  for (size_t i = 0; i < st->holds_num; i++)
+    usage_jasper_hold_destroy(st->holds[i]);
+  free(st->holds);
   usage_buf_free(&st->query);
   free(st);
   usage_source_set_state(s, NULL);
