@@ -74,18 +74,21 @@ static void ccc_scrape_service(usage_source_t *s, const char *guid) {
                        guid, url, path, b ? res.error : "out of memory");
     return;
   }
+  if (res.bad_fields > 0) { /* an entity that cannot be read fails whole */
+    usage_batch_destroy(b);
+    usage_source_error(s, "invalid_value", 0, key,
+                       "service %s: GET %s%s: %u field(s) with an invalid "
+                       "value, first %s; the service keeps its last figures",
+                       guid, url, path, res.bad_fields, res.bad_field);
+    return;
+  }
   char state[64];
   int have_state =
       usage_ccc_service_status(resp.body, resp.len, state, sizeof(state));
-  if (res.bad_fields > 0)
-    usage_source_error(s, "invalid_value", 1, key,
-                       "service %s: GET %s%s: %u field(s) left out, first %s",
-                       guid, url, path, res.bad_fields, res.bad_field);
   usage_source_commit(s, b);
   if (have_state)
     ccc_commit_status(s, guid, state);
-  if (res.bad_fields == 0)
-    usage_source_ok(s, key);
+  usage_source_ok(s, key);
 }
 
 /* ccc_fail_answer reports a non-200 answer for an entity: the reason from
@@ -153,14 +156,17 @@ static void ccc_user_job(void *ctx, size_t i, usage_http_t *http) {
                        b ? res.error : "out of memory");
     return;
   }
-  if (res.bad_fields > 0)
-    usage_source_error(s, "invalid_value", 1, key,
-                       "%s: GET %s%s: %u field(s) left out, first %s", what,
-                       usage_source_conf(s)->http.url, path, res.bad_fields,
-                       res.bad_field);
+  if (res.bad_fields > 0) { /* an entity that cannot be read fails whole */
+    usage_batch_destroy(b);
+    usage_source_error(s, "invalid_value", 0, key,
+                       "%s: GET %s%s: %u field(s) with an invalid value, "
+                       "first %s; the user keeps its last figures",
+                       what, usage_source_conf(s)->http.url, path,
+                       res.bad_fields, res.bad_field);
+    return;
+  }
   usage_source_commit(s, b);
-  if (res.bad_fields == 0)
-    usage_source_ok(s, key);
+  usage_source_ok(s, key);
 }
 
 static void ccc_scrape_users(usage_source_t *s) {
