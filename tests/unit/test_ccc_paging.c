@@ -465,6 +465,30 @@ static void test_invalid_value(void **state) {
   server_stop();
 }
 
+/* A proxy's HTML page where the service usage belongs: one log line that
+ * says so, reason parse, the source down. */
+static void test_proxy_page(void **state) {
+  (void)state;
+  server_start();
+  pages[0] = "{\"results\":[]}";
+  pages_num = 1;
+  service_text = "<html><body>502 Bad Gateway\n</body></html>";
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  opts_t o = {.overlap = -1};
+  usage_source_t *s = make_source(&o);
+  usage_source_read(s);
+  assert_int_equal(source_up(), 0);
+  assert_true(errors_of("parse") == 1);
+  const char *line = strstr(log_text, "an HTML or XML page");
+  assert_non_null(line);
+  assert_null(strstr(line + 1, "an HTML or XML page")); /* one line */
+  tu_expect_line(log_text, "service " SVC, 1);
+  tu_expect_line(log_text, "Bad Gateway", 0);
+  usage_source_destroy(s);
+  server_stop();
+}
+
 int main(void) {
   usage_http_global_init();
   const struct CMUnitTest tests[] = {
@@ -474,6 +498,7 @@ int main(void) {
       cmocka_unit_test(test_reseller_wide),
       cmocka_unit_test(test_user_scrape),
       cmocka_unit_test(test_invalid_value),
+      cmocka_unit_test(test_proxy_page),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
