@@ -156,6 +156,16 @@ static const yajl_callbacks callbacks = {
     .yajl_end_array = cb_close,
 };
 
+/* looks_like_markup: the body starts, after blanks, with '<' (a proxy's
+ * error page, a login form), which no JSON document can. */
+static int looks_like_markup(const char *buf, size_t len) {
+  size_t i = 0;
+  while (i < len &&
+         (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+    i++;
+  return i < len && buf[i] == '<';
+}
+
 usage_json_t *usage_json_parse(const char *buf, size_t len, unsigned max_depth,
                                char *err, size_t errlen) {
   builder_t b = {.max_depth = max_depth};
@@ -179,6 +189,10 @@ usage_json_t *usage_json_parse(const char *buf, size_t len, unsigned max_depth,
       snprintf(err, errlen, "out of memory");
     else if (len == 0)
       snprintf(err, errlen, "empty body");
+    else if (looks_like_markup(buf, len))
+      snprintf(err, errlen,
+               "invalid JSON: an HTML or XML page, not the API's answer (from "
+               "a proxy or a login page?)");
     else {
       unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
       char *nl;

@@ -40,6 +40,7 @@ static const char *label(const usage_sample_t *s, const char *name) {
 static const char service_body[] =
     "{\"serviceGuid\":\"" SVC "\",\"name\":\"Acme\",\"status\":\"TrialActive\","
     "\"totalUserCount\":12}";
+const char *service_text;
 char page_buf[8][16384];
 const char *pages[8];
 size_t pages_num;
@@ -74,7 +75,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   unsigned status = 404;
   pthread_mutex_lock(&server_lock);
   if (strcmp(url, "/api/services/" SVC "/serviceusage") == 0) {
-    body = service_body;
+    body = service_text ? service_text : service_body;
     status = 200;
   } else if (strcmp(url, "/api/services/" SVC "/users/" USR "/usage") == 0 &&
              user_body != NULL) {
@@ -118,6 +119,7 @@ void server_start(void) {
   beyond = "{\"results\":[]}";
   user_body = NULL;
   user_status = 200;
+  service_text = NULL;
   server = tu_http_start(handler, NULL, &server_port);
 }
 

@@ -28,6 +28,7 @@ extern const char *const states[NSTATES];
  * one, or pages[0] for every Page when `repeat`; the user usage of
  * (SVC, USR) answers user_body with user_status. status_hits counts the
  * status requests, queries[] holds the first 16 of them, decoded. */
+extern const char *service_text; /* the service usage body; NULL: good */
 extern char page_buf[8][16384];
 extern const char *pages[8];
 extern size_t pages_num;

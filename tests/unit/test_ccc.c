@@ -310,6 +310,45 @@ static void test_api_error(void **state) {
   assert_int_equal(strlen(message), 15);
 }
 
+/* Quirks of real CCC answers, from fixtures: the error envelope in either
+ * casing with the reason only in its Errors array, and an HTML page from a
+ * proxy where JSON belongs (one clear error text, no markup in it). */
+static void test_quirk_fixtures(void **state) {
+  (void)state;
+  static const struct {
+    const char *file, *code, *message;
+  } errs[] = {
+      {"ccc/error_errors_pascal.json", "NotEmpty",
+       "'Service Guid' must not be empty."},
+      {"ccc/error_errors_camel.json", "ValidationException",
+       "Validation failed"},
+      {"ccc/proxy_page.html", "", ""},
+  };
+  for (size_t i = 0; i < sizeof(errs) / sizeof(*errs); i++) {
+    size_t len;
+    char *body = tu_read_fixture(errs[i].file, &len);
+    char code[64], message[256];
+    usage_ccc_api_error(body, len, code, sizeof(code), message,
+                        sizeof(message));
+    if (strcmp(code, errs[i].code) != 0 ||
+        strcmp(message, errs[i].message) != 0)
+      fail_msg("%s: code \"%s\" message \"%s\"", errs[i].file, code, message);
+    free(body);
+  }
+  size_t len;
+  char *html = tu_read_fixture("ccc/proxy_page.html", &len);
+  usage_batch_t *b = usage_batch_create("acme", "service:" SVC);
+  usage_parse_result_t res;
+  assert_int_equal(usage_ccc_parse_service_usage(html, len, SVC, b, &res),
+                   EINVAL);
+  assert_non_null(strstr(res.error, "invalid JSON: an HTML or XML page"));
+  assert_null(strchr(res.error, '\n'));
+  assert_null(strstr(res.error, "Bad Gateway"));
+  assert_int_equal(usage_batch_size(b), 0);
+  usage_batch_destroy(b);
+  free(html);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fixtures),
@@ -319,6 +358,7 @@ int main(void) {
       cmocka_unit_test(test_guid),
       cmocka_unit_test(test_status),
       cmocka_unit_test(test_api_error),
+      cmocka_unit_test(test_quirk_fixtures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

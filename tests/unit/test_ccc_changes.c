@@ -30,6 +30,8 @@ static const char *const states[] = {
     "Blocked",      "AccountCancelled", "AccountSuspended", "Provisioning",
     "TrialExpired", "TrialActive",      "DemoAccount",      "CertifiedSecure"};
 #define NSTATES 8
+/* now for usage_ccc_changes_merge where the cap is not under test */
+#define NO_CAP 4102444800.0 /* 2100-01-01 */
 
 /* ---- SearchServiceStatusChanges pages ---- */
 
@@ -194,8 +196,9 @@ static void test_changes_fixture(void **state) {
   assert_int_equal(page.total_items, 5);
   usage_ccc_changes_t c = {0};
   size_t added;
-  assert_int_equal(
-      usage_ccc_changes_merge(&c, "all", page.items, page.num, 300, &added), 0);
+  assert_int_equal(usage_ccc_changes_merge(&c, "all", page.items, page.num, 300,
+                                           NO_CAP, &added),
+                   0);
   assert_int_equal(added, 3);
   usage_batch_t *b = usage_batch_create("acme", "changes");
   assert_int_equal(usage_ccc_changes_add_samples(&c, b), 0);
@@ -248,7 +251,8 @@ static void test_merge_exactly_once(void **state) {
   usage_ccc_change_t q1[] = {chg(1, SVC, "TrialActive", T0),
                              chg(2, SVC, "Blocked", T0 + 60),
                              chg(3, SVC, "TrialActive", T0 + 120)};
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q1, 3, 300, &added), 0);
+  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q1, 3, 300, NO_CAP, &added),
+                   0);
   assert_int_equal(added, 3);
   assert_true(usage_ccc_stream(&c, SVC)->watermark == T0 + 120);
   /* query 2 from watermark - overlap returns them all again, plus D */
@@ -256,10 +260,12 @@ static void test_merge_exactly_once(void **state) {
                              chg(2, SVC, "Blocked", T0 + 60),
                              chg(3, SVC, "TrialActive", T0 + 120),
                              chg(4, SVC, "CertifiedSecure", T0 + 180)};
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q2, 4, 300, &added), 0);
+  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q2, 4, 300, NO_CAP, &added),
+                   0);
   assert_int_equal(added, 1);
   /* the same query once more: nothing new */
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q2, 4, 300, &added), 0);
+  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q2, 4, 300, NO_CAP, &added),
+                   0);
   assert_int_equal(added, 0);
   assert_int_equal(count_of(&c, SVC, "TrialActive"), 2);
   assert_int_equal(count_of(&c, SVC, "Blocked"), 1);
@@ -290,7 +296,8 @@ static void test_merge_duplicates_in_one_set(void **state) {
       chg(1, SVC, "Provisioning", T0), chg(2, SVC, "TrialActive", T0 + 10),
       chg(2, SVC, "TrialActive", T0 + 10), chg(3, SVC, "Blocked", T0 + 20),
       chg(1, SVC, "Provisioning", T0)};
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q, 5, 300, &added), 0);
+  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q, 5, 300, NO_CAP, &added),
+                   0);
   assert_int_equal(added, 3);
   assert_int_equal(count_of(&c, SVC, "Provisioning"), 1);
   assert_int_equal(count_of(&c, SVC, "TrialActive"), 1);
@@ -306,21 +313,25 @@ static void test_merge_window(void **state) {
   usage_ccc_changes_t c = {0};
   size_t added;
   usage_ccc_change_t q1[] = {chg(1, SVC, "TrialActive", T0 + 1000)};
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q1, 1, 300, &added), 0);
+  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q1, 1, 300, NO_CAP, &added),
+                   0);
   usage_ccc_stream_t *st = usage_ccc_stream(&c, SVC);
   assert_true(st->watermark == T0 + 1000);
   /* older than watermark - overlap (700): ignored, new GUID or not */
   usage_ccc_change_t old[] = {chg(5, SVC, "Blocked", T0 + 699),
                               chg(6, SVC, "Blocked", T0)};
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC, old, 2, 300, &added), 0);
+  assert_int_equal(
+      usage_ccc_changes_merge(&c, SVC, old, 2, 300, NO_CAP, &added), 0);
   assert_int_equal(added, 0);
   assert_int_equal(count_of(&c, SVC, "Blocked"), 0);
   /* late inside the window (loaded late upstream): counted once */
   usage_ccc_change_t late[] = {chg(7, SVC, "AccountSuspended", T0 + 700),
                                chg(8, SVC, "DemoAccount", T0 + 900)};
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC, late, 2, 300, &added), 0);
+  assert_int_equal(
+      usage_ccc_changes_merge(&c, SVC, late, 2, 300, NO_CAP, &added), 0);
   assert_int_equal(added, 2);
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC, late, 2, 300, &added), 0);
+  assert_int_equal(
+      usage_ccc_changes_merge(&c, SVC, late, 2, 300, NO_CAP, &added), 0);
   assert_int_equal(added, 0);
   assert_int_equal(count_of(&c, SVC, "AccountSuspended"), 1);
   assert_int_equal(count_of(&c, SVC, "DemoAccount"), 1);
@@ -332,7 +343,8 @@ static void test_merge_window(void **state) {
   /* overlap 0: only changes at or after the watermark count */
   usage_ccc_change_t edge[] = {chg(9, SVC, "TrialExpired", T0 + 999.999),
                                chg(10, SVC, "TrialExpired", T0 + 1000)};
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC, edge, 2, 0, &added), 0);
+  assert_int_equal(usage_ccc_changes_merge(&c, SVC, edge, 2, 0, NO_CAP, &added),
+                   0);
   assert_int_equal(added, 1);
   assert_int_equal(count_of(&c, SVC, "TrialExpired"), 1);
   usage_ccc_changes_clear(&c);
@@ -347,7 +359,8 @@ static void test_merge_pruned(void **state) {
   usage_ccc_change_t *q = calloc(N, sizeof(*q));
   for (int i = 0; i < N; i++)
     q[i] = chg(i, SVC, states[i % NSTATES], T0 + 60.0 * i);
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q, N, 300, &added), 0);
+  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q, N, 300, NO_CAP, &added),
+                   0);
   assert_int_equal(added, N);
   usage_ccc_stream_t *st = usage_ccc_stream(&c, SVC);
   assert_true(st->watermark == T0 + 60.0 * (N - 1));
@@ -364,7 +377,8 @@ static void test_merge_pruned(void **state) {
     usage_ccc_change_t *r = calloc(106, sizeof(*r));
     for (int k = 0; k < 106; k++)
       r[k] = chg(first + k, SVC, "TrialActive", T0 + 60.0 * (first + k));
-    assert_int_equal(usage_ccc_changes_merge(&c, SVC, r, 106, 300, &added), 0);
+    assert_int_equal(
+        usage_ccc_changes_merge(&c, SVC, r, 106, 300, NO_CAP, &added), 0);
     free(r);
     if (added != 100)
       fail_msg("round %d: %zu added, want 100", round, added);
@@ -384,7 +398,8 @@ static void test_merge_streams(void **state) {
   size_t added;
   usage_ccc_change_t a[] = {chg(1, SVC, "Blocked", T0),
                             chg(2, SVC2, "TrialActive", T0 + 5)};
-  assert_int_equal(usage_ccc_changes_merge(&c, "all", a, 2, 300, &added), 0);
+  assert_int_equal(
+      usage_ccc_changes_merge(&c, "all", a, 2, 300, NO_CAP, &added), 0);
   assert_int_equal(added, 2);
   assert_int_equal(c.streams_num, 1);
   assert_int_equal(c.counts_num, 2 * NSTATES);
@@ -393,11 +408,13 @@ static void test_merge_streams(void **state) {
   assert_int_equal(count_of(&c, SVC2, "TrialActive"), 1);
   /* an unknown state gets a counter of its own */
   usage_ccc_change_t u[] = {chg(3, SVC, "Archived", T0 + 10)};
-  assert_int_equal(usage_ccc_changes_merge(&c, "all", u, 1, 300, &added), 0);
+  assert_int_equal(
+      usage_ccc_changes_merge(&c, "all", u, 1, 300, NO_CAP, &added), 0);
   assert_int_equal(count_of(&c, SVC, "Archived"), 1);
   assert_int_equal(c.counts_num, 2 * NSTATES + 1);
   /* merging nothing creates the stream and changes nothing else */
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC, NULL, 0, 300, &added), 0);
+  assert_int_equal(
+      usage_ccc_changes_merge(&c, SVC, NULL, 0, 300, NO_CAP, &added), 0);
   assert_int_equal(added, 0);
   assert_int_equal(c.streams_num, 2);
   assert_true(usage_ccc_stream(&c, SVC)->watermark == 0);
@@ -412,9 +429,11 @@ static void test_add_samples(void **state) {
   usage_ccc_change_t q[] = {chg(1, SVC, "Provisioning", T0),
                             chg(2, SVC, "TrialActive", T0 + 30),
                             chg(3, SVC, "TrialActive", T0 + 20)};
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q, 3, 300, &added), 0);
+  assert_int_equal(usage_ccc_changes_merge(&c, SVC, q, 3, 300, NO_CAP, &added),
+                   0);
   /* a service without changes yet: counters at 0, no timestamp */
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC2, NULL, 0, 300, &added), 0);
+  assert_int_equal(
+      usage_ccc_changes_merge(&c, SVC2, NULL, 0, 300, NO_CAP, &added), 0);
   usage_batch_t *b = usage_batch_create("acme", "changes");
   assert_int_equal(usage_ccc_changes_add_samples(&c, b), 0);
   char *got = tu_render_batch(b);

@@ -407,6 +407,88 @@ static void test_user_scrape(void **state) {
   }
 }
 
+/* A service usage body or a user usage body with an invalid value (a string
+ * where a number belongs, a number too large) fails its entity whole: none
+ * of its figures are committed, the last ones stay, the source is down and
+ * invalid_value is counted once per entity. */
+static void test_invalid_value(void **state) {
+  (void)state;
+  server_start();
+  pages[0] = "{\"results\":[]}";
+  pages_num = 1;
+  user_body = "{\"periodType\":\"Daily\",\"usage\":{\"status\":\"Active\","
+              "\"totalMessagesSent\":42,\"totalMessagesReceived\":7}}";
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  opts_t o = {.overlap = -1, .user = 1};
+  usage_source_t *s = make_source(&o);
+  usage_source_read(s);
+  assert_int_equal(source_up(), 1);
+  const char *users =
+      "usage_ccc_service_users{source=\"acme\",service=\"" SVC "\"} 12\n";
+  const char *sent =
+      "usage_ccc_user_messages_sent{source=\"acme\",service=\"" SVC
+      "\",user=\"" USR "\",period=\"daily\"} 42\n";
+  const char *received =
+      "usage_ccc_user_messages_received{source=\"acme\",service=\"" SVC
+      "\",user=\"" USR "\",period=\"daily\"} 7\n";
+  const char *on = "usage_ccc_service_status{source=\"acme\",service=\"" SVC
+                   "\",status=\"TrialActive\"} 1\n";
+  char *text = tu_store_text(store);
+  tu_expect_line(text, users, 1);
+  tu_expect_line(text, sent, 1);
+  tu_expect_line(text, on, 1);
+  free(text);
+
+  service_text = "{\"ServiceGuid\":\"" SVC "\",\"Name\":\"Acme\","
+                 "\"Status\":\"Blocked\",\"TotalUserCount\":\"abc\","
+                 "\"ProUserCount\":3}";
+  user_body = "{\"periodType\":\"Daily\",\"usage\":{\"status\":\"Active\","
+              "\"totalMessagesSent\":1e30,\"totalMessagesReceived\":8}}";
+  fake_time += 300;
+  usage_source_read(s);
+  text = tu_store_text(store);
+  tu_expect_line(text, users, 1); /* the last figures stay */
+  tu_expect_line(text, "usage_ccc_service_pro_users", 0); /* none new */
+  tu_expect_line(text, on, 1); /* nor the state of that body */
+  tu_expect_line(text, sent, 1);
+  tu_expect_line(text, received, 1); /* not 8: the user fails whole */
+  tu_expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 0\n", 1);
+  tu_expect_line(
+      text,
+      "usage_scrape_errors_total{source=\"acme\",reason=\"invalid_value\"} 2\n",
+      1);
+  free(text);
+  tu_expect_line(log_text, "totalUserCount: wrong type", 1);
+  tu_expect_line(log_text, "totalMessagesSent: out of range", 1);
+  usage_source_destroy(s);
+  server_stop();
+}
+
+/* A proxy's HTML page where the service usage belongs: one log line that
+ * says so, reason parse, the source down. */
+static void test_proxy_page(void **state) {
+  (void)state;
+  server_start();
+  pages[0] = "{\"results\":[]}";
+  pages_num = 1;
+  service_text = "<html><body>502 Bad Gateway\n</body></html>";
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  opts_t o = {.overlap = -1};
+  usage_source_t *s = make_source(&o);
+  usage_source_read(s);
+  assert_int_equal(source_up(), 0);
+  assert_true(errors_of("parse") == 1);
+  const char *line = strstr(log_text, "an HTML or XML page");
+  assert_non_null(line);
+  assert_null(strstr(line + 1, "an HTML or XML page")); /* one line */
+  tu_expect_line(log_text, "service " SVC, 1);
+  tu_expect_line(log_text, "Bad Gateway", 0);
+  usage_source_destroy(s);
+  server_stop();
+}
+
 int main(void) {
   usage_http_global_init();
   const struct CMUnitTest tests[] = {
@@ -415,6 +497,8 @@ int main(void) {
       cmocka_unit_test(test_scrapes_in_a_row),
       cmocka_unit_test(test_reseller_wide),
       cmocka_unit_test(test_user_scrape),
+      cmocka_unit_test(test_invalid_value),
+      cmocka_unit_test(test_proxy_page),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

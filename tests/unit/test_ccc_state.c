@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -179,8 +180,9 @@ static void test_state_foreign(void **state) {
   }
 }
 
-/* The directory of the StateFile does not exist: the scrape goes on, the
- * failure is counted and logged with the path and the cause. */
+/* The directory of the StateFile does not exist: the source is down with
+ * reason state_file, nothing of the scrape's changes is published, and the
+ * failure is logged with the path and the cause. */
 static void test_state_missing_dir(void **state) {
   (void)state;
   snprintf(scratch, sizeof(scratch), "/tmp/usage-test-ccc-state-XXXXXX");
@@ -198,18 +200,18 @@ static void test_state_missing_dir(void **state) {
   usage_source_read(s);
   uint64_t want[NSTATES] = {0};
   expect_counts(want, 0, 2);
-  check_counts("missing dir", want);
+  assert_int_equal(changes_commits, 0); /* not saved: not published */
   assert_true(errors_of("state_file") == 1);
+  assert_int_equal(source_up(), 0);
   tu_expect_line(log_text, path, 1);
   tu_expect_line(log_text, "No such file or directory", 1);
-  /* the next scrape, with nothing new, tries again (the state in memory
-   * is not on disk yet) */
+  /* the next scrape fetches the same changes and tries again */
   status_hits = 0;
   fake_time += 60;
   usage_source_read(s);
-  check_counts("missing dir, again", want);
+  assert_int_equal(changes_commits, 0);
   assert_true(errors_of("state_file") == 2);
-  assert_int_equal(source_up(), 1); /* reported, but the figures are good */
+  assert_int_equal(source_up(), 0);
   /* the directory appears: saved at the next scrape */
   char sub[512];
   scratch_path(sub, sizeof(sub), "no");
@@ -221,6 +223,8 @@ static void test_state_missing_dir(void **state) {
   fake_time += 60;
   usage_source_read(s);
   assert_true(errors_of("state_file") == 2);
+  assert_int_equal(source_up(), 1);
+  check_counts("missing dir, saved", want); /* each change once */
   char *saved = slurp(path);
   assert_non_null(saved);
   tu_expect_line(saved, "\ncount " SVC " Blocked 1\n", 1);
@@ -239,12 +243,193 @@ static void test_state_missing_dir(void **state) {
   remove_scratch();
 }
 
+/* ---- a change dated in the future; a StateFile directory that goes ---- */
+
+/* change_page: a one-page answer with the changes {guid number, state
+ * index, ChangedOn} of list (n of them), into page slot 0. */
+typedef struct {
+  int num, state;
+  double when;
+} change_t;
+
+static void change_page(const change_t *list, size_t n) {
+  char *out = page_buf[0];
+  size_t cap = sizeof(page_buf[0]), len = 0;
+  len += (size_t)snprintf(out, cap,
+                          "{\"pageSize\":50,\"totalPages\":1,\"currentPage\":1,"
+                          "\"results\":[");
+  for (size_t i = 0; i < n; i++) {
+    char when[32];
+    time_t t = (time_t)list[i].when;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    len += (size_t)snprintf(
+        out + len, cap - len,
+        "%s{\"serviceGuid\":\"%s\",\"serviceStatusChangeGuid\":\"f%031d\","
+        "\"status\":\"%s\",\"changedOn\":\"%s\"}",
+        i ? "," : "", SVC, list[i].num, states[list[i].state], when);
+  }
+  snprintf(out + len, cap - len, "]}");
+  assert_true(len + 2 < cap);
+  pages[0] = out;
+  pages_num = 1;
+}
+
+/* no_watermark_beyond fails unless every "stream" line of the StateFile
+ * holds a watermark <= now. */
+static void no_watermark_beyond(const char *path, double now) {
+  char *saved = slurp(path);
+  assert_non_null(saved);
+  int streams = 0;
+  for (char *p = strstr(saved, "\nstream "); p;
+       p = strstr(p + 1, "\nstream ")) {
+    char key[64];
+    double wm;
+    assert_int_equal(sscanf(p, "\nstream %63s %lf", key, &wm), 2);
+    if (wm > now)
+      fail_msg("watermark %.3f of %s is beyond now %.3f", wm, key, now);
+    streams++;
+  }
+  assert_true(streams > 0);
+  free(saved);
+}
+
+/* One change dated a day ahead must not move ChangedAfterDateTime past the
+ * real changes that follow: each change is counted exactly once, and the
+ * StateFile never holds a watermark beyond now. */
+static void test_future_change(void **state) {
+  (void)state;
+  snprintf(scratch, sizeof(scratch), "/tmp/usage-test-ccc-state-XXXXXX");
+  assert_non_null(mkdtemp(scratch));
+  char path[512];
+  scratch_path(path, sizeof(path), "ccc.state");
+  server_start();
+  double t0 = 1714600000;
+  fake_time = t0;
+  sink_reset();
+  usage_store_remove(store, "acme", "");
+  opts_t o = {.overlap = 300, .state_file = path};
+  usage_source_t *s = make_source(&o);
+  uint64_t want[NSTATES] = {0};
+
+  /* scrape 1: the future change (TrialActive, a day ahead) and a real one */
+  change_t one[] = {{900, 5, t0 + 86400}, {1, 0, t0 - 600}};
+  change_page(one, 2);
+  usage_source_read(s);
+  want[5]++, want[0]++;
+  check_counts("future, scrape 1", want);
+  no_watermark_beyond(path, fake_time);
+
+  /* scrapes 2..4: the server answers the future change again, with the
+   * real changes since; each real change is counted once */
+  change_t later[] = {{900, 5, t0 + 86400},
+                      {1, 0, t0 - 600},
+                      {2, 1, t0 + 100},
+                      {3, 2, t0 + 400},
+                      {4, 7, t0 + 700}};
+  for (size_t k = 2; k <= 4; k++) {
+    fake_time = t0 + 300.0 * (double)(k - 1) + 50;
+    status_hits = 0;
+    change_page(later, k + 1);
+    usage_source_read(s);
+    want[later[k].state]++;
+    char name[32];
+    snprintf(name, sizeof(name), "future, scrape %zu", k);
+    check_counts(name, want);
+    no_watermark_beyond(path, fake_time);
+    /* asked from at most now - overlap, so the real changes come back */
+    char after[64];
+    time_t t = (time_t)(fake_time - 300);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(after, sizeof(after), "ChangedAfterDateTime=%Y-%m-%dT", &tm);
+    tu_expect_line(queries[0], after, 1);
+  }
+  assert_int_equal(source_up(), 1);
+  usage_source_destroy(s);
+
+  /* a restart from the StateFile: the future change is still not counted
+   * again */
+  sink_reset();
+  usage_store_remove(store, "acme", "");
+  s = make_source(&o);
+  fake_time += 300;
+  change_page(later, 5);
+  usage_source_read(s);
+  check_counts("future, after a restart", want);
+  usage_source_destroy(s);
+  server_stop();
+  remove_scratch();
+}
+
+/* The StateFile's directory disappears after a good save: the source goes
+ * down (state_file), nothing of that scrape is published (counters and
+ * newest state stay), and once the directory is back the same changes are
+ * counted exactly once. */
+static void test_state_dir_gone(void **state) {
+  (void)state;
+  snprintf(scratch, sizeof(scratch), "/tmp/usage-test-ccc-state-XXXXXX");
+  assert_non_null(mkdtemp(scratch));
+  char dir[512], path[512];
+  scratch_path(dir, sizeof(dir), "sub");
+  assert_int_equal(mkdir(dir, 0700), 0);
+  scratch_path(path, sizeof(path), "sub/ccc.state");
+  server_start();
+  fake_time = 1714600000;
+  items_base = fake_time - 3600;
+  sink_reset();
+  usage_store_remove(store, "acme", "");
+  opts_t o = {.page_size = 10, .overlap = 300, .state_file = path};
+  usage_source_t *s = make_source(&o);
+  page_set(0, 0, 2, 10, 1, 0);
+  usage_source_read(s);
+  uint64_t want[NSTATES] = {0};
+  expect_counts(want, 0, 2);
+  check_counts("dir gone, saved", want);
+  assert_int_equal(source_up(), 1);
+  char was_on[32];
+  snprintf(was_on, sizeof(was_on), "%s", status_on);
+  assert_string_equal(was_on, states[1]);
+
+  /* the directory goes; two new changes arrive */
+  char cmd[600];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+  assert_int_equal(system(cmd), 0);
+  unsigned commits = changes_commits;
+  fake_time += 300;
+  page_set(0, 0, 4, 10, 1, 0);
+  usage_source_read(s);
+  assert_int_equal(source_up(), 0);
+  assert_true(errors_of("state_file") == 1);
+  assert_int_equal(changes_commits, commits); /* nothing published */
+  check_counts("dir gone, not saved", want);  /* the last figures stay */
+  /* the state set comes from the service usage alone */
+  assert_string_equal(status_on, "TrialActive");
+  tu_expect_line(log_text, "are not committed", 1);
+
+  /* it comes back: the two new changes are counted once */
+  assert_int_equal(mkdir(dir, 0700), 0);
+  fake_time += 300;
+  usage_source_read(s);
+  expect_counts(want, 2, 2);
+  check_counts("dir back", want);
+  assert_int_equal(source_up(), 1);
+  assert_string_equal(status_on, states[3]);
+  assert_true(errors_of("state_file") == 1);
+  usage_source_destroy(s);
+  server_stop();
+  remove_scratch();
+}
+
 int main(void) {
   usage_http_global_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_state_restart),
       cmocka_unit_test(test_state_foreign),
       cmocka_unit_test(test_state_missing_dir),
+      cmocka_unit_test(test_future_change),
+      cmocka_unit_test(test_state_dir_gone),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -23,6 +23,7 @@
 #define SVC "2f1c0a0e9d7b4c6e8a5f3b2d1c0e9f8a"
 #define SVC2 "7a6b5c4d3e2f10a9b8c7d6e5f4a3b2c1"
 #define CHG "c0000000000000000000000000000001"
+#define NO_CAP 4102444800.0 /* now for usage_ccc_changes_merge: 2100 */
 
 static char dir[256];
 
@@ -399,11 +400,14 @@ static void test_changes_round_trip(void **state) {
   usage_ccc_change_t a[] = {chg(1, SVC, "Blocked", 1714564800.25),
                             chg(2, SVC, "TrialActive", 1714564860),
                             chg(3, SVC, "Archived", 1714564700)};
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC, a, 3, 300, &added), 0);
+  assert_int_equal(usage_ccc_changes_merge(&c, SVC, a, 3, 300, NO_CAP, &added),
+                   0);
   usage_ccc_change_t b[] = {chg(4, SVC2, "DemoAccount", 1714000000)};
-  assert_int_equal(usage_ccc_changes_merge(&c, "all", b, 1, 60, &added), 0);
+  assert_int_equal(usage_ccc_changes_merge(&c, "all", b, 1, 60, NO_CAP, &added),
+                   0);
   /* a stream with nothing seen yet */
-  assert_int_equal(usage_ccc_changes_merge(&c, SVC2, NULL, 0, 60, &added), 0);
+  assert_int_equal(
+      usage_ccc_changes_merge(&c, SVC2, NULL, 0, 60, NO_CAP, &added), 0);
 
   char *text = format(&c);
   /* what the lines look like */
@@ -432,7 +436,8 @@ static void test_changes_round_trip(void **state) {
   /* the parsed state goes on counting exactly once */
   usage_ccc_change_t more[] = {chg(2, SVC, "TrialActive", 1714564860),
                                chg(5, SVC, "TrialActive", 1714564900)};
-  assert_int_equal(usage_ccc_changes_merge(&d, SVC, more, 2, 300, &added), 0);
+  assert_int_equal(
+      usage_ccc_changes_merge(&d, SVC, more, 2, 300, NO_CAP, &added), 0);
   assert_int_equal(added, 1);
 
   /* through a state file */

@@ -138,12 +138,17 @@ void usage_ccc_changes_clear(usage_ccc_changes_t *c);
 usage_ccc_stream_t *usage_ccc_stream(usage_ccc_changes_t *c, const char *key);
 /* usage_ccc_changes_merge counts the changes of a completed page set into c
  * exactly once: a change GUID already seen in the stream is skipped. Then
- * moves the watermark to the newest ChangedOn and forgets GUIDs older than
- * watermark - overlap. Returns how many changes were new; ENOMEM leaves c
- * as it was. */
+ * moves the watermark to the newest ChangedOn, but never past now (the
+ * scrape's start: a change dated in the future is counted once and kept in
+ * the seen set instead), and forgets GUIDs older than watermark - overlap.
+ * Returns how many changes were new; ENOMEM leaves c as it was. */
 int usage_ccc_changes_merge(usage_ccc_changes_t *c, const char *key,
                             const usage_ccc_change_t *items, size_t num,
-                            double overlap, size_t *added);
+                            double overlap, double now, size_t *added);
+/* usage_ccc_changes_copy makes dst a deep copy of src (dst is overwritten,
+ * free it with usage_ccc_changes_clear). 0 or ENOMEM (dst empty then). */
+int usage_ccc_changes_copy(usage_ccc_changes_t *dst,
+                           const usage_ccc_changes_t *src);
 /* usage_ccc_changes_add_samples adds usage_ccc_status_changes_total and
  * usage_ccc_service_last_status_change_timestamp_seconds for every service
  * known (all 8 states, zero included) to b. */

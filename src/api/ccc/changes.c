@@ -165,7 +165,7 @@ int usage_ccc_ensure_service(usage_ccc_changes_t *c, const char *service) {
 
 int usage_ccc_changes_merge(usage_ccc_changes_t *c, const char *key,
                             const usage_ccc_change_t *items, size_t num,
-                            double overlap, size_t *added) {
+                            double overlap, double now, size_t *added) {
   *added = 0;
   usage_ccc_stream_t *st = usage_ccc_stream(c, key);
   if (st == NULL)
@@ -199,9 +199,15 @@ int usage_ccc_changes_merge(usage_ccc_changes_t *c, const char *key,
     st->seen_num++;
     (*added)++;
   }
-  for (size_t i = 0; i < st->seen_num; i++)
-    if (st->seen[i].changed_on > st->watermark)
-      st->watermark = st->seen[i].changed_on;
+  /* The watermark never passes now: a change dated in the future would
+   * otherwise move ChangedAfterDateTime past every real change to come.
+   * Such a change stays in the seen set (it is newer than the watermark),
+   * so the next queries, which return it again, do not count it twice. */
+  for (size_t i = 0; i < st->seen_num; i++) {
+    double t = st->seen[i].changed_on < now ? st->seen[i].changed_on : now;
+    if (t > st->watermark)
+      st->watermark = t;
+  }
   /* Keep only what the next query (from watermark - overlap) can return. */
   size_t keep = 0;
   for (size_t i = 0; i < st->seen_num; i++)
@@ -209,6 +215,39 @@ int usage_ccc_changes_merge(usage_ccc_changes_t *c, const char *key,
       st->seen[keep++] = st->seen[i];
   st->seen_num = keep;
   return 0;
+}
+
+int usage_ccc_changes_copy(usage_ccc_changes_t *dst,
+                           const usage_ccc_changes_t *src) {
+  memset(dst, 0, sizeof(*dst));
+  dst->streams = calloc(src->streams_num + 1, sizeof(*dst->streams));
+  dst->counts = calloc(src->counts_num + 1, sizeof(*dst->counts));
+  dst->lasts = calloc(src->lasts_num + 1, sizeof(*dst->lasts));
+  if (dst->streams == NULL || dst->counts == NULL || dst->lasts == NULL)
+    goto fail;
+  for (size_t i = 0; i < src->streams_num; i++) {
+    const usage_ccc_stream_t *from = &src->streams[i];
+    usage_ccc_stream_t *to = &dst->streams[i];
+    *to = *from;
+    to->seen = calloc(from->seen_num + 1, sizeof(*to->seen));
+    if (to->seen == NULL) {
+      to->seen_num = 0;
+      goto fail;
+    }
+    if (from->seen_num > 0)
+      memcpy(to->seen, from->seen, from->seen_num * sizeof(*to->seen));
+    dst->streams_num++;
+  }
+  if (src->counts_num > 0)
+    memcpy(dst->counts, src->counts, src->counts_num * sizeof(*dst->counts));
+  dst->counts_num = src->counts_num;
+  if (src->lasts_num > 0)
+    memcpy(dst->lasts, src->lasts, src->lasts_num * sizeof(*dst->lasts));
+  dst->lasts_num = src->lasts_num;
+  return 0;
+fail:
+  usage_ccc_changes_clear(dst);
+  return ENOMEM;
 }
 
 int usage_ccc_changes_add_samples(const usage_ccc_changes_t *c,

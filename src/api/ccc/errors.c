@@ -16,8 +16,18 @@ void usage_ccc_api_error(const char *body, size_t len, char *code,
   if (root == NULL)
     return;
   const usage_json_t *rs = usage_json_get(root, "responseStatus");
-  usage_text_clean(code, code_size, usage_json_text(rs, "errorCode"));
-  usage_text_clean(message, msg_size, usage_json_str(rs, "message"));
+  const char *c = usage_json_text(rs, "errorCode");
+  const char *m = usage_json_str(rs, "message");
+  /* a validation failure may say it only in errors[]: the first one */
+  const usage_json_t *errs = usage_json_get(rs, "errors");
+  const usage_json_t *first =
+      usage_json_type(errs) == USAGE_JSON_ARRAY ? usage_json_at(errs, 0) : NULL;
+  if (c == NULL || *c == 0)
+    c = usage_json_text(first, "errorCode");
+  if (m == NULL || *m == 0)
+    m = usage_json_str(first, "message");
+  usage_text_clean(code, code_size, c);
+  usage_text_clean(message, msg_size, m);
   usage_json_free(root);
 }
 

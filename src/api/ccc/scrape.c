@@ -74,18 +74,21 @@ static void ccc_scrape_service(usage_source_t *s, const char *guid) {
                        guid, url, path, b ? res.error : "out of memory");
     return;
   }
+  if (res.bad_fields > 0) { /* an entity that cannot be read fails whole */
+    usage_batch_destroy(b);
+    usage_source_error(s, "invalid_value", 0, key,
+                       "service %s: GET %s%s: %u field(s) with an invalid "
+                       "value, first %s; the service keeps its last figures",
+                       guid, url, path, res.bad_fields, res.bad_field);
+    return;
+  }
   char state[64];
   int have_state =
       usage_ccc_service_status(resp.body, resp.len, state, sizeof(state));
-  if (res.bad_fields > 0)
-    usage_source_error(s, "invalid_value", 1, key,
-                       "service %s: GET %s%s: %u field(s) left out, first %s",
-                       guid, url, path, res.bad_fields, res.bad_field);
   usage_source_commit(s, b);
   if (have_state)
     ccc_commit_status(s, guid, state);
-  if (res.bad_fields == 0)
-    usage_source_ok(s, key);
+  usage_source_ok(s, key);
 }
 
 /* ccc_fail_answer reports a non-200 answer for an entity: the reason from
@@ -153,14 +156,17 @@ static void ccc_user_job(void *ctx, size_t i, usage_http_t *http) {
                        b ? res.error : "out of memory");
     return;
   }
-  if (res.bad_fields > 0)
-    usage_source_error(s, "invalid_value", 1, key,
-                       "%s: GET %s%s: %u field(s) left out, first %s", what,
-                       usage_source_conf(s)->http.url, path, res.bad_fields,
-                       res.bad_field);
+  if (res.bad_fields > 0) { /* an entity that cannot be read fails whole */
+    usage_batch_destroy(b);
+    usage_source_error(s, "invalid_value", 0, key,
+                       "%s: GET %s%s: %u field(s) with an invalid value, "
+                       "first %s; the user keeps its last figures",
+                       what, usage_source_conf(s)->http.url, path,
+                       res.bad_fields, res.bad_field);
+    return;
+  }
   usage_source_commit(s, b);
-  if (res.bad_fields == 0)
-    usage_source_ok(s, key);
+  usage_source_ok(s, key);
 }
 
 static void ccc_scrape_users(usage_source_t *s) {
@@ -187,7 +193,7 @@ static void ccc_scrape_users(usage_source_t *s) {
 
 typedef struct {
   usage_ccc_changes_t changes;
-  int dirty; /* counted changes not yet in the StateFile */
+  int dirty; /* a save failed: write the state at the next scrape */
 } ccc_state_t;
 
 static void append_param(usage_buf_t *b, const char *name, const char *value) {
@@ -319,10 +325,11 @@ static int ccc_fetch_changes(usage_source_t *s, const char *key,
   return ret;
 }
 
-static void ccc_save_state(usage_source_t *s, ccc_state_t *st) {
+/* ccc_save_state writes the status-change state as it will be after this
+ * scrape. 0, or an errno after reporting the failure (the source is down:
+ * the scrape's changes are not committed and will be fetched again). */
+static int ccc_save_state(usage_source_t *s, const ccc_state_t *st) {
   usage_ccc_conf_t *c = usage_source_conf(s)->kind_conf;
-  if (c->state_file == NULL)
-    return;
   usage_buf_t body;
   char err[512];
   usage_buf_init(&body, 0);
@@ -335,57 +342,76 @@ static void ccc_save_state(usage_source_t *s, ccc_state_t *st) {
     snprintf(err, sizeof(err), "out of memory");
   usage_buf_free(&body);
   if (rc != 0) {
-    usage_source_error(s, "state_file", 1, "state file", "%s", err);
-  } else {
-    st->dirty = 0;
-    usage_source_ok(s, "state file");
+    usage_source_error(s, "state_file", 0, "state file",
+                       "cannot write the state file %s (%s): the status "
+                       "changes of this scrape are not committed and will be "
+                       "fetched again",
+                       c->state_file, err);
+    return rc;
   }
+  usage_source_ok(s, "state file");
+  return 0;
 }
 
+/* ccc_scrape_changes: fetch and merge every stream into a copy of the
+ * state, then (1) write that copy to the StateFile, (2) make it the state
+ * in memory, (3) publish the counters and the newest states. When (1)
+ * fails, the state in memory and on disk stays as before this scrape, and
+ * the last published figures stay: the next scrape asks from the old
+ * watermark and counts the same changes once. */
 static void ccc_scrape_changes(usage_source_t *s) {
   usage_ccc_conf_t *c = usage_source_conf(s)->kind_conf;
   ccc_state_t *st = usage_source_state(s);
   int wide = c->reseller != NULL || c->partner != NULL;
   size_t nstreams = wide ? 1 : c->services_num;
+  double now = usage_source_now(s);
   int changed = 0;
+  ccc_state_t next = {0};
+  if (usage_ccc_changes_copy(&next.changes, &st->changes) != 0) {
+    usage_source_error(s, "parse", 0, "status changes",
+                       "status changes: out of memory");
+    return;
+  }
   for (size_t i = 0; i < nstreams; i++) {
     const char *key = wide ? "all" : c->services[i].guid;
-    usage_ccc_stream_t *stream = usage_ccc_stream(&st->changes, key);
+    usage_ccc_stream_t *stream = usage_ccc_stream(&next.changes, key);
     if (stream == NULL)
       continue;
     double from = stream->watermark > 0 ? stream->watermark - c->overlap
-                                        : usage_source_now(s) - c->lookback;
+                                        : now - c->lookback;
     usage_ccc_change_t *items;
     size_t num;
     if (ccc_fetch_changes(s, key, wide ? NULL : key, from, &items, &num) != 0)
       continue; /* reported; this stream keeps its counters */
-
-    size_t nlast = st->changes.lasts_num;
-    usage_ccc_last_t *before = calloc(nlast + 1, sizeof(*before));
     size_t added = 0;
-    if (before != NULL && nlast > 0) /* lasts is NULL until a service */
-      memcpy(before, st->changes.lasts, nlast * sizeof(*before));
-    if (before == NULL || usage_ccc_changes_merge(&st->changes, key, items, num,
-                                                  c->overlap, &added) != 0) {
+    if (usage_ccc_changes_merge(&next.changes, key, items, num, c->overlap, now,
+                                &added) != 0)
       usage_source_error(s, "parse", 0, "status changes",
                          "status changes: out of memory");
-    } else {
-      changed |= added > 0;
-      for (size_t k = 0; k < st->changes.lasts_num; k++) {
-        usage_ccc_last_t *l = &st->changes.lasts[k];
-        if (l->status[0] &&
-            (k >= nlast || l->changed_on > before[k].changed_on))
-          ccc_commit_status(s, l->service, l->status);
-      }
-    }
-    free(before);
+    changed |= added > 0;
     free(items);
   }
   /* Save first: after a crash between the two, the restart publishes the
    * saved counters; nothing is counted twice. */
-  st->dirty |= changed; /* a failed save is tried again next scrape */
-  if (st->dirty)
-    ccc_save_state(s, st);
+  if (c->state_file != NULL && (changed || st->dirty) &&
+      ccc_save_state(s, &next) != 0) {
+    st->dirty = 1; /* tried again at the next scrape, even with nothing new */
+    usage_ccc_changes_clear(&next.changes);
+    return; /* the last published figures stay */
+  }
+  next.dirty = 0;
+  /* the newest state of each service whose newest change moved */
+  for (size_t k = 0; k < next.changes.lasts_num; k++) {
+    const usage_ccc_last_t *l = &next.changes.lasts[k];
+    const usage_ccc_last_t *was = NULL;
+    for (size_t j = 0; j < st->changes.lasts_num; j++)
+      if (strcmp(st->changes.lasts[j].service, l->service) == 0)
+        was = &st->changes.lasts[j];
+    if (l->status[0] && (was == NULL || l->changed_on > was->changed_on))
+      ccc_commit_status(s, l->service, l->status);
+  }
+  usage_ccc_changes_clear(&st->changes);
+  *st = next;
   usage_batch_t *b = usage_source_batch(s, "changes");
   if (b != NULL && usage_ccc_changes_add_samples(&st->changes, b) == 0)
     usage_source_commit(s, b);
