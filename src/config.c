@@ -363,24 +363,28 @@ static int conf_source(usage_kind_t kind, const oconfig_item_t *ci,
   return 0;
 }
 
-/* conf_shard reads "Shard M N": this instance is shard M of N. */
-static int conf_shard(const oconfig_item_t *ci, usage_conf_t *conf) {
+/* conf_shard reads "Shard M N" (this instance is shard M of N) or, with
+ * replica, "Replica M N" (replica M of an HA set of N). */
+static int conf_shard(const oconfig_item_t *ci, usage_conf_t *conf,
+                      int replica) {
+  const char *what = replica ? "Replica" : "Shard";
   if (ci->values_num != 2 || ci->values[0].type != OCONFIG_TYPE_NUMBER ||
       ci->values[1].type != OCONFIG_TYPE_NUMBER) {
-    ERROR("usage plugin: option \"Shard\": expected two numbers, this "
-          "instance's shard and the number of shards (e.g. Shard 2 3)");
+    ERROR("usage plugin: option \"%s\": expected two numbers, this "
+          "instance's number and how many there are (e.g. %s 2 3)",
+          what, what);
     return EINVAL;
   }
   double m = ci->values[0].value.number, n = ci->values[1].value.number;
   if (m != (double)(long)m || n != (double)(long)n || m < 1 || n < 1 || m > n ||
       n > USAGE_SHARD_MAX) {
-    ERROR("usage plugin: option \"Shard\": expected 1 <= shard <= shards <= "
-          "%d, not %g %g",
-          USAGE_SHARD_MAX, m, n);
+    ERROR("usage plugin: option \"%s\": expected 1 <= M <= N <= %d, not "
+          "%g %g",
+          what, USAGE_SHARD_MAX, m, n);
     return EINVAL;
   }
-  conf->shard = (unsigned)m;
-  conf->shards = (unsigned)n;
+  *(replica ? &conf->replica : &conf->shard) = (unsigned)m;
+  *(replica ? &conf->replicas : &conf->shards) = (unsigned)n;
   return 0;
 }
 
@@ -421,10 +425,12 @@ int usage_config_parse(const oconfig_item_t *ci, usage_conf_t *conf) {
     else if (strcasecmp(child->key, "Jasper") == 0)
       status = conf_source(USAGE_KIND_JASPER, child, conf);
     else if (strcasecmp(child->key, "Shard") == 0)
-      status = conf_shard(child, conf);
+      status = conf_shard(child, conf, 0);
+    else if (strcasecmp(child->key, "Replica") == 0)
+      status = conf_shard(child, conf, 1);
     else {
       ERROR("usage plugin: unknown block or option \"%s\" (expected "
-            "<Exporter>, <CCC>, <Billing>, <Jasper> or Shard)",
+            "<Exporter>, <CCC>, <Billing>, <Jasper>, Shard or Replica)",
             child->key);
       status = EINVAL;
     }

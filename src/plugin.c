@@ -138,6 +138,10 @@ static int usage_config(oconfig_item_t *ci) {
     conf.shard = more.shard;
     conf.shards = more.shards;
   }
+  if (more.replicas != 0) {
+    conf.replica = more.replica;
+    conf.replicas = more.replicas;
+  }
   free(more.sources);
   return 0;
 }
@@ -146,6 +150,8 @@ static int usage_config(oconfig_item_t *ci) {
  * Shard option), checks every block's own Shard, divides each account's
  * request budget among all its blocks, and publishes usage_shard_info.
  * 0 or -1 after logging the problem. */
+static char replica_text[16];
+
 static int shard_setup(void) {
   const char *env = getenv("USAGE_SHARD");
   if (env != NULL && env[0] != 0) {
@@ -158,6 +164,15 @@ static int shard_setup(void) {
   }
   if (conf.shards == 0)
     conf.shard = conf.shards = 1;
+  env = getenv("USAGE_REPLICA");
+  if (env != NULL && env[0] != 0) {
+    if (usage_shard_parse(env, &conf.replica, &conf.replicas) != 0) {
+      ERROR("usage plugin: environment USAGE_REPLICA=\"%s\": expected "
+            "\"M/N\" with 1 <= M <= N <= %d",
+            env, USAGE_SHARD_MAX);
+      return -1;
+    }
+  }
   for (size_t i = 0; i < conf.sources_num; i++) {
     const usage_source_conf_t *c = conf.sources[i];
     if (usage_shard_owner(c, conf.shards) == 0) {
@@ -168,12 +183,21 @@ static int shard_setup(void) {
     }
   }
   usage_shard_budget(conf.sources, conf.sources_num);
+  usage_shard_replicas(conf.sources, conf.sources_num, conf.replica,
+                       conf.replicas);
   char m[16], n[16];
   snprintf(m, sizeof(m), "%u", conf.shard);
   snprintf(n, sizeof(n), "%u", conf.shards);
+  snprintf(replica_text, sizeof(replica_text), "%u", conf.replica);
   usage_batch_t *b = usage_batch_create("", "shard");
+  /* the replica label only where replicas are configured: without them
+   * the series is exactly the contract's */
   if (b != NULL &&
-      usage_batch_add(b, FAM_SHARD_INFO, 1, "shard", m, "shards", n, NULL) == 0)
+      (conf.replicas > 1
+           ? usage_batch_add(b, FAM_SHARD_INFO, 1, "shard", m, "shards", n,
+                             "replica", replica_text, NULL)
+           : usage_batch_add(b, FAM_SHARD_INFO, 1, "shard", m, "shards", n,
+                             NULL)) == 0)
     usage_store_commit(store, b);
   else
     usage_batch_destroy(b);
@@ -190,13 +214,18 @@ static int shard_owned(const usage_source_conf_t *c) {
   snprintf(m, sizeof(m), "%u", owner);
   usage_batch_t *b = usage_batch_create(c->name, "shard");
   if (b != NULL &&
-      usage_batch_add(b, FAM_SHARD_SOURCE_INFO, 1, "kind",
-                      usage_kind_name(c->kind), "shard", m, NULL) == 0)
+      (conf.replicas > 1
+           ? usage_batch_add(b, FAM_SHARD_SOURCE_INFO, 1, "kind",
+                             usage_kind_name(c->kind), "shard", m, "replica",
+                             replica_text, NULL)
+           : usage_batch_add(b, FAM_SHARD_SOURCE_INFO, 1, "kind",
+                             usage_kind_name(c->kind), "shard", m, NULL)) == 0)
     usage_store_commit(store, b);
   else
     usage_batch_destroy(b);
   if (c->account_blocks > 1 && c->max_rps > 0)
-    INFO("usage plugin: %s \"%s\": %u blocks reach the same account; this "
+    INFO("usage plugin: %s \"%s\": %u blocks (or replicas) reach the same "
+         "account; this "
          "one may send %.3g requests per second",
          usage_kind_block(c->kind), c->name, c->account_blocks, c->max_rps);
   return 1;

@@ -84,9 +84,42 @@ void usage_shard_budget(usage_source_conf_t **srcs, size_t n) {
         continue;
       done[j] = 1;
       srcs[j]->account_blocks = (unsigned)members;
+      srcs[j]->account_rps = limit;
+      srcs[j]->account_index = 0;
       if (limit > 0)
         srcs[j]->max_rps = limit / (double)members;
     }
+    /* Turns go by name, so that every shard numbers them alike. */
+    for (size_t j = i; j < n; j++) {
+      if (srcs[j]->account_blocks != members || srcs[j]->account_rps != limit)
+        continue;
+      usage_shard_account_key(srcs[j], b, sizeof(b));
+      if (strcmp(a, b) != 0)
+        continue;
+      for (size_t k = i; k < n; k++) {
+        if (k == j)
+          continue;
+        char c[1024];
+        usage_shard_account_key(srcs[k], c, sizeof(c));
+        if (strcmp(a, c) == 0 && strcmp(srcs[k]->name, srcs[j]->name) < 0)
+          srcs[j]->account_index++;
+      }
+    }
   }
   free(done);
+}
+
+void usage_shard_replicas(usage_source_conf_t **srcs, size_t n, unsigned r,
+                          unsigned replicas) {
+  if (replicas <= 1 || r < 1 || r > replicas)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    usage_source_conf_t *c = srcs[i];
+    if (c->account_blocks == 0)
+      c->account_blocks = 1;
+    c->account_index = c->account_index * replicas + (r - 1);
+    c->account_blocks *= replicas;
+    if (c->account_rps > 0)
+      c->max_rps = c->account_rps / (double)c->account_blocks;
+  }
 }

@@ -33,8 +33,16 @@ void usage_shard_account_key(const usage_source_conf_t *c, char *out,
 /* usage_shard_budget divides each account's MaxRequestsPerSecond among all
  * the blocks (of every shard) that reach it: a block's limit becomes the
  * smallest limit of its account divided by the account's number of blocks.
- * Accounts without a limit are left alone. Sets share_of (the number of
- * blocks the budget was divided by) for the log. */
+ * Accounts without a limit are left alone. Sets account_blocks,
+ * account_rps (the account's limit) and account_index (the block's turn,
+ * by name) for source.c's request slots. */
 void usage_shard_budget(usage_source_conf_t **srcs, size_t n);
+
+/* usage_shard_replicas makes replica r (1-based) of `replicas` instances
+ * that scrape the same blocks take turns with the others: each account's
+ * budget is divided once more by replicas, and the turns interleave. Call
+ * after usage_shard_budget. */
+void usage_shard_replicas(usage_source_conf_t **srcs, size_t n, unsigned r,
+                          unsigned replicas);
 
 #endif

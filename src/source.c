@@ -46,6 +46,7 @@ struct usage_source_s {
   int down;   /* something made this scrape count as failed */
   double now; /* start of the scrape */
   double next_request;
+  double next_slot; /* wall clock: this block's next turn (slot_wait) */
 
   usage_code_count_t *codes;
   size_t codes_num;
@@ -340,7 +341,43 @@ double usage_source_request_spacing(const usage_source_t *s) {
   return s->conf->max_rps > 0 ? POLITENESS_MARGIN / s->conf->max_rps : 0;
 }
 
+static double wallclock(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* slot_wait: the blocks of one account take turns in wall-clock slots of
+ * POLITENESS_MARGIN / limit seconds; block k of n starts a request only in
+ * a slot whose number is k modulo n. Every instance computes the same
+ * slots from the same file and (NTP-synchronised) clock, so the account
+ * sees at most its limit in any second, however its blocks are spread
+ * over shards; the margin absorbs scheduling jitter and small skew. */
+static void slot_wait(usage_source_t *s) {
+  const usage_source_conf_t *c = s->conf;
+  double len = POLITENESS_MARGIN / c->account_rps;
+  pthread_mutex_lock(&s->acct);
+  double wall = wallclock(), mono = monotonic();
+  double from = fmax(wall, s->next_slot);
+  if (s->next_request > mono) /* Retry-After */
+    from = fmax(from, wall + (s->next_request - mono));
+  double m = floor(from / len);
+  if (m * len < from)
+    m += 1;
+  long long r = (long long)fmod(m, (double)c->account_blocks);
+  m += (double)(((long long)c->account_index - r + c->account_blocks) %
+                c->account_blocks);
+  double start = m * len;
+  s->next_slot = start + len * c->account_blocks;
+  pthread_mutex_unlock(&s->acct);
+  sleep_for(start - wall);
+}
+
 static void politeness_wait(usage_source_t *s) {
+  if (s->conf->account_blocks > 1 && s->conf->account_rps > 0) {
+    slot_wait(s);
+    return;
+  }
   if (s->conf->max_rps <= 0)
     return;
   pthread_mutex_lock(&s->acct);

@@ -50,6 +50,8 @@ typedef struct usage_source_conf_s {
   unsigned shard;          /* Shard N of the block; 0 = by the name's hash */
   char *account;           /* Account: blocks that share one vendor budget */
   unsigned account_blocks; /* blocks sharing the budget (shard.c) */
+  unsigned account_index;  /* this block's turn among them, 0-based */
+  double account_rps;      /* the account's limit; 0 = none */
 } usage_source_conf_t;
 
 typedef struct usage_source_s usage_source_t;

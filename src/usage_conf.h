@@ -27,6 +27,7 @@ typedef struct {
   size_t sources_num;
   usage_exporter_conf_t *exporter; /* NULL: no <Exporter> block */
   unsigned shard, shards;          /* Shard M N; 0 0 = not given (1 of 1) */
+  unsigned replica, replicas;      /* Replica M N; 0 0 = not given */
 } usage_conf_t;
 
 #define USAGE_DEFAULT_PORT "19813"

@@ -198,6 +198,17 @@ static void test_bad(void **state) {
       {"two Exporter blocks",
        "<Exporter>\n</Exporter>\n<Exporter>\n</Exporter>\n", "Exporter", "",
        "one", NULL},
+      {"Shard 0", GOOD_CCC("Shard 0\n"), "CCC \"acme\"", "\"Shard\"", "", NULL},
+      {"Shard 1.5", GOOD_CCC("Shard 1.5\n"), "CCC \"acme\"", "\"Shard\"", "",
+       NULL},
+      {"Account not a string", GOOD_CCC("Account 3\n"), "CCC \"acme\"",
+       "\"Account\"", "", NULL},
+      {"plugin Shard 4 3", "Shard 4 3\n", "\"Shard\"", "", "4 3", NULL},
+      {"plugin Shard one number", "Shard 2\n", "\"Shard\"", "", "", NULL},
+      {"plugin Shard 1 1001", "Shard 1 1001\n", "\"Shard\"", "", "", NULL},
+      {"plugin Replica 0 2", "Replica 0 2\n", "\"Replica\"", "", "", NULL},
+      {"plugin Replica as strings", "Replica \"1\" \"2\"\n", "\"Replica\"", "",
+       "", NULL},
       {"unknown block", "<Foo \"x\">\n</Foo>\n", "\"Foo\"", "", "unknown",
        NULL},
       {"bad block after a good one",
@@ -386,8 +397,12 @@ static void test_all_options(void **state) {
                       "  MaxRequestsPerSecond 2.5\n"
                       "  MaxConcurrentRequests 4\n"
                       "  MaxResponseSize 1048576\n"
+                      "  Shard 2\n"
+                      "  Account \"acme\"\n"
                       "  <Service \"" GUID "\">\n  </Service>\n"
                       "</CCC>\n"
+                      "Shard 2 3\n"
+                      "Replica 1 2\n"
                       "<CCC \"two\">\n"
                       "  URL \"https://h\"\n"
                       "  BearerToken \"inline-token\"\n"
@@ -424,7 +439,15 @@ static void test_all_options(void **state) {
   assert_true(s->max_rps == 2.5);
   assert_int_equal(s->max_concurrent, 4);
   assert_int_equal(s->http.max_body, 1048576);
+  assert_int_equal(s->shard, 2);
+  assert_string_equal(s->account, "acme");
+  assert_int_equal(conf.shard, 2);
+  assert_int_equal(conf.shards, 3);
+  assert_int_equal(conf.replica, 1);
+  assert_int_equal(conf.replicas, 2);
   s = conf.sources[1];
+  assert_int_equal(s->shard, 0);
+  assert_null(s->account);
   assert_string_equal(s->name, "two");
   assert_string_equal(s->http.bearer.value, "inline-token");
   /* nothing secret was logged (the string-boolean warning is collectd's) */

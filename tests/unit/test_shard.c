@@ -86,6 +86,12 @@ static void test_budget(void **state) {
   assert_true(a.max_rps > 1.3333 && a.max_rps < 1.3334);
   assert_true(b.max_rps == a.max_rps && c.max_rps == a.max_rps);
   assert_int_equal(a.account_blocks, 3);
+  /* turns by name, the same on every shard */
+  assert_int_equal(a.account_index, 0);
+  assert_int_equal(b.account_index, 1);
+  assert_int_equal(c.account_index, 2);
+  assert_true(a.account_rps == 4);
+  assert_int_equal(d.account_index, 0);
   /* another user is another account */
   assert_true(d.max_rps == 5);
   assert_int_equal(d.account_blocks, 1);
