@@ -14,6 +14,7 @@
 #include "shard.h"
 #include "source.h"
 #include "store.h"
+#include "text.h"
 #include "usage_conf.h"
 
 #include <stdio.h>
@@ -72,8 +73,10 @@ static void fmt_time(char *buf, size_t size, double t) {
   strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
 }
 
-/* status_page lists each source on the exporter's / page. */
-static void status_page(void *ud, usage_buf_t *out) {
+/* status_page lists each source on the exporter's / page; for a reader
+ * who has not authenticated the last error is redacted (it may quote
+ * filter values and e-mail addresses). */
+static void status_page(void *ud, int redact, usage_buf_t *out) {
   (void)ud;
   usage_buf_puts(out, "<table>\n<tr><th>source</th><th>kind</th>"
                       "<th>last scrape</th><th>duration</th><th>result</th>"
@@ -98,7 +101,13 @@ static void status_page(void *ud, usage_buf_t *out) {
                      st.last_duration,
                      st.last_scrape <= 0 ? "pending" : (st.up ? "up" : "down"),
                      ok, usage_store_series(store, usage_source_conf(s)->name));
-    usage_html_escape(out, st.last_error);
+    if (redact) {
+      char text[sizeof(st.last_error) * 2];
+      usage_text_redact(text, sizeof(text), st.last_error);
+      usage_html_escape(out, text);
+    } else {
+      usage_html_escape(out, st.last_error);
+    }
     usage_buf_puts(out, "</td></tr>\n");
   }
   pthread_mutex_unlock(&sources_lock);
@@ -275,6 +284,7 @@ static int usage_init(void) {
                                   .max_conns = x->max_conns,
                                   .max_per_ip = x->max_per_ip,
                                   .timeout_s = x->idle_timeout,
+                                  .request_timeout_s = x->request_timeout,
                                   .mem_limit = x->memory_limit,
                                   .tls_cert_file = x->tls_cert_file,
                                   .tls_key_file = x->tls_key_file,
