@@ -211,6 +211,24 @@ static int shard_owned(const usage_source_conf_t *c) {
   return 1;
 }
 
+/* unregister_reads removes the read callbacks usage_init registered
+ * (collectd frees their sources): a failed start leaves nothing running.
+ * collectd itself would only unregister a callback named "usage". */
+static void unregister_reads(void) {
+  for (size_t i = 0; i < sources_num; i++) {
+    char name[256] = "";
+    pthread_mutex_lock(&sources_lock);
+    usage_source_t *s = sources[i];
+    if (s != NULL)
+      snprintf(name, sizeof(name), "usage/%s/%s",
+               usage_kind_name(usage_source_conf(s)->kind),
+               usage_source_conf(s)->name);
+    pthread_mutex_unlock(&sources_lock);
+    if (s != NULL)
+      plugin_unregister_read(name);
+  }
+}
+
 static int usage_init(void) {
   if (store != NULL)
     return 0; /* init runs again after a failed start of another plugin */
@@ -234,48 +252,8 @@ static int usage_init(void) {
   if (shard_setup() != 0)
     return -1;
 
-  usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
-  size_t skipped = 0;
-  for (size_t i = 0; i < conf.sources_num; i++) {
-    usage_source_conf_t *c = conf.sources[i];
-    conf.sources[i] = NULL;
-    if (!shard_owned(c)) {
-      usage_source_conf_free(c);
-      skipped++;
-      continue;
-    }
-    char name[256];
-    snprintf(name, sizeof(name), "usage/%s/%s", usage_kind_name(c->kind),
-             c->name);
-    cdtime_t interval = c->interval > 0 ? DOUBLE_TO_CDTIME_T(c->interval) : 0;
-    glue_t *g = calloc(1, sizeof(*g));
-    if (g == NULL) {
-      usage_source_conf_free(c);
-      return -1;
-    }
-    g->interval = interval > 0 ? interval : plugin_get_interval();
-    sink.ud = g;
-    usage_source_t *s = usage_source_create(c, &sink);
-    if (s == NULL) {
-      free(g);
-      return -1;
-    }
-    pthread_mutex_lock(&sources_lock);
-    sources[sources_num++] = s;
-    pthread_mutex_unlock(&sources_lock);
-    plugin_register_complex_read(
-        "usage", name, usage_read, interval,
-        &(user_data_t){.data = s, .free_func = source_free});
-  }
-  conf.sources_num = 0;
-  if (conf.shards > 1)
-    INFO("usage plugin: shard %u of %u: scraping %zu block(s), %zu left to "
-         "the other shards",
-         conf.shard, conf.shards, sources_num, skipped);
-  if (sources_num == 0 && skipped == 0)
-    WARNING("usage plugin: no <CCC>, <Billing> or <Jasper> block: nothing "
-            "to scrape");
-
+  /* The exporter starts first: when it cannot, no read callback has been
+   * registered, so nothing scrapes while the log says the plugin failed. */
   if (conf.exporter != NULL) {
     const usage_exporter_conf_t *x = conf.exporter;
     usage_exporter_opts_t opts = {.address = x->address,
@@ -295,7 +273,7 @@ static int usage_init(void) {
     char err[256];
     exporter = usage_exporter_start(&opts, store, err, sizeof(err));
     if (exporter == NULL) {
-      ERROR("usage plugin: Exporter: %s", err);
+      ERROR("usage plugin: Exporter: %s; nothing is scraped", err);
       return -1;
     }
     INFO("usage plugin: exporter listening on %s://%s%s%s:%s/metrics%s",
@@ -304,7 +282,60 @@ static int usage_init(void) {
          strchr(conf.exporter->address, ':') ? "]" : "", conf.exporter->port,
          x->users_num ? " (Basic auth)" : "");
   }
+
+  usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
+  size_t skipped = 0;
+  for (size_t i = 0; i < conf.sources_num; i++) {
+    usage_source_conf_t *c = conf.sources[i];
+    conf.sources[i] = NULL;
+    if (!shard_owned(c)) {
+      usage_source_conf_free(c);
+      skipped++;
+      continue;
+    }
+    char name[256];
+    snprintf(name, sizeof(name), "usage/%s/%s", usage_kind_name(c->kind),
+             c->name);
+    cdtime_t interval = c->interval > 0 ? DOUBLE_TO_CDTIME_T(c->interval) : 0;
+    glue_t *g = calloc(1, sizeof(*g));
+    if (g == NULL) {
+      usage_source_conf_free(c);
+      goto fail;
+    }
+    g->interval = interval > 0 ? interval : plugin_get_interval();
+    sink.ud = g;
+    usage_source_t *s = usage_source_create(c, &sink);
+    if (s == NULL) {
+      free(g);
+      goto fail;
+    }
+    pthread_mutex_lock(&sources_lock);
+    sources[sources_num++] = s;
+    pthread_mutex_unlock(&sources_lock);
+    if (plugin_register_complex_read(
+            "usage", name, usage_read, interval,
+            &(user_data_t){.data = s, .free_func = source_free}) != 0) {
+      ERROR("usage plugin: cannot register the read callback \"%s\"", name);
+      goto fail;
+    }
+  }
+  conf.sources_num = 0;
+  if (conf.shards > 1)
+    INFO("usage plugin: shard %u of %u: scraping %zu block(s), %zu left to "
+         "the other shards",
+         conf.shard, conf.shards, sources_num, skipped);
+  if (sources_num == 0 && skipped == 0)
+    WARNING("usage plugin: no <CCC>, <Billing> or <Jasper> block: nothing "
+            "to scrape");
+
   return 0;
+
+fail:
+  ERROR("usage plugin: start-up failed; nothing is scraped");
+  unregister_reads();
+  usage_exporter_stop(exporter);
+  exporter = NULL;
+  return -1;
 }
 
 static int usage_shutdown(void) {
