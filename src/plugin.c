@@ -132,6 +132,23 @@ static int usage_config(oconfig_item_t *ci) {
         usage_conf_clear(&more);
         return -1;
       }
+  /* Two blocks writing one StateFile would overwrite each other's state. */
+  for (size_t i = 0; i < more.sources_num; i++)
+    for (size_t j = 0; j < conf.sources_num + i; j++) {
+      const usage_source_conf_t *a = more.sources[i];
+      const usage_source_conf_t *b = j < conf.sources_num
+                                         ? conf.sources[j]
+                                         : more.sources[j - conf.sources_num];
+      if (a->state_file != NULL && b->state_file != NULL &&
+          strcmp(a->state_file, b->state_file) == 0) {
+        ERROR("usage plugin: %s \"%s\" and %s \"%s\": option \"StateFile\": "
+              "both name \"%s\"; give each block its own file",
+              usage_kind_block(b->kind), b->name, usage_kind_block(a->kind),
+              a->name, a->state_file);
+        usage_conf_clear(&more);
+        return -1;
+      }
+    }
   usage_source_conf_t **p = realloc(
       conf.sources, (conf.sources_num + more.sources_num) * sizeof(*p) + 1);
   if (p == NULL) {
