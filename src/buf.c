@@ -29,6 +29,13 @@ void usage_buf_reset(usage_buf_t *b) {
     b->data[0] = 0;
 }
 
+void usage_buf_shrink(usage_buf_t *b, size_t keep) {
+  if (b->alloc > keep)
+    usage_buf_free(b);
+  else
+    usage_buf_reset(b);
+}
+
 int usage_buf_reserve(usage_buf_t *b, size_t n) {
   if (b->failed)
     return b->failed;

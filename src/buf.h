@@ -25,6 +25,10 @@ void usage_buf_init(usage_buf_t *b, size_t max);
 void usage_buf_free(usage_buf_t *b);
 /* usage_buf_reset empties the buffer but keeps its memory for reuse. */
 void usage_buf_reset(usage_buf_t *b);
+/* usage_buf_shrink empties the buffer and, when it holds more than keep
+ * bytes of memory, frees it (the cap stays), so one large body does not
+ * stay allocated for the life of a reused buffer. */
+void usage_buf_shrink(usage_buf_t *b, size_t keep);
 /* usage_buf_reserve makes room for n more bytes (+ NUL). 0 or errno. */
 int usage_buf_reserve(usage_buf_t *b, size_t n);
 int usage_buf_append(usage_buf_t *b, const void *data, size_t n);

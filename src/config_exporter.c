@@ -68,6 +68,10 @@ static int conf_exporter_more(const oconfig_item_t *child,
     if (conf_exporter_count(child, 1, 3600, &v) != 0)
       return EINVAL;
     e->idle_timeout = (unsigned)v;
+  } else if (strcasecmp(k, "RequestTimeout") == 0) {
+    if (conf_exporter_count(child, 1, 3600, &v) != 0)
+      return EINVAL;
+    e->request_timeout = (unsigned)v;
   } else if (strcasecmp(k, "ConnectionMemoryLimit") == 0) {
     if (conf_exporter_count(child, 4096, 16 * 1024 * 1024, &v) != 0)
       return EINVAL;
@@ -141,7 +145,7 @@ int usage_conf_exporter(const oconfig_item_t *ci, usage_conf_t *conf) {
           child->values[0].type != OCONFIG_TYPE_STRING ||
           cf_util_get_string(child, &e->address) != 0) {
         ERROR("usage plugin: Exporter: option \"Address\": expected one "
-              "string (an IP address)");
+              "string (an IP address or a host name)");
         errors++;
       }
     } else if (strcasecmp(child->key, "Port") == 0) {

@@ -4,14 +4,18 @@
  * comes from the store's render cache (plain or gzip) and is handed to
  * libmicrohttpd without a copy where it can take I/O vectors; the reference
  * is dropped when the response is freed. Every request is answered in the
- * first handler call, so a request body is never read. Who may connect is
- * exporter_auth.c's. */
+ * first handler call, so a request body is never read. A request must
+ * arrive whole within RequestTimeout of the connection (or of the previous
+ * response), however slowly it trickles in: a reaper thread shuts down the
+ * sockets of those that do not. Who may connect is exporter_auth.c's. */
 #include "exporter.h"
 #include "exporter_auth.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,8 +23,18 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "compat.h" /* after the library headers it adapts */
+
+/* One open connection, for the request deadline (its socket context). */
+typedef struct conn_s {
+  struct conn_s *prev, *next;
+  int fd;
+  double start; /* when the deadline of the next request began */
+  int busy;     /* a request is being answered: no deadline */
+  int killed;   /* shut down by the reaper */
+} conn_t;
 
 struct usage_exporter_s {
   struct MHD_Daemon *mhd;
@@ -28,7 +42,107 @@ struct usage_exporter_s {
   usage_exporter_opts_t opts;
   usage_exporter_tls_t tls;
   usage_exporter_auth_t *auth;
+  /* the request deadline: open connections and the reaper thread */
+  pthread_mutex_t lock;
+  pthread_cond_t wake;
+  conn_t *conns;
+  double deadline; /* seconds */
+  int stopping, reaper_running, lock_ready;
+  pthread_t reaper;
 };
+
+static double mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* notify_connection keeps the list of open connections for the reaper.
+ * libmicrohttpd reports CLOSED before it closes the socket, so under the
+ * lock a listed fd is still this connection's. */
+static void notify_connection(void *cls, struct MHD_Connection *conn,
+                              void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe) {
+  usage_exporter_t *e = cls;
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || ci == NULL) {
+      free(c); /* without an entry the idle timeout alone applies */
+      return;
+    }
+    c->fd = ci->connect_fd;
+    c->start = mono_now();
+    pthread_mutex_lock(&e->lock);
+    c->next = e->conns;
+    if (e->conns != NULL)
+      e->conns->prev = c;
+    e->conns = c;
+    pthread_mutex_unlock(&e->lock);
+    *socket_context = c;
+  } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
+    conn_t *c = *socket_context;
+    pthread_mutex_lock(&e->lock);
+    if (c->prev != NULL)
+      c->prev->next = c->next;
+    else
+      e->conns = c->next;
+    if (c->next != NULL)
+      c->next->prev = c->prev;
+    pthread_mutex_unlock(&e->lock);
+    free(c);
+    *socket_context = NULL;
+  }
+}
+
+/* conn_mark: a request arrived whole (busy 1) or its response is done
+ * (busy 0: the deadline of the next request on this connection starts). */
+static void conn_mark(usage_exporter_t *e, struct MHD_Connection *conn,
+                      int busy) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  if (ci == NULL || ci->socket_context == NULL)
+    return;
+  conn_t *c = ci->socket_context;
+  pthread_mutex_lock(&e->lock);
+  c->busy = busy;
+  c->start = mono_now();
+  pthread_mutex_unlock(&e->lock);
+}
+
+static void request_completed(void *cls, struct MHD_Connection *conn,
+                              void **req_cls,
+                              enum MHD_RequestTerminationCode toe) {
+  (void)req_cls;
+  (void)toe;
+  conn_mark(cls, conn, 0);
+}
+
+/* reaper shuts down the sockets of connections whose request is overdue;
+ * libmicrohttpd then sees the end of the stream and closes them. */
+static void *reaper(void *arg) {
+  usage_exporter_t *e = arg;
+  pthread_mutex_lock(&e->lock);
+  while (!e->stopping) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += 200 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&e->wake, &e->lock, &ts);
+    double now = mono_now();
+    for (conn_t *c = e->conns; c != NULL; c = c->next)
+      if (!c->busy && !c->killed && now - c->start > e->deadline) {
+        shutdown(c->fd, SHUT_RDWR);
+        c->killed = 1;
+      }
+  }
+  pthread_mutex_unlock(&e->lock);
+  return NULL;
+}
 
 int usage_html_escape(usage_buf_t *b, const char *s) {
   for (; s && *s; s++) {
@@ -268,7 +382,7 @@ static enum MHD_Result serve_page(usage_exporter_t *e,
                      "<h1>collectd usage plugin</h1>\n"
                      "<p><a href=\"/metrics\">Metrics</a></p>\n");
   if (e->opts.page != NULL)
-    e->opts.page(e->opts.page_ud, &b);
+    e->opts.page(e->opts.page_ud, e->auth == NULL && e->tls.ca == NULL, &b);
   usage_buf_puts(&b, "</body>\n</html>\n");
   if (usage_buf_failed(&b)) {
     usage_buf_free(&b);
@@ -304,6 +418,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   (void)req_cls;
   /* Everything is decided on the headers: the first call answers, and a
    * request body is never read (libmicrohttpd closes such a connection). */
+  conn_mark(e, conn, 1);
   if (!usage_exporter_tls_client_ok(&e->tls, conn))
     return queue_text(conn, MHD_HTTP_FORBIDDEN,
                       "403 a valid client certificate is required\n");
@@ -325,36 +440,34 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   return metrics ? serve_metrics(e, conn) : serve_page(e, conn);
 }
 
-usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *opts,
-                                       usage_store_t *store, char *err,
-                                       size_t errlen) {
+/* resolve: the address as a number first, then as a host name. */
+static int resolve(const usage_exporter_opts_t *opts, struct addrinfo **ai,
+                   char *err, size_t errlen) {
   struct addrinfo hints = {.ai_flags =
                                AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
                            .ai_socktype = SOCK_STREAM};
-  struct addrinfo *ai = NULL;
-  int rc = getaddrinfo(opts->address, opts->port, &hints, &ai);
+  int rc = getaddrinfo(opts->address, opts->port, &hints, ai);
+  if (rc == EAI_NONAME) {
+    hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
+    rc = getaddrinfo(opts->address, opts->port, &hints, ai);
+  }
   if (rc != 0) {
     snprintf(err, errlen, "cannot use address \"%s\" port \"%s\": %s",
-             opts->address, opts->port, gai_strerror(rc));
-    return NULL;
+             opts->address, opts->port,
+             rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+    return EINVAL;
   }
-  usage_exporter_t *e = calloc(1, sizeof(*e));
-  if (e == NULL) {
-    snprintf(err, errlen, "out of memory");
-    goto fail;
-  }
-  e->store = store;
-  e->opts = *opts;
-  if (usage_exporter_tls_load(&e->tls, opts, err, errlen) != 0)
-    goto fail;
-  if (opts->users_num > 0 &&
-      (e->auth = usage_exporter_auth_create(opts, err, errlen)) == NULL)
-    goto fail;
+  return 0;
+}
 
+/* start_mhd starts libmicrohttpd on one resolved address. */
+static struct MHD_Daemon *start_mhd(usage_exporter_t *e,
+                                    const usage_exporter_opts_t *opts,
+                                    const struct addrinfo *ai) {
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
   if (ai->ai_family == AF_INET6)
     flags |= MHD_USE_IPv6;
-  struct MHD_OptionItem o[16];
+  struct MHD_OptionItem o[20];
   size_t n = 0;
 #define OPT(opt, v, p) o[n++] = (struct MHD_OptionItem){(opt), (v), (p)}
   OPT(MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr);
@@ -371,6 +484,8 @@ usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *opts,
                                  : USAGE_EXPORTER_MEMORY_LIMIT),
       NULL);
   OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 128, NULL);
+  OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, e);
+  OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, e);
   if (e->tls.cert != NULL) {
     flags |= MHD_USE_TLS;
     OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, e->tls.cert);
@@ -382,8 +497,41 @@ usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *opts,
   }
   OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
-  e->mhd = MHD_start_daemon(flags, 0, NULL, NULL, handler, e, MHD_OPTION_ARRAY,
-                            o, MHD_OPTION_END);
+  return MHD_start_daemon(flags, 0, NULL, NULL, handler, e, MHD_OPTION_ARRAY, o,
+                          MHD_OPTION_END);
+}
+
+usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *opts,
+                                       usage_store_t *store, char *err,
+                                       size_t errlen) {
+  struct addrinfo *ai = NULL;
+  if (resolve(opts, &ai, err, errlen) != 0)
+    return NULL;
+  usage_exporter_t *e = calloc(1, sizeof(*e));
+  if (e == NULL) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  e->store = store;
+  e->opts = *opts;
+  e->deadline = opts->request_timeout_s ? opts->request_timeout_s
+                                        : USAGE_EXPORTER_REQUEST_TIMEOUT;
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&e->wake, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_mutex_init(&e->lock, NULL);
+  e->lock_ready = 1;
+  if (usage_exporter_tls_load(&e->tls, opts, err, errlen) != 0)
+    goto fail;
+  if (opts->users_num > 0 &&
+      (e->auth = usage_exporter_auth_create(opts, err, errlen)) == NULL)
+    goto fail;
+  /* a host name may resolve to several addresses: the first that works */
+  for (const struct addrinfo *p = ai; p != NULL && e->mhd == NULL;
+       p = p->ai_next)
+    e->mhd = start_mhd(e, opts, p);
   if (e->mhd == NULL) {
     snprintf(err, errlen,
              "cannot listen on %s port %s (address in use or not local, "
@@ -391,6 +539,11 @@ usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *opts,
              opts->address, opts->port);
     goto fail;
   }
+  if (pthread_create(&e->reaper, NULL, reaper, e) != 0) {
+    snprintf(err, errlen, "cannot start a thread");
+    goto fail;
+  }
+  e->reaper_running = 1;
   freeaddrinfo(ai);
   return e;
 
@@ -403,8 +556,19 @@ fail:
 void usage_exporter_stop(usage_exporter_t *e) {
   if (e == NULL)
     return;
+  if (e->reaper_running) {
+    pthread_mutex_lock(&e->lock);
+    e->stopping = 1;
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+    pthread_join(e->reaper, NULL);
+  }
   if (e->mhd != NULL)
-    MHD_stop_daemon(e->mhd);
+    MHD_stop_daemon(e->mhd); /* reports every connection CLOSED */
+  if (e->lock_ready) {
+    pthread_mutex_destroy(&e->lock);
+    pthread_cond_destroy(&e->wake);
+  }
   usage_exporter_auth_destroy(e->auth);
   usage_exporter_tls_clear(&e->tls);
   free(e);

@@ -21,24 +21,30 @@ typedef struct {
 #define USAGE_EXPORTER_MAX_CONNS 512
 #define USAGE_EXPORTER_MAX_PER_IP 32
 #define USAGE_EXPORTER_IDLE_TIMEOUT 10          /* seconds */
+#define USAGE_EXPORTER_REQUEST_TIMEOUT 10       /* seconds */
 #define USAGE_EXPORTER_MEMORY_LIMIT (32 * 1024) /* bytes per connection */
 
 typedef struct {
-  const char *address; /* numeric IPv4 or IPv6 address */
+  const char *address; /* IPv4 or IPv6 address (numeric) or a host name */
   const char *port;
   unsigned threads;    /* worker threads (pool); 0 = default */
   unsigned max_conns;  /* connections at once; 0 = default */
   unsigned max_per_ip; /* connections at once from one address; 0 = default */
   unsigned timeout_s;  /* idle connection timeout; 0 = default */
-  size_t mem_limit;    /* per-connection memory (headers, URL); 0 = default */
+  /* whole request (line and headers) within this many seconds of the
+   * connection or of the previous response, however busy; 0 = default */
+  unsigned request_timeout_s;
+  size_t mem_limit; /* per-connection memory (headers, URL); 0 = default */
   /* TLS: PEM file names; cert and key together or neither. With a client
    * CA, clients must present a certificate it signed. */
   const char *tls_cert_file, *tls_key_file, *tls_client_ca_file;
   /* Basic auth: with users_num > 0 every request must authenticate. */
   const usage_exporter_user_t *users;
   size_t users_num;
-  /* page writes the HTML status page body (sources and their state) */
-  void (*page)(void *ud, usage_buf_t *out);
+  /* page writes the HTML status page body (sources and their state);
+   * redact is 1 when the client has not authenticated (no Basic auth and
+   * no client certificate configured): error texts must then be redacted */
+  void (*page)(void *ud, int redact, usage_buf_t *out);
   void *page_ud;
 } usage_exporter_opts_t;
 

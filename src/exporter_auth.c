@@ -2,7 +2,9 @@
 /* exporter_auth: TLS material and the client certificate check, Basic auth
  * (see exporter_auth.h). Credentials are verified with libcrypt's bcrypt,
  * behind a cache of recent verdicts keyed by an HMAC (no password is kept)
- * and a global token bucket on bcrypt runs. */
+ * and token buckets on bcrypt runs: one per client address (a small LRU
+ * table), so a flood from one address does not lock the others out, and a
+ * global one that caps the CPU spent. Cached verdicts cost no token. */
 #include "exporter_auth.h"
 
 #include <crypt.h>
@@ -10,6 +12,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,15 +25,30 @@
 #define AUTH_CACHE 64
 #define AUTH_TTL_OK 600 /* seconds */
 #define AUTH_TTL_BAD 60
-/* bcrypt runs for credentials not in the cache: a token bucket. */
+/* bcrypt runs for credentials not in the cache: a token bucket per client
+ * address, and a global one above them. */
 #define AUTH_BURST 8.0
 #define AUTH_RATE 4.0 /* per second */
+#define AUTH_GLOBAL_BURST 32.0
+#define AUTH_GLOBAL_RATE 16.0
+#define AUTH_CLIENTS 256 /* addresses with a bucket; least recent goes */
 
 typedef struct {
   unsigned char key[32];
   int ok;
   time_t until;
 } verdict_t;
+
+typedef struct {
+  double tokens;
+  struct timespec refill;
+} bucket_t;
+
+typedef struct {
+  unsigned char addr[17]; /* family byte, then the IPv4 or IPv6 address */
+  bucket_t b;
+  double used; /* last use, for the LRU; 0 = free */
+} client_t;
 
 struct usage_exporter_auth_s {
   const usage_exporter_user_t *users;
@@ -39,8 +57,8 @@ struct usage_exporter_auth_s {
   unsigned char hmac_key[32];
   pthread_mutex_t lock; /* cache, tokens */
   verdict_t cache[AUTH_CACHE];
-  double tokens;
-  struct timespec refill;
+  bucket_t global;
+  client_t clients[AUTH_CLIENTS];
 };
 
 int usage_exporter_check_hash(const char *hash) {
@@ -110,8 +128,8 @@ usage_exporter_auth_create(const usage_exporter_opts_t *opts, char *err,
     goto fail;
   }
   snprintf(a->dummy, sizeof(a->dummy), "%s", out);
-  a->tokens = AUTH_BURST;
-  clock_gettime(CLOCK_MONOTONIC, &a->refill);
+  a->global.tokens = AUTH_GLOBAL_BURST;
+  clock_gettime(CLOCK_MONOTONIC, &a->global.refill);
   pthread_mutex_init(&a->lock, NULL);
   free(cd);
   return a;
@@ -130,19 +148,63 @@ void usage_exporter_auth_destroy(usage_exporter_auth_t *a) {
   free(a);
 }
 
-/* auth_take_token takes one bcrypt run from the bucket: 1 or 0. */
-static int auth_take_token(usage_exporter_auth_t *a) {
+/* bucket_take takes one bcrypt run from b: 1 or 0. */
+static int bucket_take(bucket_t *b, const struct timespec *now, double burst,
+                       double rate, int take) {
+  double dt = (double)(now->tv_sec - b->refill.tv_sec) +
+              (double)(now->tv_nsec - b->refill.tv_nsec) / 1e9;
+  b->refill = *now;
+  b->tokens += dt * rate;
+  if (b->tokens > burst)
+    b->tokens = burst;
+  if (b->tokens < 1)
+    return 0;
+  if (take)
+    b->tokens -= 1;
+  return 1;
+}
+
+/* client_key: the client's address as a table key (zeroes if unknown). */
+static void client_key(struct MHD_Connection *conn, unsigned char key[17]) {
+  memset(key, 0, 17);
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (ci == NULL || ci->client_addr == NULL)
+    return;
+  const struct sockaddr *sa = (const struct sockaddr *)ci->client_addr;
+  key[0] = (unsigned char)sa->sa_family;
+  if (sa->sa_family == AF_INET)
+    memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+  else if (sa->sa_family == AF_INET6)
+    memcpy(key + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+}
+
+/* auth_take_token takes one bcrypt run from the client's bucket and the
+ * global one (the client's first: a flooding address does not drain the
+ * global bucket): 1 or 0. Called under the lock. */
+static int auth_take_token(usage_exporter_auth_t *a,
+                           const unsigned char addr[17]) {
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
-  double dt = (double)(now.tv_sec - a->refill.tv_sec) +
-              (double)(now.tv_nsec - a->refill.tv_nsec) / 1e9;
-  a->refill = now;
-  a->tokens += dt * AUTH_RATE;
-  if (a->tokens > AUTH_BURST)
-    a->tokens = AUTH_BURST;
-  if (a->tokens < 1)
+  double t = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+  client_t *c = NULL, *lru = &a->clients[0];
+  for (size_t i = 0; i < AUTH_CLIENTS && c == NULL; i++) {
+    if (a->clients[i].used > 0 && memcmp(a->clients[i].addr, addr, 17) == 0)
+      c = &a->clients[i];
+    else if (a->clients[i].used < lru->used)
+      lru = &a->clients[i];
+  }
+  if (c == NULL) { /* a new address starts with a full bucket */
+    c = lru;
+    memcpy(c->addr, addr, 17);
+    c->b.tokens = AUTH_BURST;
+    c->b.refill = now;
+  }
+  c->used = t;
+  if (!bucket_take(&c->b, &now, AUTH_BURST, AUTH_RATE, 0) ||
+      !bucket_take(&a->global, &now, AUTH_GLOBAL_BURST, AUTH_GLOBAL_RATE, 1))
     return 0;
-  a->tokens -= 1;
+  c->b.tokens -= 1;
   return 1;
 }
 
@@ -167,13 +229,15 @@ unsigned usage_exporter_auth_check(usage_exporter_auth_t *a,
   if (hrc != 0)
     goto done;
 
+  unsigned char addr[17];
+  client_key(conn, addr);
   time_t now = time(NULL);
   int hit = -1;
   pthread_mutex_lock(&a->lock);
   for (size_t i = 0; i < AUTH_CACHE; i++)
     if (a->cache[i].until > now && ct_equal(a->cache[i].key, key, 32))
       hit = a->cache[i].ok;
-  int token = hit < 0 ? auth_take_token(a) : 0;
+  int token = hit < 0 ? auth_take_token(a, addr) : 0;
   pthread_mutex_unlock(&a->lock);
   if (hit >= 0) {
     verdict = hit ? 0 : MHD_HTTP_UNAUTHORIZED;

@@ -16,6 +16,9 @@
 #include "compat.h" /* after the library headers it adapts */
 
 #define SECRET_MAX 65536
+/* A response buffer that grew above this is freed before the next request
+ * and after a failed one, instead of being kept for reuse. */
+#define HTTP_BODY_KEEP (1024 * 1024)
 
 static pthread_mutex_t secret_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -233,7 +236,8 @@ int usage_http_get(usage_http_t *h, const char *path_query,
   resp->retry_after = -1;
   resp->body = "";
   usage_buf_init(&url, 0);
-  usage_buf_reset(&h->body);
+  /* the previous body is the caller's until now; a large one goes */
+  usage_buf_shrink(&h->body, HTTP_BODY_KEEP);
   h->retry_after = -1;
   h->errbuf[0] = 0;
 
@@ -324,6 +328,7 @@ int usage_http_get(usage_http_t *h, const char *path_query,
         resp->error[--len] = 0;
     }
     ret = (int)resp->err;
+    usage_buf_shrink(&h->body, HTTP_BODY_KEEP); /* e.g. a refused body */
     goto out;
   }
   resp->body = usage_buf_str(&h->body);

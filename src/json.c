@@ -3,6 +3,7 @@
  * (see json.h). Numbers are kept as the text sent and converted on access,
  * so a huge or fractional number is an error of that field alone. */
 #include "json.h"
+#include "text.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -166,6 +167,16 @@ static int looks_like_markup(const char *buf, size_t len) {
   return i < len && buf[i] == '<';
 }
 
+void usage_json_yajl_error(struct yajl_handle_t *h, char *dst, size_t size) {
+  unsigned char *msg = h ? yajl_get_error(h, 0, NULL, 0) : NULL;
+  usage_text_clean(dst, size, msg && msg[0] ? (char *)msg : "syntax error");
+  if (msg != NULL)
+    yajl_free_error(h, msg);
+  size_t n = strlen(dst);
+  while (n > 0 && dst[n - 1] == ' ')
+    dst[--n] = 0;
+}
+
 usage_json_t *usage_json_parse(const char *buf, size_t len, unsigned max_depth,
                                char *err, size_t errlen) {
   builder_t b = {.max_depth = max_depth};
@@ -194,18 +205,12 @@ usage_json_t *usage_json_parse(const char *buf, size_t len, unsigned max_depth,
                "invalid JSON: an HTML or XML page, not the API's answer (from "
                "a proxy or a login page?)");
     else {
-      unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
-      char *nl;
-      if (msg != NULL && (nl = strchr((char *)msg, '\n')) != NULL)
-        *nl = 0;
+      char msg[256];
+      usage_json_yajl_error(h, msg, sizeof(msg));
       if (st == yajl_status_ok || whole)
-        snprintf(err, errlen, "truncated JSON (%s)",
-                 msg ? (char *)msg : "premature end");
+        snprintf(err, errlen, "truncated JSON (%s)", msg);
       else
-        snprintf(err, errlen, "invalid JSON at byte %zu (%s)", off,
-                 msg ? (char *)msg : "parse error");
-      if (msg != NULL)
-        yajl_free_error(h, msg);
+        snprintf(err, errlen, "invalid JSON at byte %zu (%s)", off, msg);
     }
     yajl_free(h);
     free(b.key);

@@ -30,6 +30,13 @@ usage_json_t *usage_json_parse(const char *buf, size_t len, unsigned max_depth,
                                char *err, size_t errlen);
 void usage_json_free(usage_json_t *root); /* accepts NULL */
 
+/* usage_json_yajl_error writes the error of a yajl handle (a yajl_handle)
+ * into dst as one line: yajl ends its texts with a newline, and control
+ * characters are replaced (usage_text_clean). "syntax error" when yajl has
+ * none. Every use of yajl_get_error goes through here. */
+struct yajl_handle_t;
+void usage_json_yajl_error(struct yajl_handle_t *h, char *dst, size_t size);
+
 usage_json_type_t usage_json_type(const usage_json_t *v);
 /* usage_json_get returns the member `key` of an object, or NULL. */
 const usage_json_t *usage_json_get(const usage_json_t *obj, const char *key);

@@ -14,6 +14,7 @@
 #include "shard.h"
 #include "source.h"
 #include "store.h"
+#include "text.h"
 #include "usage_conf.h"
 
 #include <stdio.h>
@@ -72,8 +73,10 @@ static void fmt_time(char *buf, size_t size, double t) {
   strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
 }
 
-/* status_page lists each source on the exporter's / page. */
-static void status_page(void *ud, usage_buf_t *out) {
+/* status_page lists each source on the exporter's / page; for a reader
+ * who has not authenticated the last error is redacted (it may quote
+ * filter values and e-mail addresses). */
+static void status_page(void *ud, int redact, usage_buf_t *out) {
   (void)ud;
   usage_buf_puts(out, "<table>\n<tr><th>source</th><th>kind</th>"
                       "<th>last scrape</th><th>duration</th><th>result</th>"
@@ -98,7 +101,13 @@ static void status_page(void *ud, usage_buf_t *out) {
                      st.last_duration,
                      st.last_scrape <= 0 ? "pending" : (st.up ? "up" : "down"),
                      ok, usage_store_series(store, usage_source_conf(s)->name));
-    usage_html_escape(out, st.last_error);
+    if (redact) {
+      char text[sizeof(st.last_error) * 2];
+      usage_text_redact(text, sizeof(text), st.last_error);
+      usage_html_escape(out, text);
+    } else {
+      usage_html_escape(out, st.last_error);
+    }
     usage_buf_puts(out, "</td></tr>\n");
   }
   pthread_mutex_unlock(&sources_lock);
@@ -123,6 +132,23 @@ static int usage_config(oconfig_item_t *ci) {
         usage_conf_clear(&more);
         return -1;
       }
+  /* Two blocks writing one StateFile would overwrite each other's state. */
+  for (size_t i = 0; i < more.sources_num; i++)
+    for (size_t j = 0; j < conf.sources_num + i; j++) {
+      const usage_source_conf_t *a = more.sources[i];
+      const usage_source_conf_t *b = j < conf.sources_num
+                                         ? conf.sources[j]
+                                         : more.sources[j - conf.sources_num];
+      if (a->state_file != NULL && b->state_file != NULL &&
+          strcmp(a->state_file, b->state_file) == 0) {
+        ERROR("usage plugin: %s \"%s\" and %s \"%s\": option \"StateFile\": "
+              "both name \"%s\"; give each block its own file",
+              usage_kind_block(b->kind), b->name, usage_kind_block(a->kind),
+              a->name, a->state_file);
+        usage_conf_clear(&more);
+        return -1;
+      }
+    }
   usage_source_conf_t **p = realloc(
       conf.sources, (conf.sources_num + more.sources_num) * sizeof(*p) + 1);
   if (p == NULL) {
@@ -231,6 +257,24 @@ static int shard_owned(const usage_source_conf_t *c) {
   return 1;
 }
 
+/* unregister_reads removes the read callbacks usage_init registered
+ * (collectd frees their sources): a failed start leaves nothing running.
+ * collectd itself would only unregister a callback named "usage". */
+static void unregister_reads(void) {
+  for (size_t i = 0; i < sources_num; i++) {
+    char name[256] = "";
+    pthread_mutex_lock(&sources_lock);
+    usage_source_t *s = sources[i];
+    if (s != NULL)
+      snprintf(name, sizeof(name), "usage/%s/%s",
+               usage_kind_name(usage_source_conf(s)->kind),
+               usage_source_conf(s)->name);
+    pthread_mutex_unlock(&sources_lock);
+    if (s != NULL)
+      plugin_unregister_read(name);
+  }
+}
+
 static int usage_init(void) {
   if (store != NULL)
     return 0; /* init runs again after a failed start of another plugin */
@@ -254,6 +298,37 @@ static int usage_init(void) {
   if (shard_setup() != 0)
     return -1;
 
+  /* The exporter starts first: when it cannot, no read callback has been
+   * registered, so nothing scrapes while the log says the plugin failed. */
+  if (conf.exporter != NULL) {
+    const usage_exporter_conf_t *x = conf.exporter;
+    usage_exporter_opts_t opts = {.address = x->address,
+                                  .port = x->port,
+                                  .threads = x->threads,
+                                  .max_conns = x->max_conns,
+                                  .max_per_ip = x->max_per_ip,
+                                  .timeout_s = x->idle_timeout,
+                                  .request_timeout_s = x->request_timeout,
+                                  .mem_limit = x->memory_limit,
+                                  .tls_cert_file = x->tls_cert_file,
+                                  .tls_key_file = x->tls_key_file,
+                                  .tls_client_ca_file = x->tls_client_ca_file,
+                                  .users = x->users,
+                                  .users_num = x->users_num,
+                                  .page = status_page};
+    char err[256];
+    exporter = usage_exporter_start(&opts, store, err, sizeof(err));
+    if (exporter == NULL) {
+      ERROR("usage plugin: Exporter: %s; nothing is scraped", err);
+      return -1;
+    }
+    INFO("usage plugin: exporter listening on %s://%s%s%s:%s/metrics%s",
+         x->tls_cert_file ? "https" : "http",
+         strchr(conf.exporter->address, ':') ? "[" : "", conf.exporter->address,
+         strchr(conf.exporter->address, ':') ? "]" : "", conf.exporter->port,
+         x->users_num ? " (Basic auth)" : "");
+  }
+
   usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
   size_t skipped = 0;
   for (size_t i = 0; i < conf.sources_num; i++) {
@@ -271,21 +346,24 @@ static int usage_init(void) {
     glue_t *g = calloc(1, sizeof(*g));
     if (g == NULL) {
       usage_source_conf_free(c);
-      return -1;
+      goto fail;
     }
     g->interval = interval > 0 ? interval : plugin_get_interval();
     sink.ud = g;
     usage_source_t *s = usage_source_create(c, &sink);
     if (s == NULL) {
       free(g);
-      return -1;
+      goto fail;
     }
     pthread_mutex_lock(&sources_lock);
     sources[sources_num++] = s;
     pthread_mutex_unlock(&sources_lock);
-    plugin_register_complex_read(
-        "usage", name, usage_read, interval,
-        &(user_data_t){.data = s, .free_func = source_free});
+    if (plugin_register_complex_read(
+            "usage", name, usage_read, interval,
+            &(user_data_t){.data = s, .free_func = source_free}) != 0) {
+      ERROR("usage plugin: cannot register the read callback \"%s\"", name);
+      goto fail;
+    }
   }
   conf.sources_num = 0;
   if (conf.shards > 1)
@@ -296,34 +374,14 @@ static int usage_init(void) {
     WARNING("usage plugin: no <CCC>, <Billing> or <Jasper> block: nothing "
             "to scrape");
 
-  if (conf.exporter != NULL) {
-    const usage_exporter_conf_t *x = conf.exporter;
-    usage_exporter_opts_t opts = {.address = x->address,
-                                  .port = x->port,
-                                  .threads = x->threads,
-                                  .max_conns = x->max_conns,
-                                  .max_per_ip = x->max_per_ip,
-                                  .timeout_s = x->idle_timeout,
-                                  .mem_limit = x->memory_limit,
-                                  .tls_cert_file = x->tls_cert_file,
-                                  .tls_key_file = x->tls_key_file,
-                                  .tls_client_ca_file = x->tls_client_ca_file,
-                                  .users = x->users,
-                                  .users_num = x->users_num,
-                                  .page = status_page};
-    char err[256];
-    exporter = usage_exporter_start(&opts, store, err, sizeof(err));
-    if (exporter == NULL) {
-      ERROR("usage plugin: Exporter: %s", err);
-      return -1;
-    }
-    INFO("usage plugin: exporter listening on %s://%s%s%s:%s/metrics%s",
-         x->tls_cert_file ? "https" : "http",
-         strchr(conf.exporter->address, ':') ? "[" : "", conf.exporter->address,
-         strchr(conf.exporter->address, ':') ? "]" : "", conf.exporter->port,
-         x->users_num ? " (Basic auth)" : "");
-  }
   return 0;
+
+fail:
+  ERROR("usage plugin: start-up failed; nothing is scraped");
+  unregister_reads();
+  usage_exporter_stop(exporter);
+  exporter = NULL;
+  return -1;
 }
 
 static int usage_shutdown(void) {

@@ -42,6 +42,26 @@ static void fsync_dir(const char *path) {
   free(copy);
 }
 
+/* open_tmp creates a new temporary file beside path: O_EXCL and
+ * O_NOFOLLOW, so a file or symbolic link planted under the name is never
+ * written through; another name is tried a few times. -1 with errno. */
+static int open_tmp(const char *path, char *tmp, size_t size) {
+  static unsigned long seq;
+  int fd = -1;
+  for (int tries = 0; tries < 16 && fd < 0; tries++) {
+    unsigned long n = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+    if (snprintf(tmp, size, "%s.tmp-%ld-%lu", path, (long)getpid(), n) >=
+        (int)size) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != EEXIST)
+      return -1;
+  }
+  return fd;
+}
+
 int usage_state_save(const char *path, const char *kind, const char *source,
                      const char *data, size_t len, char *err, size_t errlen) {
   char tmp[4096];
@@ -52,12 +72,7 @@ int usage_state_save(const char *path, const char *kind, const char *source,
              len, (size_t)USAGE_STATE_MAX);
     return EFBIG;
   }
-  if (snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid()) >=
-      (int)sizeof(tmp)) {
-    snprintf(err, errlen, "state file name too long");
-    return ENAMETOOLONG;
-  }
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = open_tmp(path, tmp, sizeof(tmp));
   if (fd < 0) {
     int e = errno;
     snprintf(err, errlen, "cannot write state file \"%s\": %s", tmp,

@@ -2,7 +2,9 @@
 /* statefile: small state files that survive a collectd restart (watermarks,
  * de-duplication windows, counters). Written atomically: a temporary file
  * in the same directory, fsync, rename over the old one, fsync of the
- * directory, so a crash leaves the old or the new file, never a mix. The
+ * directory, so a crash leaves the old or the new file, never a mix (the
+ * temporary file is created O_EXCL | O_NOFOLLOW: nothing planted under
+ * its name is written through). The
  * first line names the format, the kind and the source; the rest is the
  * caller's. A file that is damaged or belongs to another source is renamed
  * aside and reported, never trusted. */

@@ -10,4 +10,11 @@
  * one log line; cut at size - 1 bytes. */
 void usage_text_clean(char *dst, size_t size, const char *s);
 
+/* usage_text_redact is usage_text_clean that also hides what an error text
+ * may quote from a configuration or an upstream body, for readers who have
+ * not authenticated: every e-mail address becomes "…" and the inside of
+ * every "double" or 'single' quoted value becomes "…" (an unclosed quote
+ * hides the rest). Cut at size - 1 bytes, never inside "…". */
+void usage_text_redact(char *dst, size_t size, const char *s);
+
 #endif

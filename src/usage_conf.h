@@ -17,6 +17,7 @@ typedef struct {
   char *port;                                            /* default 19813 */
   unsigned threads, max_conns, max_per_ip, idle_timeout; /* 0 = default */
   size_t memory_limit;                                   /* 0 = default */
+  unsigned request_timeout;                              /* 0 = default */
   char *tls_cert_file, *tls_key_file, *tls_client_ca_file; /* or NULL */
   usage_exporter_user_t *users; /* BasicAuthUser "name" "bcrypt hash" */
   size_t users_num;

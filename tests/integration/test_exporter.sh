@@ -150,4 +150,31 @@ it_assert "a plaintext password instead of a hash is refused, naming the option"
 it_assert "... and the plaintext is not logged" sh -c "! grep -q 'plaintext-password' '$IT_DIR/collectd.log'"
 kill "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
+
+# The exporter's port already taken: the plugin fails to start and nothing
+# scrapes (the read callbacks are registered only after the exporter runs).
+IT_EXPORTER_EXTRA=''
+EXPORTER_PORT=$(it_free_port)
+python3 -c 'import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(1)
+time.sleep(40)' "$EXPORTER_PORT" &
+holder=$!
+it_until 5 python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$EXPORTER_PORT"
+curl -sf -X POST "$SIM_URL/_sim/requests/reset" -o /dev/null
+it_write_config "$IT_DIR/usage.conf"
+timeout 30 "$COLLECTD" -f -C "$IT_DIR/collectd.conf" >>"$IT_DIR/collectd.out" 2>&1 &
+pid=$!
+it_assert "port in use: the start-up failure is logged" \
+  it_until 15 grep -q 'Exporter: cannot listen on 127.0.0.1 port '"$EXPORTER_PORT" "$IT_DIR/collectd.log"
+sleep 3 # Interval 1: three scrapes would have run by now
+vendor_requests() {
+  curl -sf "$SIM_URL/_sim/requests" | python3 -c 'import json, sys
+print(json.load(sys.stdin)["total"])'
+}
+it_assert_eq "port in use: no upstream request reaches the simulator" 0 "$(vendor_requests)"
+kill "$pid" "$holder" 2>/dev/null
+wait "$pid" "$holder" 2>/dev/null
 it_done

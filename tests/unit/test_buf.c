@@ -121,6 +121,36 @@ static void test_steal_reset(void **state) {
   usage_buf_free(NULL);
 }
 
+/* A buffer reused for response bodies gives back what a large or refused
+ * body took, keeps a small one, and keeps its cap. */
+static void test_shrink(void **state) {
+  (void)state;
+  usage_buf_t b;
+  usage_buf_init(&b, 3 * 1024 * 1024);
+  static char big[2 * 1024 * 1024];
+  memset(big, 'x', sizeof(big));
+  assert_int_equal(usage_buf_append(&b, big, sizeof(big)), 0);
+  usage_buf_shrink(&b, 1024 * 1024);
+  assert_null(b.data);
+  assert_int_equal(b.alloc, 0);
+  assert_int_equal(b.len, 0);
+  assert_int_equal(b.max, 3 * 1024 * 1024);
+  assert_int_equal(usage_buf_append(&b, "small", 5), 0);
+  char *kept = b.data;
+  usage_buf_shrink(&b, 1024 * 1024);
+  assert_ptr_equal(b.data, kept); /* kept for reuse, emptied */
+  assert_int_equal(b.len, 0);
+  assert_string_equal(b.data, "");
+  /* refused: over the cap */
+  assert_int_equal(usage_buf_append(&b, big, sizeof(big)), 0);
+  assert_int_equal(usage_buf_append(&b, big, sizeof(big)), EFBIG);
+  usage_buf_shrink(&b, 1024 * 1024);
+  assert_null(b.data);
+  assert_int_equal(usage_buf_failed(&b), 0);
+  assert_int_equal(usage_buf_append(&b, "again", 5), 0);
+  usage_buf_free(&b);
+}
+
 static void test_binary(void **state) {
   (void)state;
   usage_buf_t b;
@@ -149,6 +179,7 @@ int main(void) {
       cmocka_unit_test(test_printf_over_cap),
       cmocka_unit_test(test_steal_reset),
       cmocka_unit_test(test_binary),
+      cmocka_unit_test(test_shrink),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -554,6 +554,26 @@ static void test_ccc_options(void **state) {
   usage_conf_clear(&conf);
 }
 
+/* A StateFile in a directory that is missing or read-only is accepted:
+ * saving it is a run-time problem of the block, not a start-up error. */
+static void test_state_dir_runtime(void **state) {
+  (void)state;
+  char *text = expand("<Billing \"b\">\n"
+                      "  URL \"https://billing.example.net/api\"\n"
+                      "  BearerTokenFile \"@DIR@/token\"\n"
+                      "  StateFile \"@DIR@/no/such/dir/b.state\"\n"
+                      "</Billing>\n");
+  oconfig_item_t *ci = oc_parse(text);
+  free(text);
+  usage_conf_t conf = {0};
+  stub_log_reset();
+  assert_int_equal(usage_config_parse(ci, &conf), 0);
+  oc_free(ci);
+  assert_int_equal(stub_log_count(LOG_ERR), 0);
+  assert_int_equal(conf.sources_num, 1);
+  usage_conf_clear(&conf);
+}
+
 static void test_empty(void **state) {
   (void)state;
   oconfig_item_t *ci = oc_parse("");
@@ -568,8 +588,11 @@ static void test_empty(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_bad),         cmocka_unit_test(test_defaults),
-      cmocka_unit_test(test_all_options), cmocka_unit_test(test_ccc_options),
+      cmocka_unit_test(test_bad),
+      cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_all_options),
+      cmocka_unit_test(test_ccc_options),
+      cmocka_unit_test(test_state_dir_runtime),
       cmocka_unit_test(test_empty),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -2,10 +2,13 @@
 /* test_exporter: the HTTP server over loopback with libcurl (status codes,
  * content types, bodies, methods, gzip, golden bodies of both formats,
  * oversized requests, Basic auth, TLS with client certificates, connection
- * limits and the idle timeout) and the Accept/Accept-Encoding tables. */
+ * limits, the idle timeout and the request deadline, per-address login
+ * limits, status page redaction, IPv6 and host name addresses) and the
+ * Accept/Accept-Encoding tables. */
 #include "exporter.h"
 #include "families.h"
 #include "store.h"
+#include "text.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -94,9 +97,19 @@ static void free_port(void) {
   close(fd);
 }
 
-static void page(void *ud, usage_buf_t *out) {
+/* A last error as the status page would show it. */
+#define PAGE_ERROR "filter \"customerId\" value 'in:1001' for alice@example.com"
+
+static void page(void *ud, int redact, usage_buf_t *out) {
   usage_buf_puts(out, "<p>source ");
   usage_html_escape(out, ud);
+  usage_buf_puts(out, "</p>\n<p>error ");
+  char text[256];
+  if (redact)
+    usage_text_redact(text, sizeof(text), PAGE_ERROR);
+  else
+    snprintf(text, sizeof(text), "%s", PAGE_ERROR);
+  usage_html_escape(out, text);
   usage_buf_puts(out, "</p>\n");
 }
 
@@ -281,11 +294,11 @@ static void test_server(void **state) {
   assert_null(usage_exporter_start(&opts, store, err, sizeof(err)));
   assert_non_null(strstr(err, port));
   close(fd);
-  /* an address that is not numeric */
-  opts.address = "localhost";
+  /* a host name that does not resolve (test_addresses: one that does) */
+  opts.address = "no-such-host.invalid";
   err[0] = 0;
   assert_null(usage_exporter_start(&opts, store, err, sizeof(err)));
-  assert_non_null(strstr(err, "localhost"));
+  assert_non_null(strstr(err, "no-such-host.invalid"));
   usage_store_destroy(store);
 }
 
@@ -365,14 +378,17 @@ typedef struct {
   const char *extra_header;
   const char *cert, *key; /* TLS client certificate */
   int tls;
-  long url_pad; /* append this many 'a' to the path */
+  long url_pad;     /* append this many 'a' to the path */
+  const char *host; /* default 127.0.0.1 */
+  const char *from; /* source address (CURLOPT_INTERFACE), or NULL */
 } req_t;
 
 /* fetch performs one request; 0 or the curl error code. */
 static int fetch(const req_t *q, reply_t *r) {
   usage_buf_t url;
   usage_buf_init(&url, 0);
-  usage_buf_printf(&url, "%s://127.0.0.1:%s%s", q->tls ? "https" : "http", port,
+  usage_buf_printf(&url, "%s://%s:%s%s", q->tls ? "https" : "http",
+                   q->host ? q->host : "127.0.0.1", port,
                    q->path ? q->path : "/metrics");
   for (long i = 0; i < q->url_pad; i++)
     usage_buf_putc(&url, 'a');
@@ -394,6 +410,8 @@ static int fetch(const req_t *q, reply_t *r) {
     h = curl_slist_append(h, q->extra_header);
   curl_easy_setopt(c, CURLOPT_URL, url.data);
   curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+  if (q->from != NULL)
+    curl_easy_setopt(c, CURLOPT_INTERFACE, q->from);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
@@ -823,14 +841,219 @@ static void test_limits(void **state) {
   usage_store_destroy(store);
 }
 
+/* A request that trickles in a byte a second is closed at the request
+ * deadline (not the idle timeout, which each byte resets), while a normal
+ * scrape is answered meanwhile. */
+static void test_request_deadline(void **state) {
+  (void)state;
+  usage_store_t *store = golden_store();
+  usage_exporter_opts_t opts = {.timeout_s = 30, .request_timeout_s = 2};
+  usage_exporter_t *e = start(&opts, store);
+  enum { SLOW = 3 };
+  int fds[SLOW];
+  double closed_at[SLOW];
+  double t0 = now_s();
+  for (int i = 0; i < SLOW; i++) {
+    fds[i] = connect_lo();
+    closed_at[i] = 0;
+    assert_int_equal(send(fds[i], "GET /metrics HTTP/1.1\r\nX-Slow: ", 31, 0),
+                     31);
+  }
+  int open_left = SLOW, scraped = 0;
+  while (open_left > 0 && now_s() - t0 < 10) {
+    for (int i = 0; i < SLOW; i++) {
+      if (closed_at[i] > 0)
+        continue;
+      char buf[256];
+      ssize_t n = recv(fds[i], buf, sizeof(buf), MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) ||
+          send(fds[i], "a", 1, MSG_NOSIGNAL) != 1) {
+        closed_at[i] = now_s() - t0;
+        open_left--;
+      }
+    }
+    if (!scraped) {
+      reply_t r;
+      req_t q = {0};
+      assert_int_equal(fetch(&q, &r), 0);
+      assert_int_equal(r.status, 200);
+      reply_free(&r);
+      scraped = 1;
+    }
+    usleep(1000000);
+  }
+  for (int i = 0; i < SLOW; i++) {
+    if (closed_at[i] < 1.5 || closed_at[i] > 6)
+      fail_msg("slow connection %d closed after %.2f s (deadline 2 s)", i,
+               closed_at[i]);
+    close(fds[i]);
+  }
+  reply_t r;
+  req_t q = {0};
+  assert_int_equal(fetch(&q, &r), 0);
+  assert_int_equal(r.status, 200);
+  reply_free(&r);
+  usage_exporter_stop(e);
+  usage_store_destroy(store);
+}
+
+/* A flood of wrong passwords from one address gets 429 there, while the
+ * right password from another address is let in every time. */
+static void test_auth_per_address(void **state) {
+  (void)state;
+  usage_store_t *store = golden_store();
+  char h[128];
+  make_hash("right", 8, h, sizeof(h));
+  usage_exporter_user_t users[] = {{"prometheus", h}};
+  usage_exporter_opts_t opts = {.users = users, .users_num = 1};
+  usage_exporter_t *e = start(&opts, store);
+  int n401 = 0, n429 = 0, good = 0;
+  double t0 = now_s();
+  for (int i = 0; i < 60 && now_s() - t0 < 30; i++) {
+    char pass[32];
+    snprintf(pass, sizeof(pass), "guess-%d", i);
+    reply_t r;
+    req_t q = {.user = "prometheus", .pass = pass, .from = "127.0.0.2"};
+    assert_int_equal(fetch(&q, &r), 0);
+    n401 += r.status == 401;
+    n429 += r.status == 429;
+    reply_free(&r);
+    if (i % 6 == 5) {
+      q = (req_t){.user = "prometheus", .pass = "right", .from = "127.0.0.1"};
+      assert_int_equal(fetch(&q, &r), 0);
+      if (r.status != 200)
+        fail_msg("good login %d during the flood: %ld", good, r.status);
+      good++;
+      reply_free(&r);
+    }
+  }
+  if (n429 < 30 || n401 + n429 != 60 || good != 10)
+    fail_msg("flood: %d x 401, %d x 429, %d good logins", n401, n429, good);
+  usage_exporter_stop(e);
+  usage_store_destroy(store);
+}
+
+static void test_redact(void **state) {
+  (void)state;
+  static const struct {
+    const char *in, *want;
+  } cases[] = {
+      {NULL, ""},
+      {"plain text", "plain text"},
+      {"HTTP 500 from https://api.example.net/x",
+       "HTTP 500 from https://api.example.net/x"},
+      {"user alice@example.com unknown", "user \xe2\x80\xa6 unknown"},
+      {"<bob.smith+x@mail.example.org>", "<\xe2\x80\xa6>"},
+      {"a @ b, x@ y, @z", "a @ b, x@ y, @z"},
+      {"filter \"customerId\" bad", "filter \"\xe2\x80\xa6\" bad"},
+      {"value 'in:1001' refused", "value '\xe2\x80\xa6' refused"},
+      {"can't parse", "can't parse"},
+      {"unclosed \"secret rest", "unclosed \"\xe2\x80\xa6"},
+      {"line\nbreak", "line break"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    char out[128];
+    usage_text_redact(out, sizeof(out), cases[i].in);
+    if (strcmp(out, cases[i].want) != 0)
+      fail_msg("\"%s\": \"%s\", want \"%s\"", cases[i].in ? cases[i].in : "",
+               out, cases[i].want);
+  }
+  char small[8]; /* never cut inside the ellipsis */
+  usage_text_redact(small, sizeof(small), "ab \"cd\"");
+  assert_string_equal(small, "ab \"\xe2\x80\xa6");
+}
+
+/* The status page shows error texts whole only to authenticated readers. */
+static void test_page_redaction(void **state) {
+  (void)state;
+  usage_store_t *store = golden_store();
+  usage_exporter_opts_t opts = {.page = page, .page_ud = "acme"};
+  usage_exporter_t *e = start(&opts, store);
+  reply_t r;
+  req_t q = {.path = "/"};
+  assert_int_equal(fetch(&q, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_null(strstr(r.body.data, "alice"));
+  assert_null(strstr(r.body.data, "customerId"));
+  assert_null(strstr(r.body.data, "in:1001"));
+  assert_non_null(strstr(r.body.data, "\xe2\x80\xa6"));
+  reply_free(&r);
+  usage_exporter_stop(e);
+
+  char h[128];
+  make_hash("right", 4, h, sizeof(h));
+  usage_exporter_user_t users[] = {{"prometheus", h}};
+  opts = (usage_exporter_opts_t){
+      .page = page, .page_ud = "acme", .users = users, .users_num = 1};
+  e = start(&opts, store);
+  q = (req_t){.path = "/", .user = "prometheus", .pass = "right"};
+  assert_int_equal(fetch(&q, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_non_null(strstr(r.body.data, "alice@example.com"));
+  reply_free(&r);
+  usage_exporter_stop(e);
+  usage_store_destroy(store);
+}
+
+/* IPv6 addresses and a host name. */
+static void test_addresses(void **state) {
+  (void)state;
+  usage_store_t *store = golden_store();
+  static const struct {
+    const char *address, *connect;
+  } cases[] = {
+      {"::1", "[::1]"},
+      {"::", "[::1]"},
+      {"localhost", NULL}, /* whichever loopback it resolves to first */
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    free_port();
+    usage_exporter_opts_t opts = {.address = cases[i].address, .port = port};
+    char err[256] = "";
+    usage_exporter_t *e = usage_exporter_start(&opts, store, err, sizeof(err));
+    if (e == NULL)
+      fail_msg("%s: %s", cases[i].address, err);
+    const char *hosts[] = {cases[i].connect ? cases[i].connect : "127.0.0.1",
+                           cases[i].connect ? NULL : "[::1]"};
+    int ok = 0;
+    for (size_t j = 0; j < 2 && !ok; j++) {
+      if (hosts[j] == NULL)
+        continue;
+      reply_t r;
+      req_t q = {.host = hosts[j]};
+      ok = fetch(&q, &r) == 0 && r.status == 200;
+      reply_free(&r);
+    }
+    if (!ok)
+      fail_msg("%s: no answer", cases[i].address);
+    usage_exporter_stop(e);
+  }
+  usage_exporter_opts_t opts = {.address = "no-such-host.invalid",
+                                .port = port};
+  char err[256] = "";
+  assert_null(usage_exporter_start(&opts, store, err, sizeof(err)));
+  assert_non_null(strstr(err, "no-such-host.invalid"));
+  usage_store_destroy(store);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_ALL);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_negotiate),    cmocka_unit_test(test_html_escape),
-      cmocka_unit_test(test_server),       cmocka_unit_test(test_wants_gzip),
-      cmocka_unit_test(test_check_hash),   cmocka_unit_test(test_golden_gzip),
-      cmocka_unit_test(test_bad_requests), cmocka_unit_test(test_basic_auth),
-      cmocka_unit_test(test_tls),          cmocka_unit_test(test_limits),
+      cmocka_unit_test(test_negotiate),
+      cmocka_unit_test(test_html_escape),
+      cmocka_unit_test(test_server),
+      cmocka_unit_test(test_wants_gzip),
+      cmocka_unit_test(test_check_hash),
+      cmocka_unit_test(test_golden_gzip),
+      cmocka_unit_test(test_bad_requests),
+      cmocka_unit_test(test_basic_auth),
+      cmocka_unit_test(test_tls),
+      cmocka_unit_test(test_limits),
+      cmocka_unit_test(test_request_deadline),
+      cmocka_unit_test(test_auth_per_address),
+      cmocka_unit_test(test_redact),
+      cmocka_unit_test(test_page_redaction),
+      cmocka_unit_test(test_addresses),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();

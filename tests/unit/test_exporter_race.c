@@ -103,8 +103,9 @@ static void *scraper(void *p) {
   return NULL;
 }
 
-static void page(void *ud, usage_buf_t *out) {
+static void page(void *ud, int redact, usage_buf_t *out) {
   usage_store_t *store = ud;
+  (void)redact;
   usage_buf_printf(out, "<p>%zu series</p>\n", usage_store_series(store, NULL));
 }
 

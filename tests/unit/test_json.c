@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <yajl/yajl_parse.h>
 
 static usage_json_t *parse(const char *text) {
   char err[256] = "";
@@ -185,7 +186,27 @@ static void test_bad_documents(void **state) {
     if (strstr(err, cases[i].err) == NULL)
       fail_msg("%s: error \"%s\", want \"%s\"", cases[i].name, err,
                cases[i].err);
+    for (const char *p = err; *p; p++) /* one log line */
+      if ((unsigned char)*p < 0x20 || *p == 0x7f)
+        fail_msg("%s: control character in \"%s\"", cases[i].name, err);
   }
+  /* yajl's own text ends in a newline; the helper makes it one line */
+  yajl_handle h = yajl_alloc(NULL, NULL, NULL);
+  assert_non_null(h);
+  assert_int_not_equal(
+      yajl_parse(h, (const unsigned char *)"{\"a\": nope}", 11),
+      yajl_status_ok);
+  unsigned char *raw = yajl_get_error(h, 0, NULL, 0);
+  assert_non_null(strchr((char *)raw, '\n'));
+  yajl_free_error(h, raw);
+  char line[256];
+  usage_json_yajl_error(h, line, sizeof(line));
+  assert_null(strchr(line, '\n'));
+  assert_non_null(strstr(line, "error")); /* yajl: "lexical error: ..." */
+  assert_int_not_equal(line[strlen(line) - 1], ' ');
+  yajl_free(h);
+  usage_json_yajl_error(NULL, line, sizeof(line));
+  assert_string_equal(line, "syntax error");
   /* valid UTF-8 passes through unchanged */
   usage_json_t *root = parse("{\"name\": \"caf\xc3\xa9 \\u00e9\"}");
   assert_string_equal(usage_json_str(root, "name"), "caf\xc3\xa9 \xc3\xa9");

@@ -351,6 +351,44 @@ static void test_save_errors(void **state) {
   assert_int_equal(strlen(tiny), 7);
 }
 
+/* Symbolic links planted under the temporary names are never written
+ * through (O_EXCL | O_NOFOLLOW): the save takes a free name or fails. */
+static void test_save_no_follow(void **state) {
+  (void)state;
+  clean_dir();
+  char path[512], victim[512], link[700], err[1024] = "";
+  path_of(path, sizeof(path), "s.state");
+  path_of(victim, sizeof(victim), "victim");
+  FILE *f = fopen(victim, "w");
+  assert_non_null(f);
+  fputs("precious\n", f);
+  fclose(f);
+  for (int n = 1; n <= 40; n++) {
+    snprintf(link, sizeof(link), "%s.tmp-%ld-%d", path, (long)getpid(), n);
+    assert_int_equal(symlink(victim, link), 0);
+  }
+  int rc = usage_state_save(path, "ccc", "acme", "x\n", 2, err, sizeof(err));
+  if (rc != 0 && rc != EEXIST)
+    fail_msg("save: %d %s", rc, err);
+  size_t len;
+  char *got = read_raw(victim, &len);
+  assert_string_equal(got, "precious\n");
+  free(got);
+  /* enough tries past the planted names: the save works */
+  for (int i = 0; i < 4 && rc != 0; i++)
+    rc = usage_state_save(path, "ccc", "acme", "x\n", 2, err, sizeof(err));
+  assert_int_equal(rc, 0);
+  char *data;
+  assert_int_equal(
+      usage_state_load(path, "ccc", "acme", &data, &len, err, sizeof(err)), 0);
+  assert_string_equal(data, "x\n");
+  free(data);
+  got = read_raw(victim, &len);
+  assert_string_equal(got, "precious\n");
+  free(got);
+  clean_dir();
+}
+
 static void test_set_aside(void **state) {
   (void)state;
   clean_dir();
@@ -583,6 +621,7 @@ int main(void) {
       cmocka_unit_test(test_missing),
       cmocka_unit_test(test_bad_files),
       cmocka_unit_test(test_save_errors),
+      cmocka_unit_test(test_save_no_follow),
       cmocka_unit_test(test_set_aside),
       cmocka_unit_test(test_changes_round_trip),
       cmocka_unit_test(test_changes_parse_bad),

@@ -11,7 +11,6 @@
 #include "conf_get.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -176,7 +175,7 @@ int usage_conf_billing_option(usage_source_conf_t *src,
 }
 
 int usage_conf_billing_check(usage_source_conf_t *src) {
-  usage_billing_conf_t *c = src->kind_conf;
+  src->state_file = ((usage_billing_conf_t *)src->kind_conf)->state_file;
   int has_auth =
       src->http.bearer.value != NULL || src->http.bearer.file != NULL;
   for (size_t i = 0; i < src->http.headers_num && !has_auth; i++)
@@ -187,18 +186,8 @@ int usage_conf_billing_check(usage_source_conf_t *src) {
                    "BearerTokenFile");
     return EINVAL;
   }
-  if (c->state_file != NULL) {
-    char *copy = strdup(c->state_file);
-    if (copy == NULL)
-      return ENOMEM;
-    const char *dir = dirname(copy);
-    int ok = access(dir, W_OK | X_OK) == 0;
-    if (!ok)
-      usage_conf_err(src, "StateFile",
-                     "the directory %s does not exist or is not writable", dir);
-    free(copy);
-    if (!ok)
-      return EINVAL;
-  }
+  /* The StateFile's directory is not checked here: missing, read-only or
+   * full, it is a run-time problem of this block (source down, reason
+   * state_file, retried every scrape), not one that stops collectd. */
   return 0;
 }

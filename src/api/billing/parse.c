@@ -4,6 +4,7 @@
  * GroupBy values of each record, handed to the window (window.c) record by
  * record. Pure: no I/O. */
 #include "api/billing/internal.h"
+#include "json.h"
 #include "timeutil.h"
 
 #include <errno.h>
@@ -418,16 +419,11 @@ int usage_billing_page(usage_billing_t *b, const char *body, size_t len,
     ret = EINVAL;
   } else if (st != yajl_status_ok) {
     if (res->error[0] == 0) {
-      unsigned char *msg =
-          yajl_get_error(h, 0, (const unsigned char *)body, len);
-      char *nl = msg ? strchr((char *)msg, '\n') : NULL;
-      if (nl)
-        *nl = 0;
-      snprintf(
-          res->error, sizeof(res->error), "invalid JSON at byte %zu of %zu: %s",
-          yajl_get_bytes_consumed(h), len, msg ? (char *)msg : "parse error");
-      if (msg)
-        yajl_free_error(h, msg);
+      char msg[128];
+      usage_json_yajl_error(h, msg, sizeof(msg));
+      snprintf(res->error, sizeof(res->error),
+               "invalid JSON at byte %zu of %zu: %s",
+               yajl_get_bytes_consumed(h), len, msg);
     }
     ret = p.range                                    ? ERANGE
           : strcmp(res->error, "out of memory") == 0 ? ENOMEM

@@ -190,6 +190,7 @@ int usage_conf_ccc_option(usage_source_conf_t *src, const oconfig_item_t *ci) {
 
 int usage_conf_ccc_check(usage_source_conf_t *src) {
   usage_ccc_conf_t *c = src->kind_conf;
+  src->state_file = c->state_file;
   int wide = c->reseller != NULL || c->partner != NULL;
   if (c->services_num == 0 && !(c->status_changes && wide)) {
     usage_conf_err(src, NULL,

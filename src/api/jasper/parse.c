@@ -4,6 +4,7 @@
  * types, and folds each finished zone object into the aggregation
  * (aggregate.c); the page's own facts go to usage_jasper_page_t. Pure. */
 #include "api/jasper/internal.h"
+#include "json.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -432,12 +433,10 @@ int usage_jasper_parse_page(usage_jasper_agg_t *a, const char *body, size_t len,
   int ret = 0;
   if (st != yajl_status_ok) {
     if (page->error[0] == 0) {
-      unsigned char *e = yajl_get_error(h, 0, NULL, 0);
-      snprintf(
-          page->error, sizeof(page->error), "invalid JSON: %s (at byte %zu)",
-          e ? (const char *)e : "syntax error", yajl_get_bytes_consumed(h));
-      if (e)
-        yajl_free_error(h, e);
+      char e[128];
+      usage_json_yajl_error(h, e, sizeof(e));
+      snprintf(page->error, sizeof(page->error),
+               "invalid JSON: %s (at byte %zu)", e, yajl_get_bytes_consumed(h));
     }
     ret = a->nomem ? ENOMEM : a->overflow ? ERANGE : EINVAL;
   } else if (page->error_code[0] != 0) {
