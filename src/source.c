@@ -2,6 +2,7 @@
 /* source: scrape accounting, politeness, throttled logging (see source.h). */
 #include "source.h"
 #include "families.h"
+#include "login.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -134,6 +135,7 @@ void usage_source_conf_free(usage_source_conf_t *conf) {
   if (v != NULL && conf->kind_conf != NULL)
     v->conf_destroy(conf->kind_conf);
   usage_http_conf_clear(&conf->http);
+  usage_login_conf_free(conf->login);
   free(conf->account);
   free(conf->name);
   free(conf);

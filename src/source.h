@@ -50,6 +50,7 @@ typedef struct usage_source_conf_s {
   unsigned shard;          /* Shard N of the block; 0 = by the name's hash */
   char *account;           /* Account: blocks that share one vendor budget */
   unsigned account_blocks; /* blocks sharing the budget (shard.c) */
+  struct usage_login_conf_s *login; /* <Login>, or NULL (login.h) */
 } usage_source_conf_t;
 
 typedef struct usage_source_s usage_source_t;

@@ -177,8 +177,8 @@ int usage_conf_billing_option(usage_source_conf_t *src,
 
 int usage_conf_billing_check(usage_source_conf_t *src) {
   usage_billing_conf_t *c = src->kind_conf;
-  int has_auth =
-      src->http.bearer.value != NULL || src->http.bearer.file != NULL;
+  int has_auth = src->http.bearer.value != NULL ||
+                 src->http.bearer.file != NULL || src->login != NULL;
   for (size_t i = 0; i < src->http.headers_num && !has_auth; i++)
     has_auth = strncasecmp(src->http.headers[i], "Authorization:", 14) == 0;
   if (!has_auth) {
