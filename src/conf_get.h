@@ -26,6 +26,12 @@ int usage_get_whole(const usage_source_conf_t *src, const oconfig_item_t *ci,
  * EINVAL/ENOMEM after logging. */
 int usage_conf_exporter(const oconfig_item_t *ci, usage_conf_t *conf);
 
+/* usage_conf_login reads a <Login> block into src->login;
+ * usage_conf_login_check applies its preset and defaults and checks it once
+ * the block's URL is known (config_login.c). 0, or EINVAL after logging. */
+int usage_conf_login(usage_source_conf_t *src, const oconfig_item_t *ci);
+int usage_conf_login_check(usage_source_conf_t *src);
+
 /* Per kind: option() handles one child of the block (ENOENT = not one of
  * its options); check() validates the block after all options were read. */
 int usage_conf_ccc_option(usage_source_conf_t *src, const oconfig_item_t *ci);

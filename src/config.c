@@ -204,6 +204,8 @@ static int conf_common(usage_source_conf_t *src, const oconfig_item_t *ci) {
     return conf_secret(src, ci, &src->http.bearer, 1);
   if (strcasecmp(k, "Header") == 0)
     return conf_header(src, ci);
+  if (strcasecmp(k, "Login") == 0)
+    return usage_conf_login(src, ci);
   if (strcasecmp(k, "VerifyPeer") == 0)
     return usage_get_bool(src, ci, &src->http.verify_peer);
   if (strcasecmp(k, "VerifyHost") == 0)
@@ -346,6 +348,8 @@ static int conf_source(usage_kind_t kind, const oconfig_item_t *ci,
       errors++;
     }
   }
+  if (errors == 0 && usage_conf_login_check(src) != 0)
+    errors++;
   if (errors == 0 && kinds[kind].check != NULL && kinds[kind].check(src) != 0)
     errors++;
   if (errors != 0) {

@@ -176,6 +176,13 @@ const usage_family_t usage_families[FAM_COUNT] = {
     [FAM_SCRAPE_ERRORS] = {"usage_scrape_errors_total",
                            "Failed or refused scrape entities, by cause.", C,
                            NULL, "derive", 0},
+    [FAM_LOGIN_TOTAL] = {"usage_login_total",
+                         "Sign-ins of a source with <Login>, by result.", C,
+                         NULL, "derive", 0},
+    [FAM_LOGIN_TOKEN_EXPIRY] = {"usage_login_token_expiry_seconds",
+                                "Seconds until the token of a source with "
+                                "<Login> expires.",
+                                G, "seconds", "duration", 0},
     [FAM_EXPORTER_BUILD_INFO] = {"usage_exporter_build_info",
                                  "Build of the usage plugin (always 1).", G,
                                  NULL, "gauge", 1, 2},

@@ -127,6 +127,9 @@ struct usage_http_s {
   CURL *curl;
   usage_buf_t body;
   long retry_after;
+  const char *capture; /* response header to keep (request's) */
+  char captured[8192];
+  int has_captured;
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -145,6 +148,22 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud) {
 static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud) {
   usage_http_t *h = ud;
   size_t n = size * nmemb;
+  size_t clen = h->capture ? strlen(h->capture) : 0;
+  if (clen > 0 && n > clen + 1 && strncasecmp(ptr, h->capture, clen) == 0 &&
+      ptr[clen] == ':') {
+    const char *v = ptr + clen + 1;
+    size_t len = n - clen - 1;
+    while (len > 0 && (*v == ' ' || *v == '\t'))
+      v++, len--;
+    while (len > 0 &&
+           (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
+      len--;
+    if (len < sizeof(h->captured)) {
+      memcpy(h->captured, v, len);
+      h->captured[len] = 0;
+      h->has_captured = 1;
+    }
+  }
   if (n > 12 && strncasecmp(ptr, "Retry-After:", 12) == 0) {
     char tmp[64];
     size_t len = n - 12 < sizeof(tmp) - 1 ? n - 12 : sizeof(tmp) - 1;
@@ -226,7 +245,14 @@ static usage_http_err_t classify(CURLcode rc) {
 
 int usage_http_get(usage_http_t *h, const char *path_query,
                    usage_http_resp_t *resp) {
+  usage_http_req_t req = {.path_query = path_query};
+  return usage_http_request(h, &req, resp);
+}
+
+int usage_http_request(usage_http_t *h, const usage_http_req_t *req,
+                       usage_http_resp_t *resp) {
   usage_http_conf_t *c = h->conf;
+  const char *path_query = req->path_query ? req->path_query : "";
   CURL *curl = h->curl;
   struct curl_slist *hdrs = NULL;
   usage_buf_t url;
@@ -240,6 +266,9 @@ int usage_http_get(usage_http_t *h, const char *path_query,
   usage_buf_shrink(&h->body, HTTP_BODY_KEEP);
   h->retry_after = -1;
   h->errbuf[0] = 0;
+  h->capture = req->capture;
+  h->has_captured = 0;
+  h->captured[0] = 0;
 
   /* Secrets are shared by the workers of a source: read them and hand
    * them to libcurl (which copies them) under one lock. */
@@ -254,11 +283,26 @@ int usage_http_get(usage_http_t *h, const char *path_query,
     return (int)USAGE_HTTP_SECRET;
   }
 
-  usage_buf_puts(&url, c->url);
-  usage_buf_puts(&url, path_query);
+  if (req->url != NULL) {
+    usage_buf_puts(&url, req->url);
+  } else {
+    usage_buf_puts(&url, c->url);
+    usage_buf_puts(&url, path_query);
+  }
   hdrs = curl_slist_append(hdrs, "Accept: application/json");
   for (size_t i = 0; i < c->headers_num; i++)
-    hdrs = curl_slist_append(hdrs, c->headers[i]);
+    if (hdrs != NULL)
+      hdrs = curl_slist_append(hdrs, c->headers[i]);
+  const char *extra[] = {req->header, req->header2};
+  for (size_t i = 0; i < 2; i++)
+    if (hdrs != NULL && extra[i] != NULL)
+      hdrs = curl_slist_append(hdrs, extra[i]);
+  char ctype[128];
+  if (hdrs != NULL && req->body != NULL) {
+    snprintf(ctype, sizeof(ctype), "Content-Type: %s",
+             req->content_type ? req->content_type : "application/json");
+    hdrs = curl_slist_append(hdrs, ctype);
+  }
   if (usage_buf_failed(&url) || hdrs == NULL) {
     pthread_mutex_unlock(&secret_lock);
     snprintf(resp->error, sizeof(resp->error), "out of memory");
@@ -271,6 +315,14 @@ int usage_http_get(usage_http_t *h, const char *path_query,
   curl_easy_setopt(curl, CURLOPT_URL, usage_buf_data(&url));
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  if (req->body != NULL) {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t)req->body_len);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req->body);
+  }
+  if (req->method != NULL && strcmp(req->method, "GET") != 0 &&
+      !(req->body != NULL && strcmp(req->method, "POST") == 0))
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
   usage_curl_http_only(curl);
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
@@ -294,7 +346,9 @@ int usage_http_get(usage_http_t *h, const char *path_query,
     curl_easy_setopt(curl, CURLOPT_SSLCERT, c->client_cert);
   if (c->client_key != NULL)
     curl_easy_setopt(curl, CURLOPT_SSLKEY, c->client_key);
-  if (c->user != NULL) {
+  if (req->no_conf_auth) {
+    /* a sign-in request carries its own credentials */
+  } else if (c->user != NULL) {
     curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     curl_easy_setopt(curl, CURLOPT_USERNAME, c->user);
     curl_easy_setopt(curl, CURLOPT_PASSWORD, password ? password : "");
@@ -312,6 +366,7 @@ int usage_http_get(usage_http_t *h, const char *path_query,
       ct != NULL)
     snprintf(resp->content_type, sizeof(resp->content_type), "%s", ct);
   resp->retry_after = h->retry_after;
+  resp->captured = h->has_captured ? h->captured : NULL;
 
   if (rc != CURLE_OK) {
     if (rc == CURLE_WRITE_ERROR && usage_buf_failed(&h->body) == EFBIG) {
@@ -339,6 +394,11 @@ out:
   curl_easy_setopt(curl, CURLOPT_PASSWORD, "");
   curl_easy_setopt(curl, CURLOPT_XOAUTH2_BEARER, "");
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, NULL);
+  h->capture = NULL;
+  /* the extra headers may carry a token: wipe libcurl's copies */
+  for (struct curl_slist *l = hdrs; l != NULL; l = l->next)
+    explicit_bzero(l->data, strlen(l->data));
   curl_slist_free_all(hdrs);
   usage_buf_free(&url);
   return ret;

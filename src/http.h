@@ -55,7 +55,9 @@ typedef enum {
   USAGE_HTTP_TLS,       /* handshake or verification failed */
   USAGE_HTTP_TOO_LARGE, /* body over max_body */
   USAGE_HTTP_SECRET,    /* a secret file could not be read */
-  USAGE_HTTP_FAILED     /* anything else */
+  USAGE_HTTP_FAILED,    /* anything else */
+  USAGE_HTTP_LOGIN,     /* signing in (<Login>) failed */
+  USAGE_HTTP_LOGIN_AUTH /* the login endpoint refused (401, 403) */
 } usage_http_err_t;
 
 typedef struct {
@@ -66,7 +68,24 @@ typedef struct {
   char content_type[96];
   long retry_after; /* seconds from Retry-After, -1 when absent */
   char error[256];  /* the cause when err != USAGE_HTTP_OK */
+  /* the value of the request's `capture` header, or NULL; valid until the
+   * next request */
+  const char *captured;
 } usage_http_resp_t;
+
+/* A request other than a plain GET of conf->url + path_query. */
+typedef struct {
+  const char *method;     /* NULL = GET */
+  const char *url;        /* absolute URL; NULL = conf->url + path_query */
+  const char *path_query; /* when url is NULL */
+  const char *body;       /* request body, or NULL */
+  size_t body_len;
+  const char *content_type; /* of the body */
+  const char *header;       /* one more "Name: value" (a token), or NULL */
+  const char *header2;      /* and another, or NULL */
+  int no_conf_auth;         /* leave out User/Password and BearerToken */
+  const char *capture;      /* name of a response header to keep, or NULL */
+} usage_http_req_t;
 
 typedef struct usage_http_s usage_http_t;
 
@@ -83,6 +102,11 @@ void usage_http_destroy(usage_http_t *h); /* accepts NULL */
  * error class (resp->err) with its cause in resp->error. */
 int usage_http_get(usage_http_t *h, const char *path_query,
                    usage_http_resp_t *resp);
+
+/* usage_http_request performs req (see usage_http_req_t) like
+ * usage_http_get. */
+int usage_http_request(usage_http_t *h, const usage_http_req_t *req,
+                       usage_http_resp_t *resp);
 
 /* usage_http_escape URL-encodes s into b (RFC 3986 unreserved kept). */
 int usage_http_escape(usage_buf_t *b, const char *s);

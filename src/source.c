@@ -2,6 +2,7 @@
 /* source: scrape accounting, politeness, throttled logging (see source.h). */
 #include "source.h"
 #include "families.h"
+#include "login.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -54,6 +55,10 @@ struct usage_source_s {
   size_t reasons_num;
   usage_throttle_t *throttle;
   size_t throttle_num;
+
+  /* <Login>: the token, one sign-in at a time (login.lock) */
+  usage_login_state_t login;
+  usage_http_t *login_http;
 
   pthread_mutex_t acct; /* accounting, throttle, politeness: workers */
   pthread_mutex_t lock; /* status */
@@ -108,9 +113,9 @@ const usage_vendor_t *usage_vendor(usage_kind_t kind) {
 /* Reasons every source publishes from the start, at 0, so that increase()
  * sees the first error of each. */
 static const char *const common_reasons[] = {
-    "auth",       "http_4xx",     "http_5xx",      "timeout",
-    "connect",    "tls",          "too_large",     "parse",
-    "pagination", "rate_limited", "invalid_value", "secret"};
+    "auth",          "http_4xx",  "http_5xx", "timeout",    "connect",
+    "tls",           "too_large", "parse",    "pagination", "rate_limited",
+    "invalid_value", "secret",    "login"};
 
 static usage_reason_count_t *reason_slot(usage_source_t *s,
                                          const char *reason) {
@@ -135,6 +140,7 @@ void usage_source_conf_free(usage_source_conf_t *conf) {
   if (v != NULL && conf->kind_conf != NULL)
     v->conf_destroy(conf->kind_conf);
   usage_http_conf_clear(&conf->http);
+  usage_login_conf_free(conf->login);
   free(conf->account);
   free(conf->name);
   free(conf);
@@ -152,13 +158,17 @@ usage_source_t *usage_source_create(usage_source_conf_t *conf,
   s->vendor = usage_vendor(conf->kind);
   pthread_mutex_init(&s->lock, NULL);
   pthread_mutex_init(&s->acct, NULL);
+  usage_login_state_init(&s->login);
   for (size_t i = 0; i < sizeof(common_reasons) / sizeof(*common_reasons); i++)
     reason_slot(s, common_reasons[i]);
   for (size_t i = 0; s->vendor && s->vendor->reasons && s->vendor->reasons[i];
        i++)
     reason_slot(s, s->vendor->reasons[i]);
   s->http = usage_http_create(&conf->http);
+  if (conf->login != NULL)
+    s->login_http = usage_http_create(&conf->http);
   if (s->http == NULL || s->vendor == NULL ||
+      (conf->login != NULL && s->login_http == NULL) ||
       (s->vendor->init != NULL && s->vendor->init(s) != 0)) {
     usage_source_log(s, USAGE_LOG_ERR, "cannot set up the source");
     usage_source_destroy(s);
@@ -173,6 +183,8 @@ void usage_source_destroy(usage_source_t *s) {
   if (s->vendor != NULL && s->vendor->shutdown != NULL && s->state != NULL)
     s->vendor->shutdown(s);
   usage_http_destroy(s->http);
+  usage_http_destroy(s->login_http);
+  usage_login_state_destroy(&s->login);
   free(s->codes);
   free(s->reasons);
   free(s->throttle);
@@ -296,6 +308,10 @@ const char *usage_source_http_reason(int err, long status) {
     return "too_large";
   case USAGE_HTTP_SECRET:
     return "secret";
+  case USAGE_HTTP_LOGIN:
+    return "login";
+  case USAGE_HTTP_LOGIN_AUTH:
+    return "auth";
   default:
     return "connect";
   }
@@ -388,11 +404,13 @@ static void politeness_wait(usage_source_t *s) {
   sleep_for(slot - t);
 }
 
-int usage_source_get_with(usage_source_t *s, usage_http_t *http,
-                          const char *path_query, usage_http_resp_t *resp) {
+static int get_polite(usage_source_t *s, usage_http_t *http,
+                      const char *path_query, const char *header,
+                      usage_http_resp_t *resp) {
+  usage_http_req_t req = {.path_query = path_query, .header = header};
   for (int attempt = 0;; attempt++) {
     politeness_wait(s);
-    int rc = usage_http_get(http, path_query, resp);
+    int rc = usage_http_request(http, &req, resp);
     if (rc != 0)
       return rc;
     pthread_mutex_lock(&s->acct);
@@ -413,6 +431,165 @@ int usage_source_get_with(usage_source_t *s, usage_http_t *http,
     }
     return 0;
   }
+}
+
+/* sign_in requests a new token; under s->login.lock. 0, or the error class
+ * (USAGE_HTTP_LOGIN, USAGE_HTTP_LOGIN_AUTH, USAGE_HTTP_SECRET) with the
+ * cause in resp->error: the URL and the HTTP status, never a secret, a
+ * token or the answer's body. */
+static int sign_in(usage_source_t *s, double now, usage_http_resp_t *resp) {
+  usage_login_conf_t *c = s->conf->login;
+  usage_login_state_t *st = &s->login;
+  usage_login_req_t lreq = {0};
+  char err[256];
+  int rc = 0;
+  if (usage_login_build(c, &lreq, err, sizeof(err)) != 0) {
+    memset(resp, 0, sizeof(*resp));
+    resp->body = "";
+    resp->err = USAGE_HTTP_SECRET;
+    snprintf(resp->error, sizeof(resp->error), "sign-in: %.200s", err);
+    rc = USAGE_HTTP_SECRET;
+    goto fail;
+  }
+  politeness_wait(s);
+  usage_http_req_t req = {.method = c->method,
+                          .url = c->url,
+                          .body = usage_buf_str(&lreq.body),
+                          .body_len = usage_buf_len(&lreq.body),
+                          .content_type = lreq.content_type,
+                          .header = lreq.auth_header,
+                          .no_conf_auth = 1,
+                          .capture = c->token_header};
+  int hrc = usage_http_request(s->login_http, &req, resp);
+  if (hrc != 0) {
+    char cause[256];
+    snprintf(cause, sizeof(cause), "%s", resp->error);
+    snprintf(resp->error, sizeof(resp->error),
+             "sign-in at %.120s failed: %.100s", c->url, cause);
+    rc = USAGE_HTTP_LOGIN;
+    goto fail;
+  }
+  pthread_mutex_lock(&s->acct);
+  count_code(s, resp->status);
+  pthread_mutex_unlock(&s->acct);
+  if (resp->status < 200 || resp->status > 299) {
+    rc = resp->status == 401 || resp->status == 403 ? USAGE_HTTP_LOGIN_AUTH
+                                                    : USAGE_HTTP_LOGIN;
+    snprintf(resp->error, sizeof(resp->error), "sign-in at %s: HTTP %ld%s",
+             c->url, resp->status,
+             rc == USAGE_HTTP_LOGIN_AUTH ? " (credentials refused)" : "");
+    goto fail;
+  }
+  char *token = NULL;
+  double lifetime = 0;
+  if (usage_login_parse(c, resp->body, resp->len, resp->captured, now, &token,
+                        &lifetime, err, sizeof(err)) != 0) {
+    rc = USAGE_HTTP_LOGIN;
+    snprintf(resp->error, sizeof(resp->error),
+             "sign-in at %.120s: HTTP %ld: %.100s", c->url, resp->status, err);
+    goto fail;
+  }
+  int was_failing = st->failed > 0 && st->backoff > 0;
+  usage_login_set_token(st, token, now, lifetime);
+  usage_login_req_free(&lreq);
+  if (was_failing)
+    usage_source_log(s, USAGE_LOG_NOTICE, "signed in again at %s", c->url);
+  return 0;
+fail:
+  usage_login_req_free(&lreq);
+  resp->err = (usage_http_err_t)rc;
+  resp->body = "";
+  resp->len = 0;
+  usage_login_failed(st, now);
+  /* one line per failed sign-in, throttled by the backoff itself */
+  usage_source_log(s, USAGE_LOG_ERR, "%s; next attempt in %.0f s", resp->error,
+                   st->next_attempt - now);
+  return rc;
+}
+
+/* login_header returns the header carrying a token in *header (free it
+ * with wipe_header), signing in first when there is no token, when it is
+ * past USAGE_LOGIN_REFRESH of its lifetime, or (force) when the token of
+ * generation *gen was refused and nobody has renewed it since. Workers
+ * wait on the lock while one of them signs in. */
+static int login_header(usage_source_t *s, int force, unsigned *gen,
+                        char **header, usage_http_resp_t *resp) {
+  usage_login_state_t *st = &s->login;
+  int rc = 0;
+  *header = NULL;
+  pthread_mutex_lock(&st->lock);
+  double now = usage_now();
+  int need = force ? (st->token == NULL || st->generation == *gen)
+                   : !usage_login_fresh(st, now);
+  if (need && force && st->token != NULL) {
+    /* the server refused it: never send it again */
+    explicit_bzero(st->token, strlen(st->token));
+    free(st->token);
+    st->token = NULL;
+  }
+  if (need) {
+    if (now < st->next_attempt) {
+      memset(resp, 0, sizeof(*resp));
+      resp->body = "";
+      resp->err =
+          st->last_err ? (usage_http_err_t)st->last_err : USAGE_HTTP_LOGIN;
+      snprintf(resp->error, sizeof(resp->error),
+               "not signed in (the last sign-in failed; next attempt in "
+               "%.0f s)",
+               st->next_attempt - now);
+      rc = (int)resp->err;
+      goto out;
+    }
+    rc = sign_in(s, now, resp);
+    st->last_err = rc;
+    if (rc != 0)
+      goto out;
+  }
+  usage_buf_t b;
+  usage_buf_init(&b, 0);
+  if (usage_login_header(s->conf->login, st->token, &b) != 0) {
+    usage_buf_free(&b);
+    memset(resp, 0, sizeof(*resp));
+    resp->body = "";
+    resp->err = USAGE_HTTP_FAILED;
+    snprintf(resp->error, sizeof(resp->error), "out of memory");
+    rc = USAGE_HTTP_FAILED;
+    goto out;
+  }
+  *header = usage_buf_steal(&b, NULL);
+  *gen = st->generation;
+out:
+  pthread_mutex_unlock(&st->lock);
+  return rc;
+}
+
+static void wipe_header(char *h) {
+  if (h == NULL)
+    return;
+  explicit_bzero(h, strlen(h));
+  free(h);
+}
+
+int usage_source_get_with(usage_source_t *s, usage_http_t *http,
+                          const char *path_query, usage_http_resp_t *resp) {
+  if (s->conf->login == NULL)
+    return get_polite(s, http, path_query, NULL, resp);
+  unsigned gen = 0;
+  char *header = NULL;
+  int rc = login_header(s, 0, &gen, &header, resp);
+  if (rc != 0)
+    return rc;
+  rc = get_polite(s, http, path_query, header, resp);
+  if (rc == 0 && resp->status == 401) {
+    /* the token was refused (revoked, expired early): sign in again once
+     * and repeat this request once */
+    wipe_header(header);
+    rc = login_header(s, 1, &gen, &header, resp);
+    if (rc == 0)
+      rc = get_polite(s, http, path_query, header, resp);
+  }
+  wipe_header(header);
+  return rc;
 }
 
 int usage_source_get(usage_source_t *s, const char *path_query,
@@ -496,6 +673,18 @@ static void commit_self(usage_source_t *s, double duration) {
   for (size_t i = 0; i < s->reasons_num; i++)
     usage_batch_add(b, FAM_SCRAPE_ERRORS, (double)s->reasons[i].count, "reason",
                     s->reasons[i].reason, NULL);
+  if (s->conf->login != NULL) {
+    pthread_mutex_lock(&s->login.lock);
+    usage_batch_add(b, FAM_LOGIN_TOTAL, (double)s->login.ok, "result", "ok",
+                    NULL);
+    usage_batch_add(b, FAM_LOGIN_TOTAL, (double)s->login.failed, "result",
+                    "failed", NULL);
+    if (s->login.token != NULL)
+      usage_batch_add(
+          b, FAM_LOGIN_TOKEN_EXPIRY,
+          fmax(0, s->login.obtained + s->login.lifetime - usage_now()), NULL);
+    pthread_mutex_unlock(&s->login.lock);
+  }
   usage_source_commit(s, b);
 }
 

@@ -53,6 +53,7 @@ typedef struct usage_source_conf_s {
   unsigned account_index;  /* this block's turn among them, 0-based */
   double account_rps;      /* the account's limit; 0 = none */
   const char *state_file;  /* the vendor's StateFile (in kind_conf) or NULL */
+  struct usage_login_conf_s *login; /* <Login>, or NULL (login.h) */
 } usage_source_conf_t;
 
 typedef struct usage_source_s usage_source_t;

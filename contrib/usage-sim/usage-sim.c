@@ -47,6 +47,7 @@
 #include <microhttpd.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
+#include <yajl/yajl_tree.h>
 
 #define DAY 86400LL
 #define NEVER INT64_MIN /* printed as 0001-01-01T00:00:00Z */
@@ -68,7 +69,15 @@ static struct {
   const char *request_log;
   int threads;
   int64_t now; /* generation anchor */
+  int login;    /* --login: data endpoints want tokens from the login endpoints */
+  int token_ttl; /* seconds */
+  char login_user[128], login_password[128], client_id[128], client_secret[128];
 } opt = {
+    .token_ttl = 300,
+    .login_user = "monitor",
+    .login_password = "sim-password",
+    .client_id = "sim-client",
+    .client_secret = "sim-client-secret",
     .address = "127.0.0.1",
     .port = 0,
     .seed = 1,
@@ -413,6 +422,8 @@ struct req_ctx {
   char method[16];
   int seen, is_control, counted, endpoint;
   unsigned status;
+  char body[4096]; /* request body (login endpoints), truncated */
+  size_t body_len;
 };
 struct rq {
   struct MHD_Connection *c;
@@ -1234,6 +1245,7 @@ static int billing_match(const struct bfilters *F, size_t idx, struct brec *b) {
   return 1;
 }
 static int billing_auth(struct rq *q, struct reply *r) {
+  if (opt.login) return 0; /* the handler checked the token from /authenticate */
   const char *a = hget(q, "Authorization");
   int ok = 0;
   if (a && strncasecmp(a, "Bearer ", 7) == 0) {
@@ -2192,6 +2204,157 @@ static void sim_requests_reset(struct reply *r) {
   reply_text_json(r, 200, "{\"ok\":true}");
 }
 
+
+/* ------------------------------------------------------------------ */
+/* sign-in (--login): POST /authenticate (billing, JSON -> JWT-like token),
+ * POST /api/login (CCC, -> SessionToken), POST /oauth2/token (client
+ * credentials); tokens live --token-ttl seconds; /_sim/logins counts,
+ * /_sim/login/revoke forgets every token. */
+
+#define MAX_TOKENS 4096
+static struct { char tok[512]; double exp; } g_tokens[MAX_TOKENS];
+static unsigned g_ntokens, g_token_seq;
+static unsigned long g_logins[3], g_logins_refused, g_token_rejected;
+
+static void b64(const unsigned char *in, size_t n, char *out, int url) {
+  const char *t = url ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                      : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t o = 0;
+  for (size_t i = 0; i < n; i += 3) {
+    unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) | (i + 2 < n ? in[i + 2] : 0);
+    out[o++] = t[v >> 18 & 63]; out[o++] = t[v >> 12 & 63];
+    if (i + 1 < n) out[o++] = t[v >> 6 & 63]; else if (!url) out[o++] = '=';
+    if (i + 2 < n) out[o++] = t[v & 63]; else if (!url) out[o++] = '=';
+  }
+  out[o] = 0;
+}
+
+/* issue_token records a new token (under g_lock) */
+static void issue_token(int kind, char *out, size_t n, double *exp) {
+  double now = now_d();
+  *exp = now + opt.token_ttl;
+  unsigned seq = ++g_token_seq;
+  if (kind == 0) { /* billing: a JWT-like token with an exp claim */
+    char payload[256], p64[400];
+    snprintf(payload, sizeof payload, "{\"sub\":\"%s\",\"exp\":%lld,\"jti\":%u}", opt.login_user,
+             (long long)floor(*exp), seq);
+    *exp = floor(*exp);
+    b64((const unsigned char *)payload, strlen(payload), p64, 1);
+    snprintf(out, n, "eyJhbGciOiJub25lIn0.%s.c2ltLXNpZw", p64);
+  } else {
+    snprintf(out, n, "%s-%u-%08llx", kind == 1 ? "sess" : "at", seq,
+             (unsigned long long)(mix64(opt.seed + seq) & 0xffffffffu));
+  }
+  unsigned slot = g_ntokens < MAX_TOKENS ? g_ntokens++ : seq % MAX_TOKENS;
+  snprintf(g_tokens[slot].tok, sizeof g_tokens[slot].tok, "%s", out);
+  g_tokens[slot].exp = *exp;
+  g_logins[kind]++;
+}
+
+static int token_valid(const char *t) {
+  if (!t) return 0;
+  double now = now_d();
+  int ok = 0;
+  pthread_mutex_lock(&g_lock);
+  for (unsigned i = 0; i < g_ntokens && !ok; i++) ok = strcmp(g_tokens[i].tok, t) == 0 && now < g_tokens[i].exp;
+  if (!ok) g_token_rejected++;
+  pthread_mutex_unlock(&g_lock);
+  return ok;
+}
+
+/* login_allowed: with --login, the data request carries a live token */
+static int login_allowed(struct rq *q, enum vendor v) {
+  const char *a = hget(q, "Authorization");
+  const char *bearer = a && strncasecmp(a, "Bearer ", 7) == 0 ? a + 7 : NULL;
+  if (v == V_CCC) {
+    const char *st = hget(q, "x-sm-session-token");
+    return token_valid(st ? st : bearer);
+  }
+  return token_valid(bearer);
+}
+
+static const char *form_get(const char *body, const char *name, char *out, size_t n) {
+  size_t ln = strlen(name);
+  for (const char *p = body; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+    if (strncmp(p, name, ln) || p[ln] != '=') continue;
+    size_t o = 0;
+    for (const char *v = p + ln + 1; *v && *v != '&' && o + 1 < n; v++) {
+      if (*v == '%' && isxdigit((unsigned char)v[1]) && isxdigit((unsigned char)v[2])) {
+        char h[3] = {v[1], v[2], 0}; out[o++] = (char)strtol(h, NULL, 16); v += 2;
+      } else out[o++] = *v == '+' ? ' ' : *v;
+    }
+    out[o] = 0;
+    return out;
+  }
+  return NULL;
+}
+
+static int json_field_is(yajl_val root, const char *key, const char *want) {
+  const char *path[] = {key, NULL};
+  yajl_val v = yajl_tree_get(root, path, yajl_t_string);
+  const char *sv = v ? YAJL_GET_STRING(v) : NULL;
+  return sv && strcmp(sv, want) == 0;
+}
+
+/* login_handle answers a sign-in; 1 when url is a login endpoint */
+static int login_handle(struct rq *q, struct reply *r) {
+  const char *u = q->url;
+  int kind = !strcmp(u, "/authenticate") ? 0 : !strcmp(u, "/api/login") ? 1 : !strcmp(u, "/oauth2/token") ? 2 : -1;
+  if (kind < 0 || !opt.login) return 0;
+  if (!is_post(q)) { r->allow = "POST"; reply_text_json(r, 405, "{\"message\":\"use POST\"}"); return 1; }
+  int ok = 0;
+  char *body = q->ctx->body;
+  if (kind < 2) {
+    yajl_val root = yajl_tree_parse(body, NULL, 0);
+    ok = root && json_field_is(root, kind ? "Username" : "username", opt.login_user) &&
+         json_field_is(root, kind ? "Password" : "password", opt.login_password);
+    yajl_tree_free(root);
+  } else {
+    char gt[64], id[160], sec[160], pair[330], want[460];
+    const char *a = hget(q, "Authorization");
+    snprintf(pair, sizeof pair, "%s:%s", opt.client_id, opt.client_secret);
+    strcpy(want, "Basic ");
+    b64((const unsigned char *)pair, strlen(pair), want + 6, 0);
+    ok = form_get(body, "grant_type", gt, sizeof gt) && !strcmp(gt, "client_credentials") &&
+         ((a && !strcmp(a, want)) ||
+          (form_get(body, "client_id", id, sizeof id) && form_get(body, "client_secret", sec, sizeof sec) &&
+           !strcmp(id, opt.client_id) && !strcmp(sec, opt.client_secret)));
+  }
+  if (!ok) {
+    pthread_mutex_lock(&g_lock); g_logins_refused++; pthread_mutex_unlock(&g_lock);
+    reply_text_json(r, 401, kind == 2 ? "{\"error\":\"invalid_client\"}" : "{\"message\":\"Unauthorized\"}");
+    return 1;
+  }
+  char tok[512], out[700];
+  double exp;
+  pthread_mutex_lock(&g_lock);
+  issue_token(kind, tok, sizeof tok, &exp);
+  pthread_mutex_unlock(&g_lock);
+  if (kind == 0) snprintf(out, sizeof out, "{\"token\":\"%s\"}", tok);
+  else if (kind == 1) snprintf(out, sizeof out, "{\"SessionToken\":\"%s\"}", tok);
+  else snprintf(out, sizeof out, "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%d}", tok, opt.token_ttl);
+  reply_text_json(r, 200, out);
+  return 1;
+}
+
+static void sim_logins(struct reply *r) {
+  char out[300];
+  pthread_mutex_lock(&g_lock);
+  snprintf(out, sizeof out,
+           "{\"logins\":%lu,\"billing\":%lu,\"ccc\":%lu,\"oauth2\":%lu,\"refused\":%lu,\"tokenRejected\":%lu}",
+           g_logins[0] + g_logins[1] + g_logins[2], g_logins[0], g_logins[1], g_logins[2], g_logins_refused,
+           g_token_rejected);
+  pthread_mutex_unlock(&g_lock);
+  reply_text_json(r, 200, out);
+}
+
+static void sim_login_revoke(struct reply *r) {
+  pthread_mutex_lock(&g_lock);
+  g_ntokens = 0;
+  pthread_mutex_unlock(&g_lock);
+  reply_text_json(r, 200, "{\"ok\":true}");
+}
+
 static void sim_route(struct rq *q, struct reply *r) {
   const char *u = q->url + 5; /* after /_sim */
   int post = is_post(q);
@@ -2208,6 +2371,8 @@ static void sim_route(struct rq *q, struct reply *r) {
     pthread_mutex_lock(&g_lock); snprintf(opt.billing_token, sizeof opt.billing_token, "%s", t); pthread_mutex_unlock(&g_lock);
     reply_text_json(r, 200, "{\"ok\":true}");
   }
+  else if (!strcmp(u, "/logins")) { NEED_GET(); sim_logins(r); }
+  else if (!strcmp(u, "/login/revoke")) { NEED_POST(); sim_login_revoke(r); }
   else if (!strcmp(u, "/jasper/grow")) { NEED_POST(); sim_jasper_grow(q, r); }
   else if (!strcmp(u, "/jasper/reset-cycle")) { NEED_POST(); sim_jasper_reset(r); }
   else if (!strcmp(u, "/jasper/shift")) { NEED_POST(); sim_jasper_shift(q, r); }
@@ -2327,7 +2492,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     }
     return MHD_YES;
   }
-  if (*upload_data_size) { *upload_data_size = 0; return MHD_YES; } /* bodies are ignored */
+  if (*upload_data_size) { /* kept for the login endpoints, otherwise ignored */
+    size_t room = sizeof ctx->body - 1 - ctx->body_len;
+    size_t n = *upload_data_size < room ? *upload_data_size : room;
+    memcpy(ctx->body + ctx->body_len, upload_data, n);
+    ctx->body_len += n;
+    ctx->body[ctx->body_len] = 0;
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
 
   struct reply r = {.status = 500, .retry_after = -1};
   struct rq q = {con, url, method, ctx};
@@ -2369,7 +2542,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
   }
   if (fmode == F_SLOW) sim_sleep_ms(fdelay);
 
-  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+  if (login_handle(&q, &r)) {
+    return send_reply(con, ctx, &r);
+  } else if (opt.login && (vendor_of(url) == V_CCC || vendor_of(url) == V_BILLING) &&
+             !login_allowed(&q, vendor_of(url))) {
+    if (vendor_of(url) == V_BILLING) reply_text_json(&r, 401, "{\"message\":\"Unauthorized\"}");
+    else vendor_error(&r, url, 401, "Unauthorized", "Invalid or expired session token");
+  } else if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
     vendor_error(&r, url, 405, "MethodNotAllowed", "Method not allowed");
     r.allow = "GET, HEAD";
   } else {
@@ -2398,7 +2577,9 @@ static void usage(FILE *f) {
           "                 [--ccc-services N] [--ccc-users N] [--ccc-status-changes N]\n"
           "                 [--billing-records N] [--billing-token TOKEN]\n"
           "                 [--jasper-rate-plans N] [--jasper-devices N] [--jasper-user U] [--jasper-key K]\n"
-          "                 [--request-log FILE] [--threads N]\n");
+          "                 [--request-log FILE] [--threads N]\n"
+          "                 [--login] [--token-ttl SECONDS] [--login-user U] [--login-password P]\n"
+          "                 [--client-id ID] [--client-secret S]\n");
 }
 static long long arg_num(const char *name, const char *v, long long lo, long long hi) {
   long long x;
@@ -2419,7 +2600,9 @@ int main(int argc, char **argv) {
       {"ccc-services", 1, 0, 1}, {"ccc-users", 1, 0, 2}, {"ccc-status-changes", 1, 0, 3},
       {"billing-records", 1, 0, 4}, {"billing-token", 1, 0, 5}, {"jasper-rate-plans", 1, 0, 6},
       {"jasper-devices", 1, 0, 7}, {"jasper-user", 1, 0, 8}, {"jasper-key", 1, 0, 9},
-      {"request-log", 1, 0, 10}, {"threads", 1, 0, 11}, {"now", 1, 0, 12}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+      {"request-log", 1, 0, 10}, {"threads", 1, 0, 11}, {"now", 1, 0, 12}, {"login", 0, 0, 13}, {"token-ttl", 1, 0, 14},
+      {"login-user", 1, 0, 15}, {"login-password", 1, 0, 16}, {"client-id", 1, 0, 17}, {"client-secret", 1, 0, 18},
+      {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "a:p:P:s:h", lo, NULL)) != -1) {
     switch (c) {
@@ -2439,6 +2622,12 @@ int main(int argc, char **argv) {
     case 10: opt.request_log = optarg; break;
     case 11: opt.threads = (int)arg_num("threads", optarg, 1, 64); break;
     case 12: opt.now = (int64_t)arg_num("now", optarg, 86400LL * 400, 253402300799LL); break;
+    case 13: opt.login = 1; break;
+    case 14: opt.token_ttl = (int)arg_num("token-ttl", optarg, 1, 86400); break;
+    case 15: copy_arg("login-user", opt.login_user, sizeof opt.login_user, optarg); break;
+    case 16: copy_arg("login-password", opt.login_password, sizeof opt.login_password, optarg); break;
+    case 17: copy_arg("client-id", opt.client_id, sizeof opt.client_id, optarg); break;
+    case 18: copy_arg("client-secret", opt.client_secret, sizeof opt.client_secret, optarg); break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }

@@ -8,6 +8,7 @@
 
 #include "api/ccc/ccc.h"
 #include "collectd_stubs.h"
+#include "login.h"
 #include "usage_conf.h"
 
 #include <errno.h>
@@ -92,6 +93,63 @@ static void test_bad(void **state) {
   } cases[] = {
       {"unknown option", GOOD_CCC("Foo 1\n"), "CCC \"acme\"", "\"Foo\"",
        "unknown option", NULL},
+      {"Login unknown option",
+       GOOD_CCC("<Login>\nPreset \"ccc\"\nFoo 1\n</Login>\n"), "CCC \"acme\"",
+       "\"Foo\"", "unknown option", NULL},
+      {"Login bad preset", GOOD_CCC("<Login>\nPreset \"saml\"\n</Login>\n"),
+       "CCC \"acme\"", "\"Preset\"", "oauth2", NULL},
+      {"Login ccc without user",
+       GOOD_CCC("<Login>\nPreset \"ccc\"\nPasswordFile \"@DIR@/password\"\n"
+                "</Login>\n"),
+       "CCC \"acme\"", "\"User\"", "", NULL},
+      {"Login missing PasswordFile",
+       GOOD_CCC("<Login>\nPreset \"ccc\"\nUser \"u\"\n"
+                "PasswordFile \"@DIR@/nope\"\n</Login>\n"),
+       "CCC \"acme\"", "\"PasswordFile\"", "@DIR@/nope", NULL},
+      {"Login empty FieldFile",
+       GOOD_CCC("<Login>\nURL \"/login\"\nTokenField \"t\"\n"
+                "FieldFile \"password\" \"@DIR@/empty\"\n</Login>\n"),
+       "CCC \"acme\"", "\"FieldFile\"", "", NULL},
+      {"Login ClientSecretFile unreadable",
+       GOOD_CCC("<Login>\nPreset \"oauth2\"\nURL \"https://a/t\"\n"
+                "ClientID \"c\"\nClientSecretFile \"@DIR@/nope\"\n"
+                "</Login>\n"),
+       "CCC \"acme\"", "\"ClientSecretFile\"", "", NULL},
+      {"Login no URL", GOOD_CCC("<Login>\nTokenField \"t\"\n</Login>\n"),
+       "CCC \"acme\"", "\"URL\"", "missing", NULL},
+      {"Login bad URL",
+       GOOD_CCC("<Login>\nURL \"ftp://h/x\"\nTokenField \"t\"\n</Login>\n"),
+       "CCC \"acme\"", "\"URL\"", "", NULL},
+      {"Login no token field", GOOD_CCC("<Login>\nURL \"/x\"\n</Login>\n"),
+       "CCC \"acme\"", "\"TokenField\"", "", NULL},
+      {"Login bad Format",
+       GOOD_CCC("<Login>\nURL \"/x\"\nTokenField \"t\"\nFormat \"xml\"\n"
+                "</Login>\n"),
+       "CCC \"acme\"", "\"Format\"", "", NULL},
+      {"Login bad ClientAuth",
+       GOOD_CCC("<Login>\nPreset \"oauth2\"\nURL \"/t\"\nClientID \"c\"\n"
+                "ClientSecretFile \"@DIR@/password\"\nClientAuth \"jwt\"\n"
+                "</Login>\n"),
+       "CCC \"acme\"", "\"ClientAuth\"", "", NULL},
+      {"Login TTL 0",
+       GOOD_CCC("<Login>\nURL \"/x\"\nTokenField \"t\"\nTTL 0\n</Login>\n"),
+       "CCC \"acme\"", "\"TTL\"", "", NULL},
+      {"Login Field one value",
+       GOOD_CCC("<Login>\nURL \"/x\"\nTokenField \"t\"\nField \"u\"\n"
+                "</Login>\n"),
+       "CCC \"acme\"", "\"Field\"", "", NULL},
+      {"Login SendHeader with colon",
+       GOOD_CCC("<Login>\nURL \"/x\"\nTokenField \"t\"\n"
+                "SendHeader \"X-A:\" \"\"\n</Login>\n"),
+       "CCC \"acme\"", "\"SendHeader\"", "", NULL},
+      {"Login twice",
+       GOOD_CCC("<Login>\nPreset \"ccc\"\nUser \"u\"\nPasswordFile "
+                "\"@DIR@/password\"\n</Login>\n<Login>\n</Login>\n"),
+       "CCC \"acme\"", "\"Login\"", "twice", NULL},
+      {"Login User without preset",
+       GOOD_CCC("<Login>\nURL \"/x\"\nTokenField \"t\"\nUser \"u\"\n"
+                "</Login>\n"),
+       "CCC \"acme\"", "\"User\"", "Preset", NULL},
       {"missing URL", "<CCC \"acme\">\nBearerToken \"t\"\n" SERVICE "</CCC>\n",
        "CCC \"acme\"", "\"URL\"", "missing", NULL},
       {"bad URL scheme", GOOD_CCC("URL \"ftp://api.example.com\"\n"),
@@ -574,6 +632,61 @@ static void test_state_dir_runtime(void **state) {
   usage_conf_clear(&conf);
 }
 
+/* <Login>: presets, the generic form, relative URLs; Billing accepts a
+ * <Login> instead of a bearer token. */
+static void test_login(void **state) {
+  (void)state;
+  char *text = expand(
+      "<CCC \"ccc\">\n  URL \"https://api.example.com/\"\n"
+      "  <Login>\n    Preset \"ccc\"\n    User \"monitor\"\n"
+      "    PasswordFile \"@DIR@/password\"\n  </Login>\n"
+      "  " SERVICE "</CCC>\n"
+      "<Billing \"bill\">\n  URL \"http://127.0.0.1:1/api\"\n"
+      "  <Login>\n    URL \"/authenticate\"\n    Format \"form\"\n"
+      "    Field \"username\" \"monitor\"\n"
+      "    FieldFile \"password\" \"@DIR@/password\"\n"
+      "    TokenField \"data.token\"\n    ExpiresField \"ttl\"\n"
+      "    TTL 900\n    SendHeader \"X-Auth\" \"Token \"\n"
+      "    Method \"put\"\n  </Login>\n</Billing>\n"
+      "<CCC \"oauth\">\n  URL \"https://api.example.com\"\n"
+      "  <Login>\n    Preset \"oauth2\"\n"
+      "    URL \"https://auth.example.net/oauth2/token\"\n"
+      "    ClientID \"usage-monitor\"\n"
+      "    ClientSecretFile \"@DIR@/password\"\n    Scope \"usage.read\"\n"
+      "    ClientAuth \"post\"\n  </Login>\n  " SERVICE "</CCC>\n");
+  oconfig_item_t *ci = oc_parse(text);
+  free(text);
+  usage_conf_t conf = {0};
+  stub_log_reset();
+  int st = usage_config_parse(ci, &conf);
+  oc_free(ci);
+  if (st != 0)
+    fail_msg("status %d:\n%s", st, stub_log_text());
+  assert_int_equal(conf.sources_num, 3);
+  usage_login_conf_t *l = conf.sources[0]->login;
+  assert_non_null(l);
+  assert_int_equal(l->preset, USAGE_LOGIN_PRESET_CCC);
+  assert_string_equal(l->url, "https://api.example.com/api/login");
+  assert_string_equal(l->send_header, "x-sm-session-token");
+  l = conf.sources[1]->login;
+  assert_string_equal(l->url, "http://127.0.0.1:1/api/authenticate");
+  assert_string_equal(l->method, "PUT");
+  assert_int_equal(l->format, USAGE_LOGIN_FORMAT_FORM);
+  assert_int_equal(l->fields_num, 2);
+  assert_string_equal(l->token_field, "data.token");
+  assert_string_equal(l->expires_field, "ttl");
+  assert_true(l->ttl == 900);
+  assert_string_equal(l->send_header, "X-Auth");
+  assert_string_equal(l->send_prefix, "Token ");
+  l = conf.sources[2]->login;
+  assert_int_equal(l->preset, USAGE_LOGIN_PRESET_OAUTH2);
+  assert_int_equal(l->client_auth, USAGE_LOGIN_AUTH_POST);
+  assert_string_equal(l->scope, "usage.read");
+  assert_string_equal(l->token_field, "access_token");
+  assert_null(strstr(stub_log_text(), "pw-secret"));
+  usage_conf_clear(&conf);
+}
+
 static void test_empty(void **state) {
   (void)state;
   oconfig_item_t *ci = oc_parse("");
@@ -594,6 +707,7 @@ int main(void) {
       cmocka_unit_test(test_ccc_options),
       cmocka_unit_test(test_state_dir_runtime),
       cmocka_unit_test(test_empty),
+      cmocka_unit_test(test_login),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

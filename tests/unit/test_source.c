@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "login.h"
 #include "test_util.h"
 
 #define G1 "2f1c0a0e9d7b4c6e8a5f3b2d1c0e9f8a"
@@ -548,6 +549,8 @@ static void test_reasons(void **state) {
       {USAGE_HTTP_TLS, 0, "tls"},
       {USAGE_HTTP_TOO_LARGE, 0, "too_large"},
       {USAGE_HTTP_SECRET, 0, "secret"},
+      {USAGE_HTTP_LOGIN, 0, "login"},
+      {USAGE_HTTP_LOGIN_AUTH, 0, "auth"},
       {USAGE_HTTP_OK, 401, "auth"},
       {USAGE_HTTP_OK, 403, "auth"},
       {USAGE_HTTP_OK, 429, "rate_limited"},
@@ -561,6 +564,130 @@ static void test_reasons(void **state) {
                         cases[i].reason);
 }
 
+/* <Login>: a login endpoint and a data endpoint that wants its token. */
+static unsigned login_hits, login_refuse, data_hits;
+static char login_valid[64], login_body[512];
+
+static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
+                                     const char *url, const char *method,
+                                     const char *version,
+                                     const char *upload_data,
+                                     size_t *upload_size, void **req_cls) {
+  (void)cls, (void)method, (void)version;
+  static int first;
+  if (*req_cls == NULL) {
+    *req_cls = &first;
+    login_body[0] = 0;
+    return MHD_YES;
+  }
+  if (*upload_size > 0) {
+    strncat(login_body, upload_data,
+            *upload_size < sizeof(login_body) - strlen(login_body) - 1
+                ? *upload_size
+                : sizeof(login_body) - strlen(login_body) - 1);
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  char body[128] = "{}";
+  unsigned status = 200;
+  pthread_mutex_lock(&server_lock);
+  if (strcmp(url, "/api/login") == 0) {
+    login_hits++;
+    if (login_refuse ||
+        strstr(login_body, "\"Password\":\"pw-SECRET\"") == NULL)
+      status = 401;
+    else {
+      snprintf(login_valid, sizeof(login_valid), "sess-SECRET-%u", login_hits);
+      snprintf(body, sizeof(body), "{\"SessionToken\":\"%s\"}", login_valid);
+    }
+  } else {
+    data_hits++;
+    const char *tok = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                  "x-sm-session-token");
+    if (tok == NULL || strcmp(tok, login_valid) != 0)
+      status = 401;
+  }
+  pthread_mutex_unlock(&server_lock);
+  struct MHD_Response *resp = MHD_create_response_from_buffer(
+      strlen(body), body, MHD_RESPMEM_MUST_COPY);
+  enum MHD_Result ret = MHD_queue_response(conn, status, resp);
+  MHD_destroy_response(resp);
+  return ret;
+}
+
+static void test_login(void **state) {
+  (void)state;
+  char pwfile[] = "/tmp/test_source_pw.XXXXXX";
+  int fd = mkstemp(pwfile);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, "pw-SECRET\n", 10), 10);
+  close(fd);
+  unsigned port;
+  struct MHD_Daemon *d = tu_http_start(login_handler, NULL, &port);
+  usage_source_conf_t *c = calloc(1, sizeof(*c));
+  c->name = strdup("acme");
+  c->kind = USAGE_KIND_CCC;
+  char url[64];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
+  c->http.url = strdup(url);
+  c->http.verify_peer = c->http.verify_host = 1;
+  c->http.timeout_ms = 5000;
+  c->http.max_body = 65536;
+  c->max_concurrent = 1;
+  c->kind_conf = usage_ccc_vendor.conf_create();
+  c->login = usage_login_conf_create();
+  c->login->preset = USAGE_LOGIN_PRESET_CCC;
+  c->login->user = strdup("monitor");
+  c->login->password.file = strdup(pwfile);
+  c->login->ttl = 100;
+  const char *option;
+  char err[256];
+  assert_int_equal(
+      usage_login_conf_finish(c->login, url, &option, err, sizeof(err)), 0);
+  sink_reset();
+  usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
+  usage_source_t *s = usage_source_create(c, &sink);
+  assert_non_null(s);
+  usage_http_resp_t resp;
+  static const struct {
+    const char *name;
+    double advance;
+    int revoke, refuse;
+    int rc;
+    long status;
+    unsigned logins, data;
+  } steps[] = {
+      {"first request signs in", 0, 0, 0, 0, 200, 1, 1},
+      {"the token is reused", 10, 0, 0, 0, 200, 1, 2},
+      {"renewed at 80% of its lifetime", 71, 0, 0, 0, 200, 2, 3},
+      {"revoked: one sign-in, one retry", 1, 1, 0, 0, 200, 3, 5},
+      {"refused sign-in: no loop", 0, 1, 1, USAGE_HTTP_LOGIN_AUTH, 0, 4, 6},
+      {"backoff: no attempt yet", 0.1, 0, 1, USAGE_HTTP_LOGIN_AUTH, 0, 4, 6},
+      {"after the backoff", 2, 0, 0, 0, 200, 5, 7},
+  };
+  for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
+    fake_time += steps[i].advance;
+    pthread_mutex_lock(&server_lock);
+    if (steps[i].revoke)
+      snprintf(login_valid, sizeof(login_valid), "revoked");
+    login_refuse = (unsigned)steps[i].refuse;
+    pthread_mutex_unlock(&server_lock);
+    int rc = usage_source_get(s, "/data", &resp);
+    if (rc != steps[i].rc || (rc == 0 && resp.status != steps[i].status) ||
+        login_hits != steps[i].logins || data_hits != steps[i].data)
+      fail_msg("%s: rc %d status %ld logins %u data %u (%s)", steps[i].name, rc,
+               resp.status, login_hits, data_hits, resp.error);
+    if (rc != 0)
+      assert_string_equal(usage_source_http_reason(rc, 0), "auth");
+  }
+  usage_source_read(s); /* commits the self figures */
+  assert_null(strstr(log_text, "SECRET"));
+  assert_non_null(strstr(log_text, "HTTP 401"));
+  usage_source_destroy(s);
+  MHD_stop_daemon(d);
+  unlink(pwfile);
+}
+
 int main(void) {
   usage_http_global_init();
   const struct CMUnitTest tests[] = {
@@ -569,6 +696,7 @@ int main(void) {
       cmocka_unit_test(test_throttle),
       cmocka_unit_test(test_secret_rotation),
       cmocka_unit_test(test_retry_after),
+      cmocka_unit_test(test_login),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -175,9 +175,10 @@ int usage_conf_billing_option(usage_source_conf_t *src,
 }
 
 int usage_conf_billing_check(usage_source_conf_t *src) {
-  src->state_file = ((usage_billing_conf_t *)src->kind_conf)->state_file;
-  int has_auth =
-      src->http.bearer.value != NULL || src->http.bearer.file != NULL;
+  usage_billing_conf_t *c = src->kind_conf;
+  src->state_file = c->state_file;
+  int has_auth = src->http.bearer.value != NULL ||
+                 src->http.bearer.file != NULL || src->login != NULL;
   for (size_t i = 0; i < src->http.headers_num && !has_auth; i++)
     has_auth = strncasecmp(src->http.headers[i], "Authorization:", 14) == 0;
   if (!has_auth) {
