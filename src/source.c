@@ -357,6 +357,19 @@ double usage_source_request_spacing(const usage_source_t *s) {
   return s->conf->max_rps > 0 ? POLITENESS_MARGIN / s->conf->max_rps : 0;
 }
 
+/* A request whose wait ended late by more than a quarter of its slot, or
+ * by more than 0.1 s, takes a later slot (at most LATE_TRIES times): with
+ * slots POLITENESS_MARGIN / limit apart, starts that stay within 0.2 s of
+ * their slots never put more than the limit into any one second, so
+ * scheduling delays on a busy machine cannot break the vendor's limit. */
+#define LATE_FRACTION 0.25
+#define LATE_MAX 0.1
+#define LATE_TRIES 8
+
+static int too_late(double late, double slot_len) {
+  return late > fmin(LATE_FRACTION * slot_len, LATE_MAX);
+}
+
 static double wallclock(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -372,21 +385,27 @@ static double wallclock(void) {
 static void slot_wait(usage_source_t *s) {
   const usage_source_conf_t *c = s->conf;
   double len = POLITENESS_MARGIN / c->account_rps;
-  pthread_mutex_lock(&s->acct);
-  double wall = wallclock(), mono = monotonic();
-  double from = fmax(wall, s->next_slot);
-  if (s->next_request > mono) /* Retry-After */
-    from = fmax(from, wall + (s->next_request - mono));
-  double m = floor(from / len);
-  if (m * len < from)
-    m += 1;
-  long long r = (long long)fmod(m, (double)c->account_blocks);
-  m += (double)(((long long)c->account_index - r + c->account_blocks) %
-                c->account_blocks);
-  double start = m * len;
-  s->next_slot = start + len * c->account_blocks;
-  pthread_mutex_unlock(&s->acct);
-  sleep_for(start - wall);
+  for (int tries = 0;; tries++) {
+    pthread_mutex_lock(&s->acct);
+    double wall = wallclock(), mono = monotonic();
+    double from = fmax(wall, s->next_slot);
+    if (s->next_request > mono) /* Retry-After */
+      from = fmax(from, wall + (s->next_request - mono));
+    double m = floor(from / len);
+    if (m * len < from)
+      m += 1;
+    long long r = (long long)fmod(m, (double)c->account_blocks);
+    m += (double)(((long long)c->account_index - r + c->account_blocks) %
+                  c->account_blocks);
+    double start = m * len;
+    s->next_slot = start + len * c->account_blocks;
+    pthread_mutex_unlock(&s->acct);
+    sleep_for(start - wall);
+    /* Woken too late (a busy machine), the request would crowd the next
+     * block's turn: take a later turn instead. */
+    if (!too_late(wallclock() - start, len) || tries >= LATE_TRIES)
+      return;
+  }
 }
 
 static void politeness_wait(usage_source_t *s) {
@@ -396,12 +415,20 @@ static void politeness_wait(usage_source_t *s) {
   }
   if (s->conf->max_rps <= 0)
     return;
-  pthread_mutex_lock(&s->acct);
-  double t = monotonic();
-  double slot = fmax(t, s->next_request);
-  s->next_request = slot + usage_source_request_spacing(s);
-  pthread_mutex_unlock(&s->acct);
-  sleep_for(slot - t);
+  double spacing = usage_source_request_spacing(s);
+  for (int tries = 0;; tries++) {
+    pthread_mutex_lock(&s->acct);
+    double t = monotonic();
+    double slot = fmax(t, s->next_request);
+    s->next_request = slot + spacing;
+    pthread_mutex_unlock(&s->acct);
+    sleep_for(slot - t);
+    /* Woken too late, the start would come too close to the next one's:
+     * the vendor counts starts as they arrive, so take the next slot. */
+    double late = monotonic() - slot;
+    if (!too_late(late, spacing) || tries >= LATE_TRIES)
+      return;
+  }
 }
 
 static int get_polite(usage_source_t *s, usage_http_t *http,

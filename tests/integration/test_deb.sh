@@ -55,7 +55,7 @@ trap deb_cleanup EXIT
 
 it_log "dpkg-buildpackage -b (unit tests skipped: nocheck)"
 if (cd "$src" && DEB_BUILD_OPTIONS="nocheck parallel=$(nproc)" \
-  timeout 240 dpkg-buildpackage -b -us -uc) >"$IT_DIR/build.out" 2>&1; then
+  timeout 900 dpkg-buildpackage -b -us -uc) >"$IT_DIR/build.out" 2>&1; then
   it_assert_eq "dpkg-buildpackage succeeds" 0 0
 else
   tail -n 40 "$IT_DIR/build.out" | sed 's/^/#   /'
