@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/* source_impl: the source's private state, shared by source.c (accounting,
+ * logging, workers) and source_request.c (requests, politeness, signing
+ * in) only. Vendors never include it: they use source.h's functions. */
+#ifndef USAGE_SOURCE_IMPL_H
+#define USAGE_SOURCE_IMPL_H 1
+
+#include "login.h"
+#include "source.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* The source at run time. */
+typedef struct {
+  long code;
+  uint64_t count;
+} usage_code_count_t;
+
+typedef struct {
+  char reason[32];
+  uint64_t count;
+} usage_reason_count_t;
+
+typedef struct {
+  char key[160];
+  double next_log; /* when a repeat may be logged again */
+  double backoff;
+  uint64_t suppressed;
+  int seen; /* failed in the current scrape */
+} usage_throttle_t;
+
+struct usage_source_s {
+  usage_source_conf_t *conf;
+  const usage_vendor_t *vendor;
+  usage_http_t *http;
+  usage_sink_t sink;
+  void *state; /* the vendor's */
+
+  /* accounting of the scrape under way */
+  int down;   /* something made this scrape count as failed */
+  double now; /* start of the scrape */
+  double next_request;
+  double next_slot; /* wall clock: this block's next turn (slot_wait) */
+
+  usage_code_count_t *codes;
+  size_t codes_num;
+  usage_reason_count_t *reasons;
+  size_t reasons_num;
+  usage_throttle_t *throttle;
+  size_t throttle_num;
+
+  /* <Login>: the token, one sign-in at a time (login.lock) */
+  usage_login_state_t login;
+  usage_http_t *login_http;
+
+  pthread_mutex_t acct; /* accounting, throttle, politeness: workers */
+  pthread_mutex_t lock; /* status */
+  usage_source_status_t status;
+};
+
+/* usage_source_monotonic: a monotonic clock in seconds;
+ * usage_source_sleep: sleep that long (restarted after signals). */
+double usage_source_monotonic(void);
+void usage_source_sleep(double seconds);
+
+#endif
