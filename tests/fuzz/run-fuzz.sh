@@ -23,7 +23,7 @@ jobs=${FUZZ_JOBS:-2}
 all="billing_page billing_state jasper_page ccc ccc_state json
 exporter_headers config"
 harnesses=${FUZZ_HARNESSES:-$all}
-flags="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
+flags="-gline-tables-only -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
 -fno-sanitize-recover=undefined"
 
 command -v "$cc" >/dev/null || {
