@@ -5,6 +5,7 @@
 #   make check            unit tests and integration tests (real collectd)
 #   make check-sanitize   the unit tests again under ASan and UBSan
 #   make check-tsan       the concurrency tests under ThreadSanitizer
+#   make fuzz             each libFuzzer harness for 20 seconds
 #   make distcheck        the release tarball builds and passes its tests
 # and ends with the line "N passed, N failed" over all the runs. Exit
 # status 0 only when nothing failed.
@@ -74,15 +75,17 @@ count_trs() {
   skipped=$((skipped + s))
 }
 
-# run_step NAME DIR TARGET: run make TARGET (its output also goes to
-# $build/TARGET.out) and count the tests that ran under DIR. When make failed
-# without a failed test (a build error), the step counts as one failure.
+# run_step NAME DIR TARGET [MAKE-ARGS...]: run make TARGET (its output also
+# goes to $build/TARGET.out) and count the tests that ran under DIR. When
+# make failed without a failed test (a build error), the step counts as one
+# failure.
 # distcheck deletes its tree when it succeeds, so its tests are counted from
 # the summaries it printed instead.
 run_step() {
   local name=$1 dir=$2 target=$3 before=$failed rc=0 out=$build/$3.out
+  shift 3
   say "$name"
-  make -j"$jobs" "$target" 2>&1 | tee "$out" || rc=$?
+  make -j"$jobs" "$target" "$@" 2>&1 | tee "$out" || rc=$?
   if [ "$target" = distcheck ]; then
     count_summary "$out" "$name"
   else
@@ -122,6 +125,9 @@ run_step "make check-sanitize" "$build/_sanitize" check-sanitize
 if grep -q '^check-tsan:' Makefile; then
   run_step "make check-tsan" "$build/_tsan" check-tsan
 fi
+# One harness a test (the .trs files of _fuzz/): a crash, leak or timeout is
+# a failure. After check, whose count takes every .trs under $build.
+run_step "make fuzz" "$build/_fuzz" fuzz FUZZ_SECONDS=20
 distdir=$(sed -n 's/^PACKAGE = //p' Makefile)-$(sed -n 's/^VERSION = //p' Makefile)
 run_step "make distcheck" "$build/$distdir" distcheck
 

@@ -212,6 +212,13 @@ static void test_bodies(void **state) {
   } cases[] = {
       {"empty body", "", EINVAL, "empty body", 0, 0, -1, 0},
       {"array at top", "[1,2]", EINVAL, "not a JSON object", 0, 0, -1, 0},
+      /* A bare top-level value used to read the parse context before its
+       * array (found by tests/fuzz/fuzz_jasper_page). */
+      {"number at top", "1", EINVAL, "not a JSON object", 0, 0, -1, 0},
+      {"string at top", "\"x\"", EINVAL, "not a JSON object", 0, 0, -1, 0},
+      {"true at top", "true", EINVAL, "not a JSON object", 0, 0, -1, 0},
+      {"null at top", "null", EINVAL, "not a JSON object", 0, 0, -1, 0},
+      {"object at top", "{}", 0, "", 0, 0, -1, 0},
       {"truncated", "{\"zones\":[{\"zone\":\"A\"", EINVAL, "invalid JSON", 0, 0,
        -1, 0},
       {"doc sample verbatim", "@doc_sample_verbatim.json", EINVAL,

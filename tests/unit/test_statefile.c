@@ -559,6 +559,12 @@ static void test_changes_parse_bad(void **state) {
       {"good then bad", "stream all 1.000\ncount " SVC " Blocked 2\nbad\n"},
       {"a line too long", "stream all 1.00000000000000000000000000000000000"
                           "00000000000000000000000000000000000000000\n"},
+      /* Accepted before, then written with %.3f into more than the 63
+       * characters a field is read with: the next start set the file aside
+       * (found by tests/fuzz/fuzz_ccc_state). */
+      {"stream: watermark too large", "stream all 8E69\n"},
+      {"seen: time too large", "seen all " CHG " 1e300\n"},
+      {"last: time too negative", "last " SVC " -1e15 Blocked\n"},
   };
   (void)state;
   int failed = 0;
@@ -599,6 +605,7 @@ static void test_changes_parse_good(void **state) {
        "seen " SVC " " CHG " 5.0\nstream " SVC " 5.0\n", 1, 0, 0},
       {"largest count", "count " SVC " Blocked 18446744073709551615\n", 0, 1,
        0},
+      {"largest time", "stream all 999999999999999.000\n", 1, 0, 0},
   };
   (void)state;
   for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {

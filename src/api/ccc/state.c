@@ -52,13 +52,20 @@ static int valid_word(const char *w) {
   return 1;
 }
 
+/* STATE_TIME_MAX bounds the times a state file may hold: every upstream
+ * date is far below it (4-digit years; /Date(ms)/ of at most 17 digits),
+ * and "%.3f" of it fits the 63 characters a field is read with, so that
+ * what usage_ccc_changes_format writes is always read back. */
+#define STATE_TIME_MAX 1e15
+
 /* state_time and state_count read a whole field as a number (sscanf
  * would take "12abc" for 12, and an overflowing count for ULLONG_MAX). */
 static int state_time(const char *s, double *t) {
   char *end;
   errno = 0;
   *t = strtod(s, &end);
-  return end != s && *end == 0 && errno == 0 && isfinite(*t);
+  return end != s && *end == 0 && errno == 0 && isfinite(*t) &&
+         fabs(*t) < STATE_TIME_MAX;
 }
 
 static int state_count(const char *s, unsigned long long *n) {

@@ -125,6 +125,8 @@ static void cycle_start(usage_jasper_agg_t *a, const char *s, size_t n) {
  * nor is_num) under the current context and key. 1 goes on, 0 stops. */
 static int on_text(usage_jasper_agg_t *a, const char *s, size_t n, int is_str,
                    int is_num) {
+  if (a->depth == 0) /* a bare top-level value: there is no context yet */
+    return fail(a, "%s is not a JSON object", "body");
   int ctx = a->ctx[a->depth - 1];
   int key = a->key;
   a->key = K_NONE;
@@ -218,6 +220,8 @@ static int on_text(usage_jasper_agg_t *a, const char *s, size_t n, int is_str,
 static int cb_null(void *c) { return on_text(c, "", 0, 0, 0); }
 static int cb_bool(void *c, int b) {
   usage_jasper_agg_t *a = c;
+  if (a->depth == 0)
+    return on_text(a, "", 0, 0, 0);
   if (a->ctx[a->depth - 1] == C_ROOT && a->key == K_LAST_PAGE) {
     a->page->has_last_page = 1;
     a->page->last_page = b;
@@ -233,6 +237,8 @@ static int cb_number(void *c, const char *s, size_t n) {
 }
 static int cb_string(void *c, const unsigned char *s, size_t n) {
   usage_jasper_agg_t *a = c;
+  if (a->depth == 0)
+    return on_text(a, (const char *)s, n, 1, 0);
   if (a->ctx[a->depth - 1] == C_ROOT && a->key == K_LAST_PAGE) {
     a->key = K_NONE;
     if (n == 4 && strncasecmp((const char *)s, "true", 4) == 0)
