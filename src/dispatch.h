@@ -20,7 +20,9 @@ void usage_dispatch_type_instance(const usage_sample_t *s, char *out,
 
 /* usage_dispatch_batch dispatches every sample of a batch that has a
  * source (the exporter's build info has none) with the source's interval.
- * Returns how many failed. */
+ * A DERIVE value that is NaN, infinite or outside [-2^63, 2^63) is not
+ * dispatched (never wrapped): one ERROR line names the series, throttled
+ * to one an hour process-wide. Returns how many failed or were skipped. */
 int usage_dispatch_batch(const usage_batch_t *b, cdtime_t interval);
 
 #endif

@@ -1125,6 +1125,158 @@ static void test_state_format_1(void **state) {
   conf_free(c);
 }
 
+/* ---- a backlog larger than MaxPages ---- */
+
+/* The vendor in miniature: n records sorted by eventDate,id, 4 a second
+ * (so chunks cut seconds), served page by page from eventDateFrom. */
+#define BL_PAGE 10
+#define BL_MAX_PAGES 3
+#define BL_N (5 * BL_MAX_PAGES * BL_PAGE)
+static long long bl_ev(long i) { return -20000 + i / 4; }
+
+/* bl_scrape runs one scrape as scrape.c does (pages up to MaxPages, a
+ * prefix committed when the last one is full). With save, the StateFile
+ * body as written before the commit goes there. Returns the pages read,
+ * or -1 when the scrape was aborted. */
+static int bl_scrape(usage_billing_t *b, double now, usage_buf_t *save) {
+  int64_t from = usage_billing_begin(b, now);
+  long first = 0;
+  while (first < BL_N && T0 + bl_ev(first) < from)
+    first++;
+  for (int page = 1; page <= BL_MAX_PAGES; page++) {
+    long ids[BL_PAGE];
+    long long evs[BL_PAGE];
+    size_t n = 0;
+    for (long i = first + (page - 1) * BL_PAGE; i < BL_N && n < BL_PAGE; i++) {
+      ids[n] = 1000 + i;
+      evs[n++] = bl_ev(i);
+    }
+    usage_billing_page_t res;
+    assert_int_equal(feed(b, ids, evs, n, &res), 0);
+    if (n < BL_PAGE)
+      goto commit;
+  }
+  if (usage_billing_more(b) != 0) {
+    usage_billing_abort(b);
+    return -1;
+  }
+commit:
+  if (save != NULL) {
+    usage_buf_reset(save);
+    assert_int_equal(usage_billing_serialize(b, save), 0);
+  }
+  usage_billing_commit(b);
+  return 0;
+}
+
+static usage_billing_t *bl_restore(const usage_billing_conf_t *c,
+                                   usage_buf_t *saved) {
+  usage_billing_t *r = usage_billing_create(c);
+  int dropped;
+  char err[256];
+  assert_int_equal(usage_billing_restore(r, usage_buf_str(saved),
+                                         usage_buf_len(saved), &dropped, err,
+                                         sizeof(err)),
+                   0);
+  return r;
+}
+
+/* A backlog of 5 x MaxPages pages inside the Lookback: each scrape commits
+ * a chunk and moves the cursor, so it catches up (one scrape more than 5:
+ * the records of each chunk's last, cut second are read again, as
+ * duplicates); every record is counted exactly once, and scrapes after it
+ * count nothing new. */
+static void test_backlog_catches_up(void **state) {
+  usage_billing_conf_t *c = conf_new();
+  c->page_size = BL_PAGE;
+  c->max_pages = BL_MAX_PAGES;
+  usage_billing_t *b = usage_billing_create(c);
+  double now = (double)T0;
+  int64_t cursor, prev = INT64_MIN;
+  int scrapes = 0;
+  do {
+    assert_int_equal(bl_scrape(b, now += 60, NULL), 0);
+    scrapes++;
+    double got = value_of(b, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND");
+    assert_true(got > 0 && got <= BL_N);
+    if (usage_billing_cursor(b, &cursor)) {
+      assert_true(cursor > prev); /* the watermark advances */
+      prev = cursor;
+    }
+    assert_true(scrapes <= 6);
+  } while (usage_billing_cursor(b, &cursor));
+  assert_true(scrapes >= 5);
+  assert_true(value_of(b, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND") == BL_N);
+  assert_true(value_of(b, FAM_BILLING_DATA_BYTES, "1001,DATA,OUTBOUND") ==
+              BL_N * 1e6);
+  /* caught up: the Lookback is read again (in chunks), nothing counted */
+  for (int i = 0; i < 8; i++) {
+    assert_int_equal(bl_scrape(b, now += 60, NULL), 0);
+    assert_true(value_of(b, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND") == BL_N);
+  }
+  usage_billing_destroy(b);
+  conf_free(c);
+}
+
+/* A restart in the middle of the catching up, after the state was saved
+ * (crash after the save) and before (the save of the scrape lost): nothing
+ * lost, nothing doubled. */
+static void test_backlog_restart(void **state) {
+  usage_billing_conf_t *c = conf_new();
+  c->page_size = BL_PAGE;
+  c->max_pages = BL_MAX_PAGES;
+  for (int before_save = 0; before_save < 2; before_save++) {
+    usage_billing_t *b = usage_billing_create(c);
+    usage_buf_t saved, older;
+    usage_buf_init(&saved, 0);
+    usage_buf_init(&older, 0);
+    double now = (double)T0;
+    for (int i = 0; i < 3; i++) {
+      usage_buf_reset(&older);
+      if (usage_buf_len(&saved) > 0)
+        usage_buf_puts(&older, usage_buf_str(&saved));
+      assert_int_equal(bl_scrape(b, now += 60, &saved), 0);
+    }
+    int64_t cursor;
+    assert_true(usage_billing_cursor(b, &cursor)); /* mid-backlog */
+    usage_billing_destroy(b);
+    b = bl_restore(c, before_save ? &older : &saved);
+    int scrapes = 0;
+    do {
+      assert_int_equal(bl_scrape(b, now += 60, &saved), 0);
+      assert_true(++scrapes <= 10);
+    } while (usage_billing_cursor(b, &cursor));
+    assert_true(value_of(b, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND") == BL_N);
+    /* the state after catching up holds the same */
+    usage_billing_t *r = bl_restore(c, &saved);
+    assert_true(value_of(r, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND") == BL_N);
+    usage_billing_destroy(r);
+    usage_billing_destroy(b);
+    usage_buf_free(&saved);
+    usage_buf_free(&older);
+  }
+  conf_free(c);
+}
+
+/* More than MaxPages pages of one eventDate second: no cursor can be
+ * committed, the scrape is dropped (as before: an error, not a loop). */
+static void test_backlog_one_second(void **state) {
+  usage_billing_conf_t *c = conf_new();
+  c->page_size = 2;
+  c->max_pages = 1;
+  usage_billing_t *b = usage_billing_create(c);
+  int64_t from = usage_billing_begin(b, (double)T0);
+  long ids[] = {1, 2};
+  long long evs[] = {(long long)(from - T0), (long long)(from - T0)};
+  usage_billing_page_t res;
+  assert_int_equal(feed(b, ids, evs, 2, &res), 0);
+  assert_int_equal(usage_billing_more(b), EDEADLK);
+  usage_billing_abort(b);
+  assert_true(value_of(b, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND") == -1);
+  usage_billing_destroy(b);
+  conf_free(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_golden),
@@ -1149,6 +1301,9 @@ int main(void) {
       cmocka_unit_test(test_alloc_failure_no_double_count),
       cmocka_unit_test(test_state_large_window),
       cmocka_unit_test(test_state_format_1),
+      cmocka_unit_test(test_backlog_catches_up),
+      cmocka_unit_test(test_backlog_restart),
+      cmocka_unit_test(test_backlog_one_second),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include "dispatch.h"
 #include "families.h"
 
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -235,6 +236,58 @@ static void test_failures_counted(void **state) {
   usage_batch_destroy(b);
 }
 
+/* A DERIVE value with no int64 (NaN, infinite, 2^63 and above, below
+ * -2^63) is skipped, never wrapped: one log line names the series; the
+ * next ones within the hour are throttled. Gauges still carry any value. */
+static void test_derive_out_of_range(void **state) {
+  static const struct {
+    const char *name;
+    double value;
+  } bad[] = {
+      {"2^63", 9223372036854775808.0},
+      {"1e19", 1e19},
+      {"NaN", NAN},
+      {"+Inf", INFINITY},
+      {"-Inf", -INFINITY},
+      {"below -2^63", -1e19},
+  };
+  (void)state;
+  stub_log_reset();
+  for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+    usage_batch_t *b = usage_batch_create("acme", "e");
+    usage_batch_add(b, FAM_BILLING_DATA_BYTES, bad[i].value, "customer_id", "7",
+                    NULL);
+    usage_batch_add(b, FAM_BILLING_RECORDS, 5, "customer_id", "7", NULL);
+    usage_batch_add(b, FAM_BILLING_SELL_PRICE, bad[i].value, "customer_id", "7",
+                    NULL); /* a gauge: dispatched as it is */
+    stub_values_reset();
+    int failed = usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300));
+    usage_batch_destroy(b);
+    if (failed != 1 || stub_values_num() != 2)
+      fail_msg("%s: %d skipped, %zu dispatched", bad[i].name, failed,
+               stub_values_num());
+    for (size_t k = 0; k < stub_values_num(); k++)
+      if (strncmp(stub_value(k)->type_instance, "billing_data_bytes", 18) == 0)
+        fail_msg("%s: dispatched as %lld", bad[i].name, stub_value(k)->derive);
+    assert_int_equal(stub_value(0)->derive, 5);
+  }
+  /* one line for all of them, naming the first series */
+  assert_int_equal(stub_log_count(-1), 1);
+  if (strstr(stub_log_text(), "usage-acme/total_bytes-billing_data_bytes-7") ==
+      NULL)
+    fail_msg("log: %s", stub_log_text());
+
+  /* the largest double below 2^63 is still a DERIVE */
+  usage_batch_t *b = usage_batch_create("acme", "e");
+  usage_batch_add(b, FAM_BILLING_DATA_BYTES, 9223372036854774784.0,
+                  "customer_id", "7", NULL);
+  stub_values_reset();
+  assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 0);
+  assert_int_equal(stub_values_num(), 1);
+  assert_true(stub_value(0)->derive == 9223372036854774784LL);
+  usage_batch_destroy(b);
+}
+
 /* Every family maps to a stock types.db type. */
 static void test_every_family_type(void **state) {
   static const char *const stock[] = {
@@ -258,6 +311,7 @@ int main(void) {
       cmocka_unit_test(test_long_identifier),
       cmocka_unit_test(test_failures_counted),
       cmocka_unit_test(test_every_family_type),
+      cmocka_unit_test(test_derive_out_of_range),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

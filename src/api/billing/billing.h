@@ -80,8 +80,27 @@ void usage_billing_destroy(usage_billing_t *b); /* accepts NULL */
 /* usage_billing_begin starts a scrape at time now (Unix seconds): pending
  * figures are emptied and the lower bound of the event dates to request is
  * returned (newest event date seen minus Lookback; now minus
- * InitialLookback before anything was committed). */
+ * InitialLookback before anything was committed; the backlog cursor while
+ * a backlog larger than MaxPages is being caught up, see
+ * usage_billing_more). */
 int64_t usage_billing_begin(usage_billing_t *b, double now);
+
+/* usage_billing_more tells that the pages read so far are only a prefix of
+ * the window (the scrape stopped at MaxPages with a full page). Records are
+ * sorted by eventDate,id, so every record dated before the newest eventDate
+ * read (the cursor) was read; the records of that last, possibly cut,
+ * second are counted now and de-duplicated by the ids when the next scrape
+ * requests from the cursor. The following usage_billing_serialize and
+ * usage_billing_commit then commit the prefix and keep the cursor. 0, or
+ * EDEADLK when the cursor would not move past the scrape's lower bound
+ * (more than MaxPages pages of one eventDate second, or no dated record):
+ * the caller aborts the scrape. Call after the last page, before
+ * usage_billing_prepare. */
+int usage_billing_more(usage_billing_t *b);
+
+/* usage_billing_cursor: 1 and *cursor set while a backlog is being caught
+ * up (the last commit was a prefix), else 0. */
+int usage_billing_cursor(const usage_billing_t *b, int64_t *cursor);
 
 /* What one page told. */
 typedef struct {

@@ -106,6 +106,20 @@ struct usage_billing_s {
   int have_pnewest;
   int64_t pnewest;
   double now;
+  /* the backlog cursor: when a scrape stopped at MaxPages, the eventDate of
+   * the last record it read (the records before it were all read; those of
+   * that second are read again and de-duplicated by the ids). The next
+   * scrape requests from it instead of window_start. Not in the StateFile:
+   * after a restart the catching up resumes from window_start, reading
+   * again (never counting again) what the ids hold. */
+  int have_cursor;
+  int64_t cursor;
+  /* the scrape under way: its lower bound, the newest eventDate on its
+   * pages (counted, duplicate or refused), and whether it is a prefix */
+  int64_t pfrom;
+  int have_plast;
+  int64_t plast;
+  int pmore;
 
   /* scratch: the record being parsed (parse.c), a label key (parse.c,
    * state.c) */

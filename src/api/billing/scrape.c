@@ -7,6 +7,7 @@
 #include "json.h"
 #include "statefile.h"
 #include "text.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -143,7 +144,9 @@ static void api_message(const usage_http_resp_t *resp, char *out, size_t size) {
 #define WINDOW_KEY "billing window"
 
 /* billing_fetch requests and parses every page of the window into the
- * pending figures. 0, or -1 after reporting the failure. */
+ * pending figures, MaxPages at most. 0 (all pages read), 1 (MaxPages full
+ * pages read: a prefix of a backlog, see usage_billing_more), or -1 after
+ * reporting the failure. */
 static int billing_fetch(usage_source_t *s, billing_state_t *st, int64_t from,
                          size_t *records) {
   usage_billing_conf_t *c = usage_source_conf(s)->kind_conf;
@@ -212,14 +215,30 @@ static int billing_fetch(usage_source_t *s, billing_state_t *st, int64_t from,
     if (res.records < c->page_size)
       return 0;
   }
-  usage_source_error(s, "pagination", 0, WINDOW_KEY,
-                     "GET %s/customer-usage-data: still full pages after %u "
-                     "pages (MaxPages); nothing of this scrape is counted",
-                     url, c->max_pages);
-  return -1;
+  return 1;
 }
 
-/* billing_scrape: fetch the window, then (1) write the state as it will be
+/* billing_backlog makes a scrape that stopped at MaxPages a prefix to
+ * commit (the next scrape continues from its last eventDate). 0, or -1
+ * after reporting why it cannot be (the scrape is then aborted). */
+static int billing_backlog(usage_source_t *s, billing_state_t *st) {
+  usage_billing_conf_t *c = usage_source_conf(s)->kind_conf;
+  const char *url = usage_source_conf(s)->http.url;
+  if (usage_billing_more(st->agg) != 0) {
+    usage_source_error(s, "pagination", 0, WINDOW_KEY,
+                       "GET %s/customer-usage-data: still full pages after "
+                       "%u pages (MaxPages) within one eventDate second; "
+                       "nothing of this scrape is counted (raise MaxPages)",
+                       url, c->max_pages);
+    return -1;
+  }
+  return 0;
+}
+
+/* billing_scrape: fetch the window (or, when it holds more than MaxPages
+ * pages, a prefix of it up to a complete eventDate: a backlog is committed
+ * chunk by chunk, one per scrape, so memory stays bounded by one chunk and
+ * the watermark advances), then (1) write the state as it will be
  * after the commit, (2) commit in memory, (3) publish. A crash before (1)
  * completes leaves the old state: the next start fetches the same records
  * again and counts them once. A crash after (1) restarts from the new state,
@@ -230,7 +249,8 @@ static void billing_scrape(usage_source_t *s) {
   usage_billing_conf_t *c = usage_source_conf(s)->kind_conf;
   int64_t from = usage_billing_begin(st->agg, usage_source_now(s));
   size_t records;
-  if (billing_fetch(s, st, from, &records) != 0) {
+  int more = billing_fetch(s, st, from, &records);
+  if (more < 0 || (more > 0 && billing_backlog(s, st) != 0)) {
     usage_billing_abort(st->agg);
     goto publish;
   }
@@ -272,6 +292,16 @@ static void billing_scrape(usage_source_t *s) {
                        "sends it valid) or GroupBy value(s) left out",
                        invalid);
     count_more(s, "invalid_value", invalid);
+  }
+  int64_t cursor;
+  if (usage_billing_cursor(st->agg, &cursor)) {
+    char when[32];
+    usage_format_time(cursor, when);
+    usage_source_log(s, USAGE_LOG_WARNING,
+                     "backlog: %u pages (MaxPages) read and committed up to "
+                     "eventDate %s; more pages left: the next scrape "
+                     "continues from there",
+                     c->max_pages, when);
   }
   usage_source_ok(s, WINDOW_KEY);
 publish:;

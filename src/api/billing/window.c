@@ -184,7 +184,22 @@ int64_t usage_billing_begin(usage_billing_t *b, double now) {
     b->window_start = (int64_t)now - b->conf->initial_lookback;
     b->have_window = 1;
   }
-  return b->window_start;
+  b->pfrom = b->window_start;
+  if (b->have_cursor && b->cursor > b->window_start)
+    b->pfrom = b->cursor;
+  return b->pfrom;
+}
+
+int usage_billing_more(usage_billing_t *b) {
+  if (!b->have_plast || b->plast <= b->pfrom)
+    return EDEADLK;
+  b->pmore = 1;
+  return 0;
+}
+
+int usage_billing_cursor(const usage_billing_t *b, int64_t *cursor) {
+  *cursor = b->cursor;
+  return b->have_cursor;
 }
 
 /* unprepare forgets what usage_billing_prepare built (the pending figures
@@ -221,6 +236,8 @@ void usage_billing_abort(usage_billing_t *b) {
   b->pinvalid = 0;
   memset(b->pinv, 0, sizeof(b->pinv));
   b->have_pnewest = 0;
+  b->have_plast = 0;
+  b->pmore = 0;
 }
 
 void usage_billing_next_window(const usage_billing_t *b, int64_t *ws,
@@ -240,6 +257,10 @@ void usage_billing_next_window(const usage_billing_t *b, int64_t *ws,
     if (top - b->conf->lookback > *ws)
       *ws = top - b->conf->lookback;
   }
+  /* A prefix keeps the ids from its cursor on: the next scrape reads that
+   * second again. */
+  if (b->pmore && b->plast < *ws)
+    *ws = b->plast;
 }
 
 /* ids_window builds into out the ids of the sets dated >= ws. 0, or ENOMEM
@@ -320,6 +341,10 @@ uint64_t usage_billing_commit(usage_billing_t *b) {
   b->pinvalid = 0;
   memset(b->pinv, 0, sizeof(b->pinv));
   b->have_pnewest = 0;
+  b->have_cursor = b->pmore;
+  b->cursor = b->pmore ? b->plast : 0;
+  b->have_plast = 0;
+  b->pmore = 0;
   return invalid;
 }
 
@@ -349,6 +374,10 @@ count:
 
 int usage_billing_admit(usage_billing_t *b, const usage_billing_record_t *r,
                         usage_billing_page_t *res) {
+  if (r->ev_ok && (!b->have_plast || r->ev > b->plast)) {
+    b->plast = r->ev; /* sorted: the eventDate reached so far */
+    b->have_plast = 1;
+  }
   if (r->ev_ok && r->ev < b->window_start)
     return 0; /* outside the window: counted before it moved, or never */
   if (r->id_ok && (usage_billing_ids_find(&b->ids, r->id) ||
