@@ -28,6 +28,7 @@ typedef struct store_entity_s {
   store_chunk_t *chunks; /* ascending family */
   size_t nchunks;
   size_t nseries;
+  uint64_t fp[2];              /* the batch's fingerprint (store.c) */
   struct store_entity_s *next; /* hash chain */
 } store_entity_t;
 

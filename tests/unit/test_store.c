@@ -266,6 +266,73 @@ static void test_empty(void **state) {
   usage_store_destroy(s);
 }
 
+/* A commit of the same samples keeps the entity, the generation and the
+ * cached bodies (plain and gzip); a changed value, label or order renders
+ * anew. */
+static usage_batch_t *two(double v1, const char *svc2, int swap) {
+  usage_batch_t *b = usage_batch_create("a", "e");
+  if (swap)
+    usage_batch_add(b, FAM_CCC_SERVICE_USERS, 2, "service", svc2, NULL);
+  usage_batch_add(b, FAM_CCC_SERVICE_USERS, v1, "service", "s1", NULL);
+  if (!swap)
+    usage_batch_add(b, FAM_CCC_SERVICE_USERS, 2, "service", svc2, NULL);
+  usage_batch_add(b, FAM_CCC_SERVICE_MESSAGES, 7, "service", "s1", NULL);
+  return b;
+}
+
+static void test_unchanged(void **state) {
+  (void)state;
+  static const struct {
+    const char *name;
+    double v1;
+    const char *svc2;
+    int swap;
+    int same;
+    const char *want; /* a line of the new body */
+  } cases[] = {
+      {"same samples", 1, "s2", 0, 1, "service=\"s1\"} 1\n"},
+      {"changed value", 1.5, "s2", 0, 0, "service=\"s1\"} 1.5\n"},
+      {"-0 is not 0", -0.0, "s2", 0, 0, "service=\"s1\"} -0\n"},
+      {"changed label", 1, "s3", 0, 0, "service=\"s3\"} 2\n"},
+      {"other order", 1, "s2", 1, 0,
+       "service=\"s2\"} 2\nusage_ccc_service_users{source=\"a\","
+       "service=\"s1\"} 1\n"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    usage_store_t *s = usage_store_create();
+    assert_int_equal(usage_store_commit(s, two(1, "s2", 0)), 0);
+    uint64_t g = usage_store_generation(s);
+    usage_body_t *b1 = usage_store_body(s, USAGE_FMT_TEXT);
+    usage_body_t *z1 = usage_store_body_gzip(s, USAGE_FMT_TEXT);
+    char *copy = strdup(b1->data);
+    assert_int_equal(
+        usage_store_commit(s, two(cases[i].v1, cases[i].svc2, cases[i].swap)),
+        0);
+    usage_body_t *b2 = usage_store_body(s, USAGE_FMT_TEXT);
+    usage_body_t *z2 = usage_store_body_gzip(s, USAGE_FMT_TEXT);
+    if (cases[i].same) {
+      if (b2 != b1 || b2->data != b1->data || z2 != z1 ||
+          usage_store_generation(s) != g)
+        fail_msg("%s: body re-rendered", cases[i].name);
+      assert_string_equal(b2->data, copy);
+    } else {
+      if (b2 == b1 || usage_store_generation(s) != g + 1)
+        fail_msg("%s: body not re-rendered", cases[i].name);
+      if (strstr(b2->data, cases[i].want) == NULL)
+        fail_msg("%s: %s missing from\n%s", cases[i].name, cases[i].want,
+                 b2->data);
+      assert_string_equal(b1->data, copy); /* the old one still stands */
+    }
+    assert_int_equal(usage_store_series(s, NULL), 3);
+    free(copy);
+    usage_body_release(b1);
+    usage_body_release(b2);
+    usage_body_release(z1);
+    usage_body_release(z2);
+    usage_store_destroy(s);
+  }
+}
+
 /* Many entities across the hash table: all rendered, in order. */
 static void test_many(void **state) {
   (void)state;
@@ -301,7 +368,7 @@ int main(void) {
       cmocka_unit_test(test_batch_add), cmocka_unit_test(test_commit_replace),
       cmocka_unit_test(test_remove),    cmocka_unit_test(test_cache),
       cmocka_unit_test(test_grouping),  cmocka_unit_test(test_empty),
-      cmocka_unit_test(test_many),
+      cmocka_unit_test(test_many),      cmocka_unit_test(test_unchanged),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
