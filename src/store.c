@@ -215,6 +215,7 @@ void usage_store_entity_unref(store_entity_t *e) {
   free(e->entity);
   free(e->text);
   free(e->chunks);
+  usage_store_gz_free(e->gz);
   free(e);
 }
 
