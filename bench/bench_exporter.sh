@@ -6,6 +6,7 @@
 # the unixsock plugin with PUTVAL and given at most WP_FEED_LIMIT seconds
 # per size; 1M series are skipped for it unless WP_SIZES says otherwise).
 #   SIZES="10000 100000 1000000" WP_SIZES="10000 100000" SCRAPES=20
+# (WP_SIZES= : write_prometheus left out)
 # Exits non-zero when a step fails (each failure named on stderr); ratios
 # of our exporter to the floor and to write_prometheus are taken within
 # one run (key=value lines "ratio series=N ...").
@@ -15,7 +16,7 @@ BENCH="$top_builddir/bench_exporter"
 COLLECTD=${COLLECTD:-$(command -v collectd || echo /usr/sbin/collectd)}
 STOCK=${STOCK_PLUGINS:-/usr/lib/collectd}
 SIZES=${SIZES:-10000 100000 1000000}
-WP_SIZES=${WP_SIZES:-10000 100000}
+WP_SIZES=${WP_SIZES-10000 100000} # empty: none
 SCRAPES=${SCRAPES:-20}
 WP_FEED_LIMIT=${WP_FEED_LIMIT:-240}
 DIR=$(mktemp -d /tmp/bench-exporter.XXXXXX)

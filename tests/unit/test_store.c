@@ -294,6 +294,7 @@ static void test_unchanged(void **state) {
       {"same samples", 1, "s2", 0, 1, "service=\"s1\"} 1\n"},
       {"changed value", 1.5, "s2", 0, 0, "service=\"s1\"} 1.5\n"},
       {"-0 is not 0", -0.0, "s2", 0, 0, "service=\"s1\"} -0\n"},
+      {"0 is not -0", 0.0, "s2", 0, 0, "service=\"s1\"} 0\n"},
       {"changed label", 1, "s3", 0, 0, "service=\"s3\"} 2\n"},
       {"other order", 1, "s2", 1, 0,
        "service=\"s2\"} 2\nusage_ccc_service_users{source=\"a\","
@@ -301,7 +302,8 @@ static void test_unchanged(void **state) {
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
     usage_store_t *s = usage_store_create();
-    assert_int_equal(usage_store_commit(s, two(1, "s2", 0)), 0);
+    double base = cases[i].v1 == 0 ? -cases[i].v1 : 1; /* the other zero */
+    assert_int_equal(usage_store_commit(s, two(base, "s2", 0)), 0);
     uint64_t g = usage_store_generation(s);
     usage_body_t *b1 = usage_store_body(s, USAGE_FMT_TEXT);
     usage_body_t *z1 = usage_store_body_gzip(s, USAGE_FMT_TEXT);
