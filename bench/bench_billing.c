@@ -139,6 +139,11 @@ static int run(long pages, int commit_each) {
          counted, mb, (double)counted / t_billing, mb / t_billing, mb / t_yajl,
          t_billing / t_yajl, usage_billing_groups(b),
          usage_billing_window_ids(b));
+  printf("billing %s pages=%ld records_per_s=%.0f mb_per_s=%.1f "
+         "yajl_mb_per_s=%.1f over_yajl=%.3f\n",
+         commit_each ? "perpage" : "allpages", pages,
+         (double)counted / t_billing, mb / t_billing, mb / t_yajl,
+         t_billing / t_yajl);
   fflush(stdout);
   usage_buf_free(&body);
   usage_billing_destroy(b);
@@ -167,6 +172,8 @@ int main(int argc, char **argv) {
       printf("%-22s pages %4ld: peak RSS %ld kB\n",
              mode ? "one page per scrape" : "one scrape, all pages", pages,
              ru.ru_maxrss);
+      printf("billing_rss %s pages=%ld peak_kb=%ld\n",
+             mode ? "perpage" : "allpages", pages, ru.ru_maxrss);
     }
   return failed;
 }

@@ -6,13 +6,17 @@
 # the unixsock plugin with PUTVAL and given at most WP_FEED_LIMIT seconds
 # per size; 1M series are skipped for it unless WP_SIZES says otherwise).
 #   SIZES="10000 100000 1000000" WP_SIZES="10000 100000" SCRAPES=20
+# (WP_SIZES= : write_prometheus left out)
+# Exits non-zero when a step fails (each failure named on stderr); ratios
+# of our exporter to the floor and to write_prometheus are taken within
+# one run (key=value lines "ratio series=N ...").
 set -u
 top_builddir=${top_builddir:-$(pwd)}
 BENCH="$top_builddir/bench_exporter"
 COLLECTD=${COLLECTD:-$(command -v collectd || echo /usr/sbin/collectd)}
 STOCK=${STOCK_PLUGINS:-/usr/lib/collectd}
 SIZES=${SIZES:-10000 100000 1000000}
-WP_SIZES=${WP_SIZES:-10000 100000}
+WP_SIZES=${WP_SIZES-10000 100000} # empty: none
 SCRAPES=${SCRAPES:-20}
 WP_FEED_LIMIT=${WP_FEED_LIMIT:-240}
 DIR=$(mktemp -d /tmp/bench-exporter.XXXXXX)
@@ -87,13 +91,30 @@ PY
 )
   local c0 c1 out
   c0=$(proc_cpu_ms "$CD_PID")
-  out=$("$BENCH" client "$port" "$SCRAPES")
+  if ! out=$("$BENCH" client "$port" "$SCRAPES") || [ -z "$out" ]; then
+    echo "FAIL: write_prometheus client, $n series" >&2
+    FAILED=1
+    kill "$CD_PID" 2>/dev/null
+    wait "$CD_PID" 2>/dev/null
+    CD_PID=
+    return
+  fi
   c1=$(proc_cpu_ms "$CD_PID")
   set -- $out
+  if [ "${1:--1}" -le 0 ]; then
+    echo "FAIL: write_prometheus, $n series: no body ($feed); WP_SIZES= skips it" >&2
+    tail -5 "$DIR/collectd.out" >&2
+    FAILED=1
+    kill "$CD_PID" 2>/dev/null
+    wait "$CD_PID" 2>/dev/null
+    CD_PID=
+    return
+  fi
   local gz
   gz=$(curl -s -H 'Accept-Encoding: gzip' -o /dev/null -w '%{size_download}' "http://127.0.0.1:$port/metrics")
+  WP_CPU=$(echo "($c1 - $c0) / $SCRAPES" | bc -l)
   printf 'wp      series=%s cpu_ms=%.2f p50_ms=%s p99_ms=%s body=%s gzip_body=%s(no gzip) rss_mb=%s %s\n' \
-    "$n" "$(echo "($c1 - $c0) / $SCRAPES" | bc -l)" "$2" "$3" "$1" "$gz" \
+    "$n" "$WP_CPU" "$2" "$3" "$1" "$gz" \
     "$(proc_rss_mb "$CD_PID")" "$feed"
   kill "$CD_PID" 2>/dev/null
   wait "$CD_PID" 2>/dev/null
@@ -101,16 +122,41 @@ PY
   WP_BODY=$1
 }
 
+# figure KEY LINE: the number after KEY= in LINE.
+figure() { echo "$2" | sed -n "s/.*[ ]$1=\([0-9.]*\).*/\1/p"; }
+
+FAILED=0
 echo "# cpu_ms: server CPU per scrape; p50/p99: scrape latency (loopback);"
 echo "# body: bytes plain / gzip; visible_s: commit (or first PUTVAL) until a scrape shows the new series"
 for n in $SIZES; do
   echo "## $n series"
-  line=$("$BENCH" usage "$n" "$SCRAPES")
+  if ! line=$("$BENCH" usage "$n" "$SCRAPES") || [ -z "$line" ]; then
+    echo "FAIL: bench_exporter usage $n" >&2
+    FAILED=1
+    continue
+  fi
   echo "$line"
-  body=$(echo "$line" | sed -n 's/.* body=\([0-9]*\) .*/\1/p')
-  "$BENCH" static "$body" "$SCRAPES"
+  body=$(figure body "$line")
+  if ! floor=$("$BENCH" static "$body" "$SCRAPES") || [ -z "$floor" ]; then
+    echo "FAIL: bench_exporter static $body" >&2
+    FAILED=1
+    continue
+  fi
+  echo "$floor"
+  ratio="ratio series=$n usage_over_static_cpu=$(printf %.3f "$(echo "$(figure cpu_ms "$line") / $(figure cpu_ms "$floor")" | bc -l)")"
+  WP_CPU=
   case " $WP_SIZES " in
-  *" $n "*) wp "$n" ;;
+  *" $n "*)
+    if [ ! -x "$COLLECTD" ] || [ ! -f "$STOCK/write_prometheus.so" ]; then
+      echo "FAIL: write_prometheus, $n series: no $COLLECTD or $STOCK/write_prometheus.so; WP_SIZES= skips it" >&2
+      FAILED=1
+    else
+      wp "$n"
+    fi
+    ;;
   *) echo "wp      series=$n skipped (WP_SIZES; feeding it takes too long)" ;;
   esac
+  [ -n "$WP_CPU" ] && ratio="$ratio usage_over_wp_cpu=$(printf %.3f "$(echo "$(figure cpu_ms "$line") / $WP_CPU" | bc -l)")"
+  echo "$ratio"
 done
+exit "$FAILED"

@@ -3,9 +3,11 @@
  * scraped from the API simulator over loopback with no politeness limit,
  * as the plugin does it (usage_source_read: requests, streaming parse into
  * the running aggregation, commit to a store), then the exposition body
- * rendered. Also the parser alone on real pages held in memory, to tell
- * the parser's speed from the simulator's. Prints pages/s, devices/s, wall
- * time, peak RSS, series, bytes per series and the rendering cost.
+ * rendered. Also the parser alone on the plan's real pages held in memory
+ * (every page its own devices), with the emit and commit that follow, to
+ * tell the plugin's speed from the simulator's. Each line of figures ends
+ * in a key=value line for bench/bench_repeat.sh. Prints pages/s, devices/s,
+ * wall time, peak RSS, series, bytes per series and the rendering cost.
  *
  *   bench_jasper [--sim PATH] [--devices N] [--per-device 0|1]
  *                [--max-devices N]
@@ -121,15 +123,17 @@ static pid_t start_sim(const char *path, long devices, char *url, size_t n) {
   return -1;
 }
 
-/* parse_only parses `pages` real bodies `rounds` times into one
- * aggregation: the parser's own speed, one core. */
+/* parse_only fetches every page of the plan (distinct devices on each),
+ * then, one core, with the simulator idle: parses them all into one
+ * aggregation, emits its samples into a batch and commits that to a store
+ * of its own, as a scrape does after its last page. */
 static void parse_only(usage_source_t *s, int per_device, size_t max_devices,
                        int npages) {
-  char *bodies[50];
-  size_t lens[50];
+  char **bodies = calloc((size_t)npages + 1, sizeof(*bodies));
+  size_t *lens = calloc((size_t)npages + 1, sizeof(*lens));
   usage_http_resp_t resp;
   int got = 0;
-  for (int p = 1; p <= npages && got < 50; p++) {
+  for (int p = 1; bodies != NULL && lens != NULL && p <= npages; p++) {
     char q[256];
     snprintf(q, sizeof(q),
              "/rws/api/v1/usages?ratePlanName=Monthly-Flexible-Pool&"
@@ -138,33 +142,55 @@ static void parse_only(usage_source_t *s, int per_device, size_t max_devices,
     if (usage_source_get(s, q, &resp) != 0 || resp.status != 200)
       break;
     bodies[got] = malloc(resp.len);
+    if (bodies[got] == NULL)
+      break;
     memcpy(bodies[got], resp.body, resp.len);
     lens[got++] = resp.len;
   }
-  if (got == 0) {
-    printf("parser alone: no page fetched\n");
-    return;
+  if (got < npages) {
+    printf("parser alone: fetched %d of %d pages\n", got, npages);
+    errors++;
+    goto done;
   }
   usage_jasper_agg_t *a = usage_jasper_agg_create(per_device, max_devices);
-  int rounds = npages; /* as many pages as the plan has */
   size_t bytes = 0;
-  double c0 = cpu(), t0 = mono();
-  for (int i = 0; i < rounds; i++) {
+  double c0 = cpu();
+  for (int i = 0; i < got; i++) {
     usage_jasper_page_t pg;
-    if (usage_jasper_parse_page(a, bodies[i % got], lens[i % got], &pg) != 0) {
+    if (usage_jasper_parse_page(a, bodies[i], lens[i], &pg) != 0) {
       printf("parse error: %s\n", pg.error);
+      errors++;
       break;
     }
-    bytes += lens[i % got];
+    bytes += lens[i];
   }
-  double c = cpu() - c0, w = mono() - t0;
-  printf("parser alone: %d pages (%.1f MB) in %.3f s CPU: %.0f pages/s, "
-         "%.0f MB/s, one core\n",
-         rounds, (double)bytes / 1e6, c, rounds / c, (double)bytes / 1e6 / c);
-  (void)w;
+  double c1 = cpu();
+  usage_batch_t *b = usage_batch_create("bench", "plan");
+  if (b == NULL || usage_jasper_agg_emit(a, "Monthly-Flexible-Pool",
+                                         USAGE_JASPER_ALL, b) != 0)
+    errors++;
+  size_t samples = usage_batch_size(b);
+  double c2 = cpu();
+  usage_store_t *own = usage_store_create();
+  if (b != NULL && usage_store_commit(own, b) != 0)
+    errors++;
+  double c3 = cpu();
+  double parse = c1 - c0, emit = c2 - c1, commit = c3 - c2;
+  printf("parser alone: %d pages (%.1f MB, %zu devices) in %.3f s CPU: %.0f "
+         "pages/s, %.0f MB/s, one core; emit %.3f s, commit %.3f s for %zu "
+         "samples\n",
+         got, (double)bytes / 1e6, usage_jasper_agg_devices_kept(a), parse,
+         got / parse, (double)bytes / 1e6 / parse, emit, commit, samples);
+  printf("jasper_pipeline pages=%d parse_pages_per_s=%.0f parse_s=%.6f "
+         "emit_s=%.6f commit_s=%.6f total_s=%.6f samples=%zu\n",
+         got, got / parse, parse, emit, commit, parse + emit + commit, samples);
+  usage_store_destroy(own);
   usage_jasper_agg_destroy(a);
+done:
   for (int i = 0; i < got; i++)
     free(bodies[i]);
+  free(bodies);
+  free(lens);
 }
 
 int main(int argc, char **argv) {
@@ -267,6 +293,9 @@ int main(int argc, char **argv) {
          "served again from the cache in %.6f s\n",
          body ? (double)body->len / 1e6 : 0.0, render,
          series ? render * 1e9 / (double)series : 0.0, cached);
+  printf("jasper_scrape devices=%ld wall_s=%.4f cpu_s=%.4f pages_per_s=%.0f "
+         "commit_s=%.6f render_s=%.6f series=%zu\n",
+         devices, wall, cpus, npages / wall, commit_time, render, series);
   usage_body_release(body);
   usage_body_release(again);
 

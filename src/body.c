@@ -21,6 +21,8 @@ typedef struct body_s {
   size_t nsnap;
   char *heads; /* family headers and footer */
   usage_iov_t *iov;
+  size_t *piece_ent;       /* per piece: index into snap, or SIZE_MAX (heads) */
+  size_t *piece_chunk;     /* per piece: chunk of that entity */
   pthread_mutex_t gz_lock; /* gz and data */
   struct body_s *gz;       /* gzip form, made on first demand; owned */
 } body_t;
@@ -49,12 +51,15 @@ static body_t *body_render(usage_store_t *s, usage_format_t fmt) {
   for (size_t i = 0; i < n; i++)
     npieces += snap[i]->nchunks;
   body->iov = calloc(npieces, sizeof(*body->iov));
+  body->piece_ent = calloc(npieces, sizeof(*body->piece_ent));
+  body->piece_chunk = calloc(npieces, sizeof(*body->piece_chunk));
   size_t *cursor = calloc(n + 1, sizeof(*cursor));
   /* Header pieces hold offsets into heads until it stops moving. */
   unsigned char *is_head = calloc(npieces, 1);
   usage_buf_t heads;
   usage_buf_init(&heads, 0);
-  if (body->iov == NULL || cursor == NULL || is_head == NULL)
+  if (body->iov == NULL || body->piece_ent == NULL ||
+      body->piece_chunk == NULL || cursor == NULL || is_head == NULL)
     usage_buf_fail(&heads, ENOMEM);
   size_t k = 0;
   for (int fam = 0; fam < FAM_COUNT && !usage_buf_failed(&heads); fam++) {
@@ -67,10 +72,13 @@ static body_t *body_render(usage_store_t *s, usage_format_t fmt) {
         size_t at = usage_buf_len(&heads);
         expfmt_header(&heads, fam, fmt);
         is_head[k] = 1;
+        body->piece_ent[k] = SIZE_MAX;
         body->iov[k++] = (usage_iov_t){(const void *)(uintptr_t)at,
                                        usage_buf_len(&heads) - at};
         header = 1;
       }
+      body->piece_ent[k] = i;
+      body->piece_chunk[k] = cursor[i];
       body->iov[k++] = (usage_iov_t){e->text + e->chunks[cursor[i]].off,
                                      e->chunks[cursor[i]].len};
       cursor[i]++;
@@ -81,6 +89,7 @@ static body_t *body_render(usage_store_t *s, usage_format_t fmt) {
     expfmt_footer(&heads, fmt);
     if (usage_buf_len(&heads) > at) {
       is_head[k] = 1;
+      body->piece_ent[k] = SIZE_MAX;
       body->iov[k++] = (usage_iov_t){(const void *)(uintptr_t)at,
                                      usage_buf_len(&heads) - at};
     }
@@ -165,65 +174,199 @@ void usage_body_release(usage_body_t *pub) {
     usage_store_entity_unref(body->snap[i]);
   free(body->snap);
   free(body->iov);
+  free(body->piece_ent);
+  free(body->piece_chunk);
   free(body->heads);
   free(body->data);
   free(body);
 }
 
-/* body_gzip compresses plain into a new body (gzip wrapper, fastest level:
- * a scrape of a changed store should not wait long for it). */
-static body_t *body_gzip(const body_t *plain) {
-  body_t *gz = calloc(1, sizeof(*gz));
-  z_stream z = {0};
-  if (gz == NULL || deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8,
-                                 Z_DEFAULT_STRATEGY) != Z_OK) {
-    free(gz);
+/* The gzip body is one gzip member whose deflate data is a run of
+ * segments, each compressed on its own (no match reaches into an earlier
+ * one) and ended by a sync flush (byte aligned, not final), then an empty
+ * final block. An entity's chunks are compressed once, on the first gzip
+ * body that holds them, and kept with the entity (immutable like its text),
+ * so a commit to one entity recompresses only that entity and the family
+ * headers. Any gzip reader sees an ordinary single-member stream. */
+typedef struct {
+  unsigned char *data; /* raw deflate, ends with a sync flush */
+  size_t len;
+  uint32_t crc;  /* crc32 of the text */
+  size_t rawlen; /* length of the text */
+} gz_seg_t;
+
+struct store_gz_s {
+  size_t n;
+  gz_seg_t seg[]; /* one per chunk */
+};
+
+void usage_store_gz_free(struct store_gz_s *gz) {
+  if (gz == NULL)
+    return;
+  for (size_t i = 0; i < gz->n; i++)
+    free(gz->seg[i].data);
+  free(gz);
+}
+
+/* Two deflate states: hash tables sized for short and for long texts, since
+ * each segment starts from a reset state, which clears the hash table. */
+typedef struct {
+  z_stream small, big;
+  int small_ok, big_ok;
+} gz_ctx_t;
+
+static void gz_ctx_end(gz_ctx_t *c) {
+  if (c->small_ok)
+    deflateEnd(&c->small);
+  if (c->big_ok)
+    deflateEnd(&c->big);
+}
+
+/* gz_segment compresses text[0, len) into a fresh segment. 0 or ENOMEM. */
+static int gz_segment(gz_ctx_t *c, const char *text, size_t len,
+                      gz_seg_t *seg) {
+  int big = len > 16384;
+  z_stream *z = big ? &c->big : &c->small;
+  int *ok = big ? &c->big_ok : &c->small_ok;
+  if (!*ok) {
+    if (deflateInit2(z, Z_BEST_SPEED, Z_DEFLATED, -15, big ? 8 : 3,
+                     Z_DEFAULT_STRATEGY) != Z_OK)
+      return ENOMEM;
+    *ok = 1;
+  } else if (deflateReset(z) != Z_OK) {
+    return ENOMEM;
+  }
+  seg->rawlen = len;
+  seg->crc = 0;
+  seg->len = 0;
+  seg->data = NULL;
+  size_t in_done = 0;
+  do { /* avail_* are 32 bits: feed at most 1 GiB per call */
+    size_t n = len - in_done > (1u << 30) ? (1u << 30) : len - in_done;
+    uLong crc = crc32(seg->crc, (const Bytef *)text + in_done, (uInt)n);
+    seg->crc = (uint32_t)crc;
+    size_t cap = deflateBound(z, n) + 16;
+    unsigned char *p = realloc(seg->data, seg->len + cap);
+    if (p == NULL) {
+      free(seg->data);
+      seg->data = NULL;
+      return ENOMEM;
+    }
+    seg->data = p;
+    z->next_in = (Bytef *)text + in_done;
+    z->avail_in = (uInt)n;
+    z->next_out = seg->data + seg->len;
+    z->avail_out = (uInt)cap;
+    int rc = deflate(z, Z_SYNC_FLUSH);
+    if ((rc != Z_OK && rc != Z_BUF_ERROR) || z->avail_in != 0) {
+      free(seg->data);
+      seg->data = NULL;
+      return ENOMEM;
+    }
+    seg->len += cap - z->avail_out;
+    in_done += n;
+  } while (in_done < len);
+  return 0;
+}
+
+/* entity_gz returns the entity's compressed chunks, made on first demand;
+ * NULL on ENOMEM. Racing makers agree on one. */
+static struct store_gz_s *entity_gz(gz_ctx_t *c, store_entity_t *e) {
+  struct store_gz_s *gz = __atomic_load_n(&e->gz, __ATOMIC_ACQUIRE);
+  if (gz != NULL)
+    return gz;
+  gz = calloc(1, sizeof(*gz) + (e->nchunks + 1) * sizeof(gz->seg[0]));
+  if (gz == NULL)
     return NULL;
+  for (size_t i = 0; i < e->nchunks; i++, gz->n++)
+    if (gz_segment(c, e->text + e->chunks[i].off, e->chunks[i].len,
+                   &gz->seg[i]) != 0) {
+      usage_store_gz_free(gz);
+      return NULL;
+    }
+  struct store_gz_s *none = NULL;
+  if (!__atomic_compare_exchange_n(&e->gz, &none, gz, 0, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    usage_store_gz_free(gz);
+    return none;
   }
-  size_t cap = deflateBound(&z, plain->pub.len) + 64;
-  gz->data = malloc(cap);
-  if (gz->data == NULL)
+  return gz;
+}
+
+static void put_le32(unsigned char *p, uint32_t v) {
+  for (int i = 0; i < 4; i++)
+    p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* body_gzip makes the gzip form of plain: header, each piece's segment
+ * (the entities' kept ones, the headers' made here), an empty final block,
+ * the CRC and length of the whole. */
+static body_t *body_gzip(const body_t *plain) {
+  static const unsigned char head[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 3};
+  static const unsigned char last[2] = {0x03, 0x00}; /* empty final block */
+  body_t *gz = calloc(1, sizeof(*gz));
+  size_t n = plain->pub.iovcnt;
+  gz_seg_t *own = calloc(n + 1, sizeof(*own)); /* headers' segments */
+  const gz_seg_t **seg = calloc(n + 1, sizeof(*seg));
+  gz_ctx_t c = {0};
+  if (gz == NULL || own == NULL || seg == NULL)
     goto fail;
-  z.next_out = (Bytef *)gz->data;
-  size_t out_left = cap;
-  int rc = Z_OK;
-  for (size_t i = 0; i <= plain->pub.iovcnt && rc == Z_OK; i++) {
-    int last = i == plain->pub.iovcnt;
-    const char *in = last ? "" : plain->iov[i].base;
-    size_t in_left = last ? 0 : plain->iov[i].len;
-    do { /* avail_* are 32 bits: feed at most 1 GiB per call */
-      uInt n = in_left > (1u << 30) ? (1u << 30) : (uInt)in_left;
-      uInt o = out_left > (1u << 30) ? (1u << 30) : (uInt)out_left;
-      z.next_in = (Bytef *)in;
-      z.avail_in = n;
-      z.avail_out = o;
-      rc = deflate(&z, last ? Z_FINISH : Z_NO_FLUSH);
-      in += n - z.avail_in;
-      in_left -= n - z.avail_in;
-      out_left -= o - z.avail_out;
-    } while (rc == Z_OK && (in_left > 0 || (last && out_left > 0)));
-    if (rc == Z_BUF_ERROR && !last)
-      rc = Z_OK; /* nothing to do for an empty piece */
+  size_t total = sizeof(head) + sizeof(last) + 8;
+  for (size_t i = 0; i < n; i++) {
+    if (plain->piece_ent[i] == SIZE_MAX) {
+      if (gz_segment(&c, plain->iov[i].base, plain->iov[i].len, &own[i]) != 0)
+        goto fail;
+      seg[i] = &own[i];
+    } else {
+      struct store_gz_s *eg = entity_gz(&c, plain->snap[plain->piece_ent[i]]);
+      if (eg == NULL)
+        goto fail;
+      seg[i] = &eg->seg[plain->piece_chunk[i]];
+    }
+    total += seg[i]->len;
   }
-  if (rc != Z_STREAM_END)
+  gz->data = malloc(total);
+  gz->iov = malloc(sizeof(*gz->iov));
+  if (gz->data == NULL || gz->iov == NULL)
     goto fail;
-  deflateEnd(&z);
+  unsigned char *p = (unsigned char *)gz->data;
+  memcpy(p, head, sizeof(head));
+  p += sizeof(head);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (size_t i = 0; i < n; i++) {
+    memcpy(p, seg[i]->data, seg[i]->len);
+    p += seg[i]->len;
+    crc = crc32_combine(crc, seg[i]->crc, (z_off_t)seg[i]->rawlen);
+  }
+  memcpy(p, last, sizeof(last));
+  p += sizeof(last);
+  put_le32(p, (uint32_t)crc);
+  put_le32(p + 4, (uint32_t)plain->pub.len); /* ISIZE: length mod 2^32 */
+  gz_ctx_end(&c);
+  for (size_t i = 0; i < n; i++)
+    free(own[i].data);
+  free(own);
+  free(seg);
   gz->refs = 1;
   pthread_mutex_init(&gz->gz_lock, NULL);
   gz->pub.generation = plain->pub.generation;
   gz->pub.data = gz->data;
-  gz->pub.len = cap - out_left;
-  gz->iov = malloc(sizeof(*gz->iov));
-  if (gz->iov == NULL)
-    goto fail;
+  gz->pub.len = total;
   gz->iov[0] = (usage_iov_t){gz->data, gz->pub.len};
   gz->pub.iov = gz->iov;
   gz->pub.iovcnt = 1;
   return gz;
 
 fail:
-  deflateEnd(&z);
-  free(gz->data);
+  gz_ctx_end(&c);
+  for (size_t i = 0; own != NULL && i < n; i++)
+    free(own[i].data);
+  free(own);
+  free(seg);
+  if (gz != NULL) {
+    free(gz->data);
+    free(gz->iov);
+  }
   free(gz);
   return NULL;
 }

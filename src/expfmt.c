@@ -6,6 +6,7 @@
 #include "families.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,13 +86,81 @@ int expfmt_label_value(usage_buf_t *b, const char *s) {
   return usage_buf_failed(b);
 }
 
+/* put_u64 writes the decimal digits of u ending at end; returns where they
+ * start. */
+static char *put_u64(char *end, uint64_t u) {
+  do {
+    *--end = (char)('0' + u % 10);
+    u /= 10;
+  } while (u != 0);
+  return end;
+}
+
+/* expfmt_decimal writes v as digits with a decimal point when v is exactly
+ * the double nearest m / 10^k for a whole m below 10^15 and some k in
+ * 1..15, v at least 1e-4 in magnitude (where %g would use an exponent).
+ * Then m's digits are the 15-digit rounding of v, so the text is what
+ * "%.15g" prints. 1 when it wrote (or the buffer failed), 0 when v is
+ * not such a number. */
+static int expfmt_decimal(usage_buf_t *b, double v) {
+  static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+  double a = fabs(v);
+  if (a < 1e-4 || a >= 1e14)
+    return 0;
+  for (int k = 1; k <= 15; k++) {
+    double m = a * pow10[k]; /* powers of ten up to 1e22 are exact */
+    if (m >= 1e15)
+      return 0;
+    if (m != floor(m))
+      continue;
+    if (m / pow10[k] != a) /* both exact: a correctly rounded quotient */
+      continue;
+    uint64_t u = (uint64_t)m;
+    while (u % 10 == 0 && k > 1) { /* 0.50 -> 0.5 */
+      u /= 10;
+      k--;
+    }
+    char tmp[48], *end = tmp + sizeof(tmp);
+    char *p = put_u64(end, u);
+    int ndig = (int)(end - p);
+    if (ndig <= k) { /* 0.00ddd */
+      while (ndig < k) {
+        *--p = '0';
+        ndig++;
+      }
+      *--p = '.';
+      *--p = '0';
+    } else { /* ddd.ddd: move the integer digits one left */
+      memmove(p - 1, p, (size_t)(ndig - k));
+      p--;
+      end[-k - 1] = '.';
+    }
+    if (v < 0)
+      *--p = '-';
+    usage_buf_append(b, p, (size_t)(end - p));
+    return 1;
+  }
+  return 0;
+}
+
+/* expfmt_value: whole numbers below 2^53 and decimals of up to 15 digits
+ * (the common figures) without printf; other values with "%.Ng" for the
+ * smallest N of 15, 16, 17 that reads back (strtod). */
 int expfmt_value(usage_buf_t *b, double v) {
   if (isnan(v))
     return usage_buf_puts(b, "NaN");
   if (isinf(v))
     return usage_buf_puts(b, v > 0 ? "+Inf" : "-Inf");
-  if (v == floor(v) && fabs(v) < 9007199254740992.0)
-    return usage_buf_printf(b, "%.0f", v);
+  if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+    char tmp[24], *end = tmp + sizeof(tmp);
+    char *p = put_u64(end, (uint64_t)fabs(v));
+    if (signbit(v)) /* -0 too, as printf spells it */
+      *--p = '-';
+    return usage_buf_append(b, p, (size_t)(end - p));
+  }
+  if (expfmt_decimal(b, v))
+    return usage_buf_failed(b);
   char tmp[32];
   for (int prec = 15; prec <= 17; prec++) {
     snprintf(tmp, sizeof(tmp), "%.*g", prec, v);

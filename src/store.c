@@ -33,6 +33,9 @@ struct usage_batch_s {
   usage_htable_t intern_idx; /* positions in intern */
   const char **intern;       /* the batch's distinct label strings */
   size_t intern_num, intern_alloc;
+  /* What the samples are, in order (families, values' bits, label strings'
+   * hashes): a commit that matches the stored entity's keeps it. */
+  uint64_t fp[2];
 };
 
 /* arena_alloc returns n bytes aligned for pointers that live as long as
@@ -70,9 +73,11 @@ static int intern_eq(const void *ctx, size_t pos, const void *key) {
 }
 
 /* arena_strdup returns the batch's copy of s, shared with every earlier
- * use of the same string. NULL on ENOMEM. */
-static const char *arena_strdup(usage_batch_t *b, const char *s) {
+ * use of the same string, and its hash in *hash. NULL on ENOMEM. */
+static const char *arena_strdup(usage_batch_t *b, const char *s,
+                                uint64_t *hash) {
   uint64_t h = usage_hash_bytes(s, strlen(s));
+  *hash = h;
   size_t pos = usage_htable_find(&b->intern_idx, h, intern_eq, b, s);
   if (pos != USAGE_HTABLE_NONE)
     return b->intern[pos];
@@ -124,6 +129,14 @@ void usage_batch_destroy(usage_batch_t *b) {
   free(b);
 }
 
+/* fp_mix folds x into a fingerprint: two lanes with unrelated mixing, so
+ * that a match stands for 128 bits, not 64. */
+static void fp_mix(uint64_t fp[2], uint64_t x) {
+  fp[0] = usage_hash_u64(fp[0] + x + 0x9e3779b97f4a7c15ULL);
+  fp[1] = (fp[1] ^ x) * 0xff51afd7ed558ccdULL;
+  fp[1] ^= fp[1] >> 29;
+}
+
 int usage_batch_addv(usage_batch_t *b, int family, double value,
                      unsigned nlabels, const char *const *labels) {
   if (b == NULL || family < 0 || family >= FAM_COUNT ||
@@ -148,13 +161,21 @@ int usage_batch_addv(usage_batch_t *b, int family, double value,
   const char **copy = arena_alloc(b, (2 * nlabels + 1) * sizeof(*copy));
   if (copy == NULL)
     return ENOMEM;
+  uint64_t fp[2] = {b->fp[0], b->fp[1]}, bits;
+  memcpy(&bits, &value, sizeof(bits));
+  fp_mix(fp, (uint64_t)family << 32 | nlabels);
+  fp_mix(fp, bits);
   for (unsigned i = 0; i < 2 * nlabels; i++) {
-    copy[i] = arena_strdup(b, labels[i]);
+    uint64_t h;
+    copy[i] = arena_strdup(b, labels[i], &h);
     if (copy[i] == NULL)
       return ENOMEM;
+    fp_mix(fp, h);
   }
   s->labels = copy;
   b->num++;
+  b->fp[0] = fp[0];
+  b->fp[1] = fp[1];
   return 0;
 }
 
@@ -194,6 +215,7 @@ void usage_store_entity_unref(store_entity_t *e) {
   free(e->entity);
   free(e->text);
   free(e->chunks);
+  usage_store_gz_free(e->gz);
   free(e);
 }
 
@@ -236,6 +258,8 @@ static store_entity_t *entity_from_batch(const usage_batch_t *b) {
   if (usage_buf_failed(&text))
     goto fail;
   e->nseries = b->num;
+  e->fp[0] = b->fp[0];
+  e->fp[1] = b->fp[1];
   size_t len;
   e->text = usage_buf_steal(&text, &len);
   char *fit = realloc(e->text, len + 1); /* kept for long: no slack */
@@ -289,18 +313,38 @@ void usage_store_destroy(usage_store_t *s) {
   free(s);
 }
 
+/* store_find returns the link that points at (source, entity) in its hash
+ * chain, or the chain's NULL end. Under the store lock. */
+static store_entity_t **store_find(usage_store_t *s, unsigned h,
+                                   const char *source, const char *entity) {
+  store_entity_t **pp = &s->table[h];
+  while (*pp != NULL && !(strcmp((*pp)->source, source) == 0 &&
+                          strcmp((*pp)->entity, entity) == 0))
+    pp = &(*pp)->next;
+  return pp;
+}
+
+/* usage_store_commit keeps the stored entity, its rendered text and the
+ * cached bodies when the batch is the same samples in the same order (same
+ * fingerprint and count): no sort, no render, no new generation. */
 int usage_store_commit(usage_store_t *s, usage_batch_t *b) {
+  unsigned h = entity_hash(b->source, b->entity);
+  pthread_mutex_lock(&s->lock);
+  store_entity_t *cur = *store_find(s, h, b->source, b->entity);
+  int same = cur != NULL && cur->nseries == b->num && cur->fp[0] == b->fp[0] &&
+             cur->fp[1] == b->fp[1];
+  pthread_mutex_unlock(&s->lock);
+  if (same) {
+    usage_batch_destroy(b);
+    return 0;
+  }
   store_entity_t *e = entity_from_batch(b);
   usage_batch_destroy(b);
   if (e == NULL)
     return ENOMEM;
-  unsigned h = entity_hash(e->source, e->entity);
   store_entity_t *old = NULL;
   pthread_mutex_lock(&s->lock);
-  store_entity_t **pp = &s->table[h];
-  while (*pp != NULL && !(strcmp((*pp)->source, e->source) == 0 &&
-                          strcmp((*pp)->entity, e->entity) == 0))
-    pp = &(*pp)->next;
+  store_entity_t **pp = store_find(s, h, e->source, e->entity);
   if (*pp != NULL) {
     old = *pp;
     e->next = old->next;

@@ -45,14 +45,18 @@ usage_store_t *usage_store_create(void);
 void usage_store_destroy(usage_store_t *s); /* accepts NULL */
 
 /* usage_store_commit renders the batch's samples and makes them the figures
- * of (source, entity), replacing what was there. It takes ownership of the
- * batch in every case. 0 or ENOMEM (then the old figures stay). */
+ * of (source, entity), replacing what was there. A batch of the same samples
+ * in the same order as the stored ones (families, labels, values' bits) is
+ * no change: the stored entity and the cached bodies stay, the generation
+ * does not move. It takes ownership of the batch in every case. 0 or ENOMEM
+ * (then the old figures stay). */
 int usage_store_commit(usage_store_t *s, usage_batch_t *b);
 /* usage_store_remove forgets every entity of a source whose name starts with
  * prefix ("" = all of them). */
 void usage_store_remove(usage_store_t *s, const char *source,
                         const char *prefix);
-/* usage_store_generation grows by one with every change. */
+/* usage_store_generation grows by one with every change (a commit of
+ * unchanged samples is none). */
 uint64_t usage_store_generation(usage_store_t *s);
 /* usage_store_series counts the samples held for a source (NULL = all). */
 size_t usage_store_series(usage_store_t *s, const char *source);

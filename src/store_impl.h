@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct store_gz_s; /* an entity's chunks compressed (body.c) */
+
 /* A committed entity's lines of one family: text[off, off + len). */
 typedef struct {
   int family;
@@ -28,6 +30,8 @@ typedef struct store_entity_s {
   store_chunk_t *chunks; /* ascending family */
   size_t nchunks;
   size_t nseries;
+  uint64_t fp[2];              /* the batch's fingerprint (store.c) */
+  struct store_gz_s *gz;       /* its chunks compressed (body.c); set once */
   struct store_entity_s *next; /* hash chain */
 } store_entity_t;
 
@@ -55,6 +59,10 @@ void usage_store_entity_unref(store_entity_t *e);
  * make up. 0 or ENOMEM (then nothing is referenced). */
 int usage_store_snapshot(usage_store_t *s, store_entity_t ***out, size_t *n,
                          uint64_t *generation);
+
+/* usage_store_gz_free frees an entity's compressed chunks (body.c).
+ * Accepts NULL. */
+void usage_store_gz_free(struct store_gz_s *gz);
 
 /* usage_store_cache_clear releases the rendered bodies the store caches
  * (body.c); for usage_store_destroy. */

@@ -18,7 +18,6 @@
 
 #include "test_util.h"
 
-
 /* The family set of the golden files: one row a sample, in order. */
 static const struct {
   int family;
@@ -140,6 +139,85 @@ static void test_values(void **state) {
   }
 }
 
+/* value_ref is expfmt_value as it was with printf alone: the fast paths
+ * must print the same text. */
+static void value_ref(char *out, size_t size, double v) {
+  if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+    snprintf(out, size, "%.0f", v);
+    return;
+  }
+  for (int prec = 15; prec <= 17; prec++) {
+    snprintf(out, size, "%.*g", prec, v);
+    if (strtod(out, NULL) == v)
+      break;
+  }
+}
+
+static uint64_t splitmix(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+/* 1,000,000 doubles of several kinds: each reads back (strtod) to the same
+ * bits, and the text is the printf-only text. */
+static void test_values_random(void **state) {
+  (void)state;
+  static const double pow10[] = {1,   1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+  static const char *const kinds[] = {"bit pattern", "integer",
+                                      "decimal",     "uniform",
+                                      "scaled",      "neighbour of a decimal"};
+  uint64_t seed = 42;
+  usage_buf_t b;
+  usage_buf_init(&b, 0);
+  for (int i = 0; i < 1000000; i++) {
+    int kind = i % 6;
+    uint64_t r = splitmix(&seed);
+    double v;
+    switch (kind) {
+    case 0: /* any finite double */
+      memcpy(&v, &r, sizeof(v));
+      if (!isfinite(v))
+        v = 0;
+      break;
+    case 1: /* whole numbers around 2^53 and below */
+      v = (double)(int64_t)(r >> (int)(splitmix(&seed) % 64)) *
+          ((r & 1) ? -1 : 1);
+      break;
+    case 2: /* up to 17 digits with up to 15 after the point */
+      v = (double)(r % 100000000000000000ULL >> (r % 40)) / pow10[r % 16];
+      break;
+    case 3: /* [0, 1) */
+      v = (double)(r >> 11) / 9007199254740992.0;
+      break;
+    case 4: /* [0, 1) times 1e-10 .. 1e20 */
+      v = (double)(r >> 11) / 9007199254740992.0 *
+          pow(10, (double)((int)(r % 31) - 10));
+      break;
+    default: { /* one ulp off a short decimal */
+      double d = (double)(r % 100000) / pow10[r % 8];
+      v = nextafter(d, (r & 2) ? INFINITY : -INFINITY);
+      break;
+    }
+    }
+    if (r & 4)
+      v = -v;
+    usage_buf_reset(&b);
+    assert_int_equal(expfmt_value(&b, v), 0);
+    char want[64];
+    value_ref(want, sizeof(want), v);
+    if (strcmp(b.data, want) != 0)
+      fail_msg("%s %.17g: \"%s\", want \"%s\"", kinds[kind], v, b.data, want);
+    double back = strtod(b.data, NULL);
+    if (memcmp(&back, &v, sizeof(v)) != 0)
+      fail_msg("%s %.17g: \"%s\" reads back as %.17g", kinds[kind], v, b.data,
+               back);
+  }
+  usage_buf_free(&b);
+}
+
 static void test_sample_no_labels(void **state) {
   (void)state;
   usage_buf_t b;
@@ -189,9 +267,13 @@ static void test_every_family(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_golden), cmocka_unit_test(test_label_escape),
-      cmocka_unit_test(test_values), cmocka_unit_test(test_sample_no_labels),
-      cmocka_unit_test(test_cap),    cmocka_unit_test(test_every_family),
+      cmocka_unit_test(test_golden),
+      cmocka_unit_test(test_label_escape),
+      cmocka_unit_test(test_values),
+      cmocka_unit_test(test_values_random),
+      cmocka_unit_test(test_sample_no_labels),
+      cmocka_unit_test(test_cap),
+      cmocka_unit_test(test_every_family),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -455,7 +455,8 @@ static usage_exporter_t *start(usage_exporter_opts_t *opts,
   return e;
 }
 
-/* gunzip inflates a gzip body into out. */
+/* gunzip inflates a gzip body into out: every member of it (RFC 1952 2.2;
+ * what Go's compress/gzip reads by default). */
 static void gunzip(const char *data, size_t len, usage_buf_t *out) {
   z_stream z;
   memset(&z, 0, sizeof(z));
@@ -470,6 +471,10 @@ static void gunzip(const char *data, size_t len, usage_buf_t *out) {
     rc = inflate(&z, Z_NO_FLUSH);
     assert_true(rc == Z_OK || rc == Z_STREAM_END);
     usage_buf_append(out, chunk, sizeof(chunk) - z.avail_out);
+    if (rc == Z_STREAM_END && z.avail_in > 0) {
+      assert_int_equal(inflateReset(&z), Z_OK); /* the next member */
+      rc = Z_OK;
+    }
   } while (rc != Z_STREAM_END);
   assert_int_equal(z.avail_in, 0);
   inflateEnd(&z);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 static void test_batch_add(void **state) {
   (void)state;
@@ -266,6 +267,146 @@ static void test_empty(void **state) {
   usage_store_destroy(s);
 }
 
+/* A commit of the same samples keeps the entity, the generation and the
+ * cached bodies (plain and gzip); a changed value, label or order renders
+ * anew. */
+static usage_batch_t *two(double v1, const char *svc2, int swap) {
+  usage_batch_t *b = usage_batch_create("a", "e");
+  if (swap)
+    usage_batch_add(b, FAM_CCC_SERVICE_USERS, 2, "service", svc2, NULL);
+  usage_batch_add(b, FAM_CCC_SERVICE_USERS, v1, "service", "s1", NULL);
+  if (!swap)
+    usage_batch_add(b, FAM_CCC_SERVICE_USERS, 2, "service", svc2, NULL);
+  usage_batch_add(b, FAM_CCC_SERVICE_MESSAGES, 7, "service", "s1", NULL);
+  return b;
+}
+
+static void test_unchanged(void **state) {
+  (void)state;
+  static const struct {
+    const char *name;
+    double v1;
+    const char *svc2;
+    int swap;
+    int same;
+    const char *want; /* a line of the new body */
+  } cases[] = {
+      {"same samples", 1, "s2", 0, 1, "service=\"s1\"} 1\n"},
+      {"changed value", 1.5, "s2", 0, 0, "service=\"s1\"} 1.5\n"},
+      {"-0 is not 0", -0.0, "s2", 0, 0, "service=\"s1\"} -0\n"},
+      {"0 is not -0", 0.0, "s2", 0, 0, "service=\"s1\"} 0\n"},
+      {"changed label", 1, "s3", 0, 0, "service=\"s3\"} 2\n"},
+      {"other order", 1, "s2", 1, 0,
+       "service=\"s2\"} 2\nusage_ccc_service_users{source=\"a\","
+       "service=\"s1\"} 1\n"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    usage_store_t *s = usage_store_create();
+    double base = cases[i].v1 == 0 ? -cases[i].v1 : 1; /* the other zero */
+    assert_int_equal(usage_store_commit(s, two(base, "s2", 0)), 0);
+    uint64_t g = usage_store_generation(s);
+    usage_body_t *b1 = usage_store_body(s, USAGE_FMT_TEXT);
+    usage_body_t *z1 = usage_store_body_gzip(s, USAGE_FMT_TEXT);
+    char *copy = strdup(b1->data);
+    assert_int_equal(
+        usage_store_commit(s, two(cases[i].v1, cases[i].svc2, cases[i].swap)),
+        0);
+    usage_body_t *b2 = usage_store_body(s, USAGE_FMT_TEXT);
+    usage_body_t *z2 = usage_store_body_gzip(s, USAGE_FMT_TEXT);
+    if (cases[i].same) {
+      if (b2 != b1 || b2->data != b1->data || z2 != z1 ||
+          usage_store_generation(s) != g)
+        fail_msg("%s: body re-rendered", cases[i].name);
+      assert_string_equal(b2->data, copy);
+    } else {
+      if (b2 == b1 || usage_store_generation(s) != g + 1)
+        fail_msg("%s: body not re-rendered", cases[i].name);
+      if (strstr(b2->data, cases[i].want) == NULL)
+        fail_msg("%s: %s missing from\n%s", cases[i].name, cases[i].want,
+                 b2->data);
+      assert_string_equal(b1->data, copy); /* the old one still stands */
+    }
+    assert_int_equal(usage_store_series(s, NULL), 3);
+    free(copy);
+    usage_body_release(b1);
+    usage_body_release(b2);
+    usage_body_release(z1);
+    usage_body_release(z2);
+    usage_store_destroy(s);
+  }
+}
+
+/* gunzip_all inflates every gzip member of data (inflateReset between
+ * members, as a reader of multi-member gzip does); a malloc'd string. */
+static char *gunzip_all(const char *data, size_t len, size_t *outlen) {
+  z_stream z;
+  memset(&z, 0, sizeof(z));
+  assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+  size_t cap = 1 << 16, n = 0;
+  char *out = malloc(cap);
+  z.next_in = (Bytef *)data;
+  z.avail_in = (uInt)len;
+  int rc;
+  do {
+    if (cap - n < 4096)
+      out = realloc(out, cap *= 2);
+    z.next_out = (Bytef *)out + n;
+    z.avail_out = (uInt)(cap - n - 1);
+    rc = inflate(&z, Z_NO_FLUSH);
+    assert_true(rc == Z_OK || rc == Z_STREAM_END);
+    n = (size_t)((char *)z.next_out - out);
+    if (rc == Z_STREAM_END && z.avail_in > 0) {
+      assert_int_equal(inflateReset(&z), Z_OK);
+      rc = Z_OK;
+    }
+  } while (rc != Z_STREAM_END);
+  inflateEnd(&z);
+  out[n] = 0;
+  *outlen = n;
+  return out;
+}
+
+/* The gzip body of many entities (small, large, empty; several families
+ * each) inflates to the plain body, in both formats, before and after a
+ * commit to one of them. */
+static void test_gzip_entities(void **state) {
+  (void)state;
+  usage_store_t *s = usage_store_create();
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 30; i++) {
+      if (round > 0 && i != 7 * round)
+        continue; /* later rounds change one entity */
+      char ent[32], svc[32];
+      snprintf(ent, sizeof(ent), "service:%02d", i);
+      usage_batch_t *b = usage_batch_create("src", ent);
+      int n = i == 0 ? 0 : i == 14 ? 3000 : i; /* empty, large, small */
+      for (int k = 0; k < n; k++) {
+        snprintf(svc, sizeof(svc), "s%d-%d", i, k);
+        usage_batch_add(
+            b, k % 3 ? FAM_CCC_SERVICE_USERS : FAM_CCC_SERVICE_MESSAGES,
+            k * 1.5 + round, "service", svc, NULL);
+      }
+      assert_int_equal(usage_store_commit(s, b), 0);
+    }
+    for (int fmt = 0; fmt < 2; fmt++) {
+      usage_body_t *plain = usage_store_body(s, (usage_format_t)fmt);
+      usage_body_t *gz = usage_store_body_gzip(s, (usage_format_t)fmt);
+      assert_non_null(plain);
+      assert_non_null(gz);
+      assert_int_equal(gz->generation, plain->generation);
+      size_t n;
+      char *text = gunzip_all(gz->data, gz->len, &n);
+      if (n != plain->len || memcmp(text, plain->data, n) != 0)
+        fail_msg("round %d format %d: gzip body differs", round, fmt);
+      assert_true(gz->len < plain->len);
+      free(text);
+      usage_body_release(plain);
+      usage_body_release(gz);
+    }
+  }
+  usage_store_destroy(s);
+}
+
 /* Many entities across the hash table: all rendered, in order. */
 static void test_many(void **state) {
   (void)state;
@@ -298,10 +439,15 @@ static void test_many(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_batch_add), cmocka_unit_test(test_commit_replace),
-      cmocka_unit_test(test_remove),    cmocka_unit_test(test_cache),
-      cmocka_unit_test(test_grouping),  cmocka_unit_test(test_empty),
+      cmocka_unit_test(test_batch_add),
+      cmocka_unit_test(test_commit_replace),
+      cmocka_unit_test(test_remove),
+      cmocka_unit_test(test_cache),
+      cmocka_unit_test(test_grouping),
+      cmocka_unit_test(test_empty),
       cmocka_unit_test(test_many),
+      cmocka_unit_test(test_unchanged),
+      cmocka_unit_test(test_gzip_entities),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
