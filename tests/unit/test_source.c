@@ -49,6 +49,7 @@ static route_t routes[4];
 static size_t routes_num;
 static unsigned hits[4];
 static char last_auth[256];
+static char last_key[256]; /* the X-Api-Key header (HeaderFile) */
 static pthread_mutex_t server_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char good_body[] =
@@ -72,6 +73,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   unsigned hit = 0;
   pthread_mutex_lock(&server_lock);
   snprintf(last_auth, sizeof(last_auth), "%s", auth ? auth : "");
+  const char *key =
+      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Api-Key");
+  snprintf(last_key, sizeof(last_key), "%s", key ? key : "");
   for (size_t i = 0; i < routes_num; i++) {
     char path[128];
     snprintf(path, sizeof(path), "/api/services/%s/serviceusage",
@@ -516,6 +520,39 @@ static void test_secret_rotation(void **state) {
   server_stop();
 }
 
+/* HeaderFile: the header reaches the server with the file's value, read
+ * again when the file changes; never logged. */
+static void test_header_file(void **state) {
+  (void)state;
+  char path[] = "/tmp/usage-test-hdr-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  write_token(path, "key-A");
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 0, NULL};
+  routes_num = 1;
+  server_start();
+  sink_reset();
+  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  usage_http_conf_t *h = &((usage_source_conf_t *)usage_source_conf(s))->http;
+  h->header_files = calloc(1, sizeof(*h->header_files));
+  h->header_files[0].name = strdup("X-Api-Key");
+  h->header_files[0].value.file = strdup(path);
+  h->header_files_num = 1;
+  usage_source_read(s);
+  assert_string_equal(last_key, "key-A");
+  assert_string_equal(last_auth, "Bearer " TOKEN);
+  write_token(path, "key-BBB"); /* rotated by another program */
+  usage_source_read(s);
+  assert_string_equal(last_key, "key-BBB");
+  unlink(path);
+  usage_source_read(s);
+  tu_expect_line(log_text, path, 1);
+  tu_expect_line(log_text, "key-", 0);
+  usage_source_destroy(s);
+  server_stop();
+}
+
 static void test_retry_after(void **state) {
   (void)state;
   routes[0] = (route_t){G1, 200, good_body, 0, 0, 1, NULL};
@@ -696,6 +733,7 @@ int main(void) {
       cmocka_unit_test(test_throttle),
       cmocka_unit_test(test_secret_rotation),
       cmocka_unit_test(test_retry_after),
+      cmocka_unit_test(test_header_file),
       cmocka_unit_test(test_login),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
