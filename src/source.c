@@ -441,6 +441,26 @@ void usage_source_read(usage_source_t *s) {
   commit_self(s, duration);
 }
 
+void usage_source_login_text(usage_source_t *s, double now, char *out,
+                             size_t len) {
+  if (len == 0)
+    return;
+  out[0] = 0;
+  if (s->conf->login == NULL)
+    return;
+  usage_login_state_t *st = &s->login;
+  pthread_mutex_lock(&st->lock);
+  if (st->token != NULL)
+    snprintf(out, len, "signed in, expires in %.0f s",
+             fmax(0, st->obtained + st->lifetime - now));
+  else if (st->next_attempt > 0)
+    snprintf(out, len, "sign-in failed, next attempt in %.0f s",
+             fmax(0, st->next_attempt - now));
+  else
+    snprintf(out, len, "not signed in");
+  pthread_mutex_unlock(&st->lock);
+}
+
 const usage_source_conf_t *usage_source_conf(const usage_source_t *s) {
   return s->conf;
 }

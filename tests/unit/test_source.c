@@ -793,15 +793,26 @@ static void test_login(void **state) {
     int rc;
     long status;
     unsigned logins, data;
+    const char *page; /* the status page's sign-in column, a prefix */
   } steps[] = {
-      {"first request signs in", 0, 0, 0, 0, 200, 1, 1},
-      {"the token is reused", 10, 0, 0, 0, 200, 1, 2},
-      {"renewed at 80% of its lifetime", 71, 0, 0, 0, 200, 2, 3},
-      {"revoked: one sign-in, one retry", 1, 1, 0, 0, 200, 3, 5},
-      {"refused sign-in: no loop", 0, 1, 1, USAGE_HTTP_LOGIN_AUTH, 0, 4, 6},
-      {"backoff: no attempt yet", 0.1, 0, 1, USAGE_HTTP_LOGIN_AUTH, 0, 4, 6},
-      {"after the backoff", 2, 0, 0, 0, 200, 5, 7},
+      {"first request signs in", 0, 0, 0, 0, 200, 1, 1,
+       "signed in, expires in 100 s"},
+      {"the token is reused", 10, 0, 0, 0, 200, 1, 2,
+       "signed in, expires in 90 s"},
+      {"renewed at 80% of its lifetime", 71, 0, 0, 0, 200, 2, 3,
+       "signed in, expires in 100 s"},
+      {"revoked: one sign-in, one retry", 1, 1, 0, 0, 200, 3, 5,
+       "signed in, expires in 100 s"},
+      {"refused sign-in: no loop", 0, 1, 1, USAGE_HTTP_LOGIN_AUTH, 0, 4, 6,
+       "sign-in failed, next attempt in "},
+      {"backoff: no attempt yet", 0.1, 0, 1, USAGE_HTTP_LOGIN_AUTH, 0, 4, 6,
+       "sign-in failed, next attempt in "},
+      {"after the backoff", 2, 0, 0, 0, 200, 5, 7,
+       "signed in, expires in 100 s"},
   };
+  char page[96];
+  usage_source_login_text(s, fake_time, page, sizeof(page));
+  assert_string_equal(page, "not signed in");
   for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
     fake_time += steps[i].advance;
     pthread_mutex_lock(&server_lock);
@@ -816,6 +827,14 @@ static void test_login(void **state) {
                resp.status, login_hits, data_hits, resp.error);
     if (rc != 0)
       assert_string_equal(usage_source_http_reason(rc, 0), "auth");
+    usage_source_login_text(s, fake_time, page, sizeof(page));
+    if (strncmp(page, steps[i].page, strlen(steps[i].page)) != 0)
+      fail_msg("%s: status page \"%s\", want \"%s\"", steps[i].name, page,
+               steps[i].page);
+    pthread_mutex_lock(&server_lock);
+    if (login_valid[0] && strstr(page, login_valid) != NULL)
+      fail_msg("%s: the status page shows the token", steps[i].name);
+    pthread_mutex_unlock(&server_lock);
   }
   usage_source_read(s); /* commits the self figures */
   assert_null(strstr(log_text, "SECRET"));
