@@ -450,9 +450,14 @@ void usage_source_login_text(usage_source_t *s, double now, char *out,
     return;
   usage_login_state_t *st = &s->login;
   pthread_mutex_lock(&st->lock);
-  if (st->token != NULL)
-    snprintf(out, len, "signed in, expires in %.0f s",
-             fmax(0, st->obtained + st->lifetime - now));
+  double left = st->obtained + st->lifetime - now;
+  if (st->token != NULL && left > 0 && st->next_attempt > 0)
+    snprintf(out, len,
+             "signed in, expires in %.0f s (renewal failed, next attempt in "
+             "%.0f s)",
+             left, fmax(0, st->next_attempt - now));
+  else if (st->token != NULL && left > 0)
+    snprintf(out, len, "signed in, expires in %.0f s", left);
   else if (st->next_attempt > 0)
     snprintf(out, len, "sign-in failed, next attempt in %.0f s",
              fmax(0, st->next_attempt - now));
