@@ -184,6 +184,42 @@ static int conf_header(usage_source_conf_t *src, const oconfig_item_t *ci) {
   return 0;
 }
 
+/* conf_header_file: HeaderFile "Name" "/path/file" (repeatable); the file
+ * is read here once so that a bad path fails at start-up. */
+static int conf_header_file(usage_source_conf_t *src,
+                            const oconfig_item_t *ci) {
+  if (ci->values_num != 2 || ci->values[0].type != OCONFIG_TYPE_STRING ||
+      ci->values[1].type != OCONFIG_TYPE_STRING ||
+      ci->values[0].value.string[0] == 0 ||
+      ci->values[1].value.string[0] == 0) {
+    usage_conf_err(src, ci->key,
+                   "expected two strings: a header name and a file");
+    return EINVAL;
+  }
+  const char *name = ci->values[0].value.string;
+  if (strpbrk(name, ": \t\r\n") != NULL) {
+    usage_conf_err(src, ci->key, "expected a header name without \":\"");
+    return EINVAL;
+  }
+  usage_http_conf_t *h = &src->http;
+  struct usage_header_file_s *p =
+      realloc(h->header_files, (h->header_files_num + 1) * sizeof(*p));
+  if (p == NULL)
+    return ENOMEM;
+  h->header_files = p;
+  struct usage_header_file_s *hf = &p[h->header_files_num];
+  memset(hf, 0, sizeof(*hf));
+  hf->name = strdup(name);
+  hf->value.file = strdup(ci->values[1].value.string);
+  if (hf->name == NULL || hf->value.file == NULL) {
+    free(hf->name);
+    free(hf->value.file);
+    return ENOMEM;
+  }
+  h->header_files_num++;
+  return check_secret_file(src, ci->key, &hf->value);
+}
+
 /* conf_common handles the options every source block takes. ENOENT when
  * the option is not one of them. */
 static int conf_common(usage_source_conf_t *src, const oconfig_item_t *ci) {
@@ -204,6 +240,8 @@ static int conf_common(usage_source_conf_t *src, const oconfig_item_t *ci) {
     return conf_secret(src, ci, &src->http.bearer, 1);
   if (strcasecmp(k, "Header") == 0)
     return conf_header(src, ci);
+  if (strcasecmp(k, "HeaderFile") == 0)
+    return conf_header_file(src, ci);
   if (strcasecmp(k, "Login") == 0)
     return usage_conf_login(src, ci);
   if (strcasecmp(k, "VerifyPeer") == 0)

@@ -116,6 +116,11 @@ void usage_http_conf_clear(usage_http_conf_t *c) {
   for (size_t i = 0; i < c->headers_num; i++)
     free_secret_string(c->headers[i]);
   free(c->headers);
+  for (size_t i = 0; i < c->header_files_num; i++) {
+    free(c->header_files[i].name);
+    usage_secret_clear(&c->header_files[i].value);
+  }
+  free(c->header_files);
   free(c->cacert);
   free(c->client_cert);
   free(c->client_key);
@@ -293,6 +298,27 @@ int usage_http_request(usage_http_t *h, const usage_http_req_t *req,
   for (size_t i = 0; i < c->headers_num; i++)
     if (hdrs != NULL)
       hdrs = curl_slist_append(hdrs, c->headers[i]);
+  for (size_t i = 0; i < c->header_files_num && hdrs != NULL; i++) {
+    const char *v = NULL;
+    if (usage_secret_get(&c->header_files[i].value, &v, resp->error,
+                         sizeof(resp->error)) != 0) {
+      pthread_mutex_unlock(&secret_lock);
+      resp->err = USAGE_HTTP_SECRET;
+      ret = (int)USAGE_HTTP_SECRET;
+      goto out;
+    }
+    size_t n = strlen(c->header_files[i].name) + strlen(v) + 3;
+    char *line = malloc(n);
+    if (line == NULL) {
+      curl_slist_free_all(hdrs);
+      hdrs = NULL;
+      break;
+    }
+    snprintf(line, n, "%s: %s", c->header_files[i].name, v);
+    hdrs = curl_slist_append(hdrs, line);
+    explicit_bzero(line, n);
+    free(line);
+  }
   const char *extra[] = {req->header, req->header2};
   for (size_t i = 0; i < 2; i++)
     if (hdrs != NULL && extra[i] != NULL)

@@ -40,6 +40,12 @@ typedef struct {
   usage_secret_t bearer;
   char **headers; /* raw "Name: value" */
   size_t headers_num;
+  /* HeaderFile "Name" "/path": a header whose value is a secret file */
+  struct usage_header_file_s {
+    char *name;
+    usage_secret_t value;
+  } * header_files;
+  size_t header_files_num;
   int verify_peer, verify_host;
   char *cacert, *client_cert, *client_key;
   long timeout_ms; /* whole request */

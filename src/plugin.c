@@ -81,7 +81,7 @@ static void status_page(void *ud, int redact, usage_buf_t *out) {
   usage_buf_puts(out, "<table>\n<tr><th>source</th><th>kind</th>"
                       "<th>last scrape</th><th>duration</th><th>result</th>"
                       "<th>last success</th><th>series</th>"
-                      "<th>last error</th></tr>\n");
+                      "<th>sign-in</th><th>last error</th></tr>\n");
   pthread_mutex_lock(&sources_lock);
   for (size_t i = 0; i < sources_num; i++) {
     usage_source_t *s = sources[i];
@@ -101,6 +101,10 @@ static void status_page(void *ud, int redact, usage_buf_t *out) {
                      st.last_duration,
                      st.last_scrape <= 0 ? "pending" : (st.up ? "up" : "down"),
                      ok, usage_store_series(store, usage_source_conf(s)->name));
+    char login[96];
+    usage_source_login_text(s, usage_now(), login, sizeof(login));
+    usage_buf_puts(out, login);
+    usage_buf_puts(out, "</td><td>");
     if (redact) {
       char text[sizeof(st.last_error) * 2];
       usage_text_redact(text, sizeof(text), st.last_error);

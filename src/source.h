@@ -150,6 +150,13 @@ void usage_source_ok(usage_source_t *s, const char *key);
 void usage_source_log(usage_source_t *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* usage_source_login_text: what the status page shows of a block's
+ * <Login> at Unix time now: "signed in, expires in N s", "sign-in failed,
+ * next attempt in N s" or "not signed in"; "" without <Login>. Never the
+ * token. */
+void usage_source_login_text(usage_source_t *s, double now, char *out,
+                             size_t len);
+
 /* usage_source_batch starts a batch for one entity of this source. */
 usage_batch_t *usage_source_batch(usage_source_t *s, const char *entity);
 /* usage_source_commit hands a finished batch to the sink (ownership too). */

@@ -185,6 +185,17 @@ static void test_bad(void **state) {
        "\"VerifyHost\"", "", NULL},
       {"Header without colon", GOOD_CCC("Header \"X-Api-Key\"\n"),
        "CCC \"acme\"", "\"Header\"", "", NULL},
+      {"HeaderFile missing file",
+       GOOD_CCC("HeaderFile \"X-Key\" \"@DIR@/nope\"\n"), "CCC \"acme\"",
+       "\"HeaderFile\"", "@DIR@/nope", NULL},
+      {"HeaderFile one value", GOOD_CCC("HeaderFile \"@DIR@/token\"\n"),
+       "CCC \"acme\"", "\"HeaderFile\"", "two strings", NULL},
+      {"HeaderFile name with colon",
+       GOOD_CCC("HeaderFile \"X-Key:\" \"@DIR@/token\"\n"), "CCC \"acme\"",
+       "\"HeaderFile\"", "", NULL},
+      {"HeaderFile two-line file",
+       GOOD_CCC("HeaderFile \"X-Key\" \"@DIR@/twolines\"\n"), "CCC \"acme\"",
+       "\"HeaderFile\"", "@DIR@/twolines", NULL},
       {"missing PasswordFile",
        "<CCC \"acme\">\nURL \"https://h\"\nUser \"u\"\n"
        "PasswordFile \"@DIR@/nope\"\n" SERVICE "</CCC>\n",
@@ -445,6 +456,8 @@ static void test_all_options(void **state) {
                       "  PasswordFile \"@DIR@/password\"\n"
                       "  Header \"X-Tenant: 42\"\n"
                       "  Header \"X-Other: a:b\"\n"
+                      "  HeaderFile \"X-Api-Key\" \"@DIR@/token\"\n"
+                      "  HeaderFile \"X-Pw\" \"@DIR@/password\"\n"
                       "  VerifyPeer false\n"
                       "  VerifyHost \"no\"\n"
                       "  CACert \"/etc/ssl/ca.pem\"\n"
@@ -487,6 +500,14 @@ static void test_all_options(void **state) {
   assert_int_equal(s->http.headers_num, 2);
   assert_string_equal(s->http.headers[0], "X-Tenant: 42");
   assert_string_equal(s->http.headers[1], "X-Other: a:b");
+  assert_int_equal(s->http.header_files_num, 2);
+  assert_string_equal(s->http.header_files[0].name, "X-Api-Key");
+  const char *hv = NULL;
+  assert_int_equal(
+      usage_secret_get(&s->http.header_files[0].value, &hv, err, sizeof(err)),
+      0);
+  assert_string_equal(hv, "tok-123");
+  assert_string_equal(s->http.header_files[1].name, "X-Pw");
   assert_int_equal(s->http.verify_peer, 0);
   assert_int_equal(s->http.verify_host, 0);
   assert_string_equal(s->http.cacert, "/etc/ssl/ca.pem");
@@ -511,6 +532,7 @@ static void test_all_options(void **state) {
   /* nothing secret was logged (the string-boolean warning is collectd's) */
   assert_null(strstr(stub_log_text(), "pw-secret"));
   assert_null(strstr(stub_log_text(), "inline-token"));
+  assert_null(strstr(stub_log_text(), "tok-123"));
   usage_conf_clear(&conf);
 }
 

@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "login.h"
+#include "source_impl.h" /* test_throttle sets the backoff aside */
 #include "test_util.h"
 
 #define G1 "2f1c0a0e9d7b4c6e8a5f3b2d1c0e9f8a"
@@ -49,6 +50,8 @@ static route_t routes[4];
 static size_t routes_num;
 static unsigned hits[4];
 static char last_auth[256];
+static char last_key[256];          /* the X-Api-Key header (HeaderFile) */
+static const char *retry_after_5xx; /* Retry-After of 5xx answers, or NULL */
 static pthread_mutex_t server_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char good_body[] =
@@ -72,6 +75,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   unsigned hit = 0;
   pthread_mutex_lock(&server_lock);
   snprintf(last_auth, sizeof(last_auth), "%s", auth ? auth : "");
+  const char *key =
+      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Api-Key");
+  snprintf(last_key, sizeof(last_key), "%s", key ? key : "");
   for (size_t i = 0; i < routes_num; i++) {
     char path[128];
     snprintf(path, sizeof(path), "/api/services/%s/serviceusage",
@@ -106,6 +112,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                                              MHD_RESPMEM_MUST_FREE);
     }
     status = r->status;
+    if (status >= 500 && retry_after_5xx != NULL)
+      MHD_add_response_header(resp, "Retry-After", retry_after_5xx);
   }
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                           r && r->content_type ? r->content_type
@@ -441,6 +449,12 @@ static void test_failures(void **state) {
   }
 }
 
+/* read_now scrapes now, whatever the backoff says (tested in test_backoff). */
+static void read_now(usage_source_t *s) {
+  s->backoff_until = 0;
+  usage_source_read(s);
+}
+
 static void test_throttle(void **state) {
   (void)state;
   routes[0] = (route_t){G1, 503, "{}", 0, 0, 0, NULL};
@@ -448,17 +462,17 @@ static void test_throttle(void **state) {
   server_start();
   sink_reset();
   usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
-  usage_source_read(s);
+  read_now(s);
   assert_int_equal(log_lines(3), 1);
   fake_time += 5; /* within the first pause (the interval, 10 s) */
-  usage_source_read(s);
+  read_now(s);
   assert_int_equal(log_lines(3), 1);
   fake_time += 6;
-  usage_source_read(s);
+  read_now(s);
   assert_int_equal(log_lines(3), 2);
   tu_expect_line(log_text, "repeated 1 times", 1);
   fake_time += 11; /* the pause doubled: 20 s */
-  usage_source_read(s);
+  read_now(s);
   assert_int_equal(log_lines(3), 2);
   char *text = tu_store_text(store);
   tu_expect_line(
@@ -470,7 +484,7 @@ static void test_throttle(void **state) {
   /* recovery is told once */
   routes[0].status = 200;
   routes[0].body = good_body;
-  usage_source_read(s);
+  read_now(s);
   assert_int_equal(log_lines(5), 1);
   tu_expect_line(log_text, "working again", 1);
   usage_source_destroy(s);
@@ -512,6 +526,129 @@ static void test_secret_rotation(void **state) {
   free(text);
   tu_expect_line(log_text, path, 1);
   tu_expect_line(log_text, "tok-", 0);
+  usage_source_destroy(s);
+  server_stop();
+}
+
+/* HeaderFile: the header reaches the server with the file's value, read
+ * again when the file changes; never logged. */
+static void test_header_file(void **state) {
+  (void)state;
+  char path[] = "/tmp/usage-test-hdr-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  write_token(path, "key-A");
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 0, NULL};
+  routes_num = 1;
+  server_start();
+  sink_reset();
+  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  usage_http_conf_t *h = &((usage_source_conf_t *)usage_source_conf(s))->http;
+  h->header_files = calloc(1, sizeof(*h->header_files));
+  h->header_files[0].name = strdup("X-Api-Key");
+  h->header_files[0].value.file = strdup(path);
+  h->header_files_num = 1;
+  usage_source_read(s);
+  assert_string_equal(last_key, "key-A");
+  assert_string_equal(last_auth, "Bearer " TOKEN);
+  write_token(path, "key-BBB"); /* rotated by another program */
+  usage_source_read(s);
+  assert_string_equal(last_key, "key-BBB");
+  unlink(path);
+  usage_source_read(s);
+  tu_expect_line(log_text, path, 1);
+  tu_expect_line(log_text, "key-", 0);
+  usage_source_destroy(s);
+  server_stop();
+}
+
+static double self_value(const char *family) {
+  char *text = tu_store_text(store);
+  char *p = strstr(text, family);
+  double v = p ? strtod(strchr(p, ' ') + 1, NULL) : -1;
+  free(text);
+  return v;
+}
+
+#define BACKOFF "usage_source_backoff_seconds{source=\"acme\"}"
+
+/* Backoff: after N failed scrapes (5xx) in a row the next scrape waits an
+ * extra (min(2^(N-1), 32) - 1) intervals +-20%; a success resets it; a
+ * Retry-After on the 5xx wins. */
+static void test_backoff(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 503, "{}", 0, 0, 0, NULL};
+  routes_num = 1;
+  server_start();
+  sink_reset();
+  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  ((usage_source_conf_t *)usage_source_conf(s))->interval = 10;
+  usage_source_read(s); /* 1st failure: no extra wait */
+  assert_int_equal(hits[0], 1);
+  assert_true(self_value(BACKOFF) == 0);
+  fake_time += 10;
+  usage_source_read(s); /* 2nd: one interval, +-20% */
+  assert_int_equal(hits[0], 2);
+  double b = self_value(BACKOFF);
+  assert_true(b >= 8 && b <= 12);
+  fake_time += 10;
+  usage_source_read(s); /* skipped */
+  assert_int_equal(hits[0], 2);
+  assert_true(self_value(BACKOFF) == b);
+  fake_time += 10;
+  usage_source_read(s); /* on the schedule again: 3rd failure */
+  assert_int_equal(hits[0], 3);
+  b = self_value(BACKOFF);
+  assert_true(b >= 24 && b <= 36);
+  /* two or three (the jitter) scrapes skipped, then a request */
+  int skipped = 0;
+  for (;;) {
+    fake_time += 10;
+    usage_source_read(s);
+    if (hits[0] == 4)
+      break;
+    skipped++;
+  }
+  assert_true(skipped >= 2 && skipped <= 3);
+  /* grows to 31 intervals at most */
+  for (int i = 0; i < 400; i++) {
+    fake_time += 10;
+    usage_source_read(s);
+  }
+  b = self_value(BACKOFF);
+  assert_true(b >= 31 * 10 * 0.8 && b <= 31 * 10 * 1.2);
+  /* the API is back: the next request succeeds and the backoff is gone */
+  routes[0].status = 200;
+  routes[0].body = good_body;
+  unsigned h = hits[0];
+  while (hits[0] == h) {
+    fake_time += 10;
+    usage_source_read(s);
+  }
+  assert_true(self_value(BACKOFF) == 0);
+  for (int i = 0; i < 3; i++) {
+    fake_time += 10;
+    usage_source_read(s);
+  }
+  assert_int_equal(hits[0], h + 4);
+  /* a 5xx with Retry-After: 120 waits exactly that long */
+  routes[0].status = 503;
+  routes[0].body = "{}";
+  retry_after_5xx = "120";
+  fake_time += 10;
+  usage_source_read(s);
+  assert_true(self_value(BACKOFF) == 120);
+  h = hits[0];
+  for (int i = 0; i < 12; i++) {
+    fake_time += 10;
+    usage_source_read(s);
+  }
+  assert_int_equal(hits[0], h); /* 10 .. 120 s later: skipped */
+  fake_time += 10;
+  usage_source_read(s);
+  assert_int_equal(hits[0], h + 1); /* 130 s: the next scheduled one */
+  retry_after_5xx = NULL;
   usage_source_destroy(s);
   server_stop();
 }
@@ -656,15 +793,26 @@ static void test_login(void **state) {
     int rc;
     long status;
     unsigned logins, data;
+    const char *page; /* the status page's sign-in column, a prefix */
   } steps[] = {
-      {"first request signs in", 0, 0, 0, 0, 200, 1, 1},
-      {"the token is reused", 10, 0, 0, 0, 200, 1, 2},
-      {"renewed at 80% of its lifetime", 71, 0, 0, 0, 200, 2, 3},
-      {"revoked: one sign-in, one retry", 1, 1, 0, 0, 200, 3, 5},
-      {"refused sign-in: no loop", 0, 1, 1, USAGE_HTTP_LOGIN_AUTH, 0, 4, 6},
-      {"backoff: no attempt yet", 0.1, 0, 1, USAGE_HTTP_LOGIN_AUTH, 0, 4, 6},
-      {"after the backoff", 2, 0, 0, 0, 200, 5, 7},
+      {"first request signs in", 0, 0, 0, 0, 200, 1, 1,
+       "signed in, expires in 100 s"},
+      {"the token is reused", 10, 0, 0, 0, 200, 1, 2,
+       "signed in, expires in 90 s"},
+      {"renewed at 80% of its lifetime", 71, 0, 0, 0, 200, 2, 3,
+       "signed in, expires in 100 s"},
+      {"revoked: one sign-in, one retry", 1, 1, 0, 0, 200, 3, 5,
+       "signed in, expires in 100 s"},
+      {"refused sign-in: no loop", 0, 1, 1, USAGE_HTTP_LOGIN_AUTH, 0, 4, 6,
+       "sign-in failed, next attempt in "},
+      {"backoff: no attempt yet", 0.1, 0, 1, USAGE_HTTP_LOGIN_AUTH, 0, 4, 6,
+       "sign-in failed, next attempt in "},
+      {"after the backoff", 2, 0, 0, 0, 200, 5, 7,
+       "signed in, expires in 100 s"},
   };
+  char page[96];
+  usage_source_login_text(s, fake_time, page, sizeof(page));
+  assert_string_equal(page, "not signed in");
   for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
     fake_time += steps[i].advance;
     pthread_mutex_lock(&server_lock);
@@ -679,6 +827,14 @@ static void test_login(void **state) {
                resp.status, login_hits, data_hits, resp.error);
     if (rc != 0)
       assert_string_equal(usage_source_http_reason(rc, 0), "auth");
+    usage_source_login_text(s, fake_time, page, sizeof(page));
+    if (strncmp(page, steps[i].page, strlen(steps[i].page)) != 0)
+      fail_msg("%s: status page \"%s\", want \"%s\"", steps[i].name, page,
+               steps[i].page);
+    pthread_mutex_lock(&server_lock);
+    if (login_valid[0] && strstr(page, login_valid) != NULL)
+      fail_msg("%s: the status page shows the token", steps[i].name);
+    pthread_mutex_unlock(&server_lock);
   }
   usage_source_read(s); /* commits the self figures */
   assert_null(strstr(log_text, "SECRET"));
@@ -696,6 +852,8 @@ int main(void) {
       cmocka_unit_test(test_throttle),
       cmocka_unit_test(test_secret_rotation),
       cmocka_unit_test(test_retry_after),
+      cmocka_unit_test(test_header_file),
+      cmocka_unit_test(test_backoff),
       cmocka_unit_test(test_login),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
