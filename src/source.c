@@ -348,7 +348,6 @@ static void commit_self(usage_source_t *s, double duration) {
   const char *kind = usage_kind_name(s->conf->kind);
   usage_batch_add(b, FAM_SOURCE_UP, s->status.up, "kind", kind, NULL);
   usage_batch_add(b, FAM_SCRAPE_DURATION, duration, NULL);
-  usage_batch_add(b, FAM_SOURCE_BACKOFF, s->backoff, NULL);
   if (s->status.last_success > 0)
     usage_batch_add(b, FAM_LAST_SUCCESS, s->status.last_success, NULL);
   for (size_t i = 0; i < s->codes_num; i++) {
@@ -375,53 +374,10 @@ static void commit_self(usage_source_t *s, double duration) {
   usage_source_commit(s, b);
 }
 
-/* Backoff after failed scrapes: after N consecutive scrapes that met a 5xx,
- * a timeout or a transport error, the next scrape waits an extra
- * (min(2^(N-1), 32) - 1) intervals, +-20% jitter, so the block's schedule is
- * kept (a scrape is either made on time or skipped). A Retry-After of the
- * last refusal replaces the exponential wait. A good scrape resets it. */
-#define BACKOFF_MAX_INTERVALS 32
-
-static double scrape_interval(const usage_source_t *s) {
-  if (s->conf->interval > 0)
-    return s->conf->interval;
-  if (s->prev_now > 0 && s->now > s->prev_now)
-    return s->now - s->prev_now;
-  return 10;
-}
-
-static void backoff_update(usage_source_t *s) {
-  double interval = scrape_interval(s);
-  if (!s->down || (!s->transient && s->retry_after < 0)) {
-    if (!s->down)
-      s->fails = 0;
-    s->backoff = 0;
-    s->backoff_until = 0;
-    return;
-  }
-  if (s->fails < 16)
-    s->fails++;
-  double n = fmin(ldexp(1, (int)s->fails - 1), BACKOFF_MAX_INTERVALS) - 1;
-  double jitter = 0.8 + 0.4 * ((double)random() / (double)RAND_MAX);
-  s->backoff = n * interval * jitter;
-  if (s->retry_after >= 0)
-    s->backoff = fmin((double)s->retry_after, BACKOFF_MAX_INTERVALS * interval);
-  s->backoff_until = s->backoff > 0 ? s->now + interval + s->backoff : 0;
-}
-
 void usage_source_read(usage_source_t *s) {
   double t0 = usage_source_monotonic();
-  s->prev_now = s->now;
   s->now = usage_now();
-  /* half an interval of slack: collectd's schedule wobbles */
-  if (s->backoff_until > 0 &&
-      s->now + scrape_interval(s) / 2 < s->backoff_until) {
-    commit_self(s, 0);
-    return;
-  }
   s->down = 0;
-  s->transient = 0;
-  s->retry_after = -1;
   for (size_t i = 0; i < s->throttle_num; i++)
     s->throttle[i].seen = 0;
 
@@ -437,7 +393,6 @@ void usage_source_read(usage_source_t *s) {
     s->status.last_error[0] = 0;
   }
   pthread_mutex_unlock(&s->lock);
-  backoff_update(s);
   commit_self(s, duration);
 }
 

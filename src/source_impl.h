@@ -54,14 +54,6 @@ struct usage_source_s {
   usage_login_state_t login;
   usage_http_t *login_http;
 
-  /* backoff after scrapes that failed with a 5xx or a transport error */
-  int transient;        /* this scrape: a 5xx, a timeout or a transport error */
-  long retry_after;     /* this scrape: the last refusal's Retry-After, or -1 */
-  unsigned fails;       /* consecutive scrapes with `transient` */
-  double backoff;       /* extra wait chosen after the last one (seconds) */
-  double backoff_until; /* usage_now time before which scrapes are skipped */
-  double prev_now;      /* start of the previous scrape (measured interval) */
-
   pthread_mutex_t acct; /* accounting, throttle, politeness: workers */
   pthread_mutex_t lock; /* status */
   usage_source_status_t status;

@@ -127,21 +127,10 @@ static int get_polite(usage_source_t *s, usage_http_t *http,
   for (int attempt = 0;; attempt++) {
     politeness_wait(s);
     int rc = usage_http_request(http, &req, resp);
-    if (rc != 0) {
-      if (rc == USAGE_HTTP_TIMEOUT || rc == USAGE_HTTP_CONNECT ||
-          rc == USAGE_HTTP_TLS || rc == USAGE_HTTP_FAILED) {
-        pthread_mutex_lock(&s->acct);
-        s->transient = 1;
-        pthread_mutex_unlock(&s->acct);
-      }
+    if (rc != 0)
       return rc;
-    }
     pthread_mutex_lock(&s->acct);
     count_code(s, resp->status);
-    if (resp->status >= 500)
-      s->transient = 1;
-    if ((resp->status == 429 || resp->status >= 500) && resp->retry_after >= 0)
-      s->retry_after = resp->retry_after;
     pthread_mutex_unlock(&s->acct);
     if ((resp->status == 429 || resp->status == 503) &&
         resp->retry_after >= 0 && resp->retry_after <= RETRY_AFTER_MAX &&

@@ -26,7 +26,6 @@
 #include <cmocka.h>
 
 #include "login.h"
-#include "source_impl.h" /* test_throttle sets the backoff aside */
 #include "test_util.h"
 
 #define G1 "2f1c0a0e9d7b4c6e8a5f3b2d1c0e9f8a"
@@ -50,8 +49,7 @@ static route_t routes[4];
 static size_t routes_num;
 static unsigned hits[4];
 static char last_auth[256];
-static char last_key[256];          /* the X-Api-Key header (HeaderFile) */
-static const char *retry_after_5xx; /* Retry-After of 5xx answers, or NULL */
+static char last_key[256]; /* the X-Api-Key header (HeaderFile) */
 static pthread_mutex_t server_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char good_body[] =
@@ -112,8 +110,6 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                                              MHD_RESPMEM_MUST_FREE);
     }
     status = r->status;
-    if (status >= 500 && retry_after_5xx != NULL)
-      MHD_add_response_header(resp, "Retry-After", retry_after_5xx);
   }
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                           r && r->content_type ? r->content_type
@@ -449,12 +445,6 @@ static void test_failures(void **state) {
   }
 }
 
-/* read_now scrapes now, whatever the backoff says (tested in test_backoff). */
-static void read_now(usage_source_t *s) {
-  s->backoff_until = 0;
-  usage_source_read(s);
-}
-
 static void test_throttle(void **state) {
   (void)state;
   routes[0] = (route_t){G1, 503, "{}", 0, 0, 0, NULL};
@@ -462,17 +452,17 @@ static void test_throttle(void **state) {
   server_start();
   sink_reset();
   usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
-  read_now(s);
+  usage_source_read(s);
   assert_int_equal(log_lines(3), 1);
   fake_time += 5; /* within the first pause (the interval, 10 s) */
-  read_now(s);
+  usage_source_read(s);
   assert_int_equal(log_lines(3), 1);
   fake_time += 6;
-  read_now(s);
+  usage_source_read(s);
   assert_int_equal(log_lines(3), 2);
   tu_expect_line(log_text, "repeated 1 times", 1);
   fake_time += 11; /* the pause doubled: 20 s */
-  read_now(s);
+  usage_source_read(s);
   assert_int_equal(log_lines(3), 2);
   char *text = tu_store_text(store);
   tu_expect_line(
@@ -484,7 +474,7 @@ static void test_throttle(void **state) {
   /* recovery is told once */
   routes[0].status = 200;
   routes[0].body = good_body;
-  read_now(s);
+  usage_source_read(s);
   assert_int_equal(log_lines(5), 1);
   tu_expect_line(log_text, "working again", 1);
   usage_source_destroy(s);
@@ -559,96 +549,6 @@ static void test_header_file(void **state) {
   usage_source_read(s);
   tu_expect_line(log_text, path, 1);
   tu_expect_line(log_text, "key-", 0);
-  usage_source_destroy(s);
-  server_stop();
-}
-
-static double self_value(const char *family) {
-  char *text = tu_store_text(store);
-  char *p = strstr(text, family);
-  double v = p ? strtod(strchr(p, ' ') + 1, NULL) : -1;
-  free(text);
-  return v;
-}
-
-#define BACKOFF "usage_source_backoff_seconds{source=\"acme\"}"
-
-/* Backoff: after N failed scrapes (5xx) in a row the next scrape waits an
- * extra (min(2^(N-1), 32) - 1) intervals +-20%; a success resets it; a
- * Retry-After on the 5xx wins. */
-static void test_backoff(void **state) {
-  (void)state;
-  routes[0] = (route_t){G1, 503, "{}", 0, 0, 0, NULL};
-  routes_num = 1;
-  server_start();
-  sink_reset();
-  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
-  ((usage_source_conf_t *)usage_source_conf(s))->interval = 10;
-  usage_source_read(s); /* 1st failure: no extra wait */
-  assert_int_equal(hits[0], 1);
-  assert_true(self_value(BACKOFF) == 0);
-  fake_time += 10;
-  usage_source_read(s); /* 2nd: one interval, +-20% */
-  assert_int_equal(hits[0], 2);
-  double b = self_value(BACKOFF);
-  assert_true(b >= 8 && b <= 12);
-  fake_time += 10;
-  usage_source_read(s); /* skipped */
-  assert_int_equal(hits[0], 2);
-  assert_true(self_value(BACKOFF) == b);
-  fake_time += 10;
-  usage_source_read(s); /* on the schedule again: 3rd failure */
-  assert_int_equal(hits[0], 3);
-  b = self_value(BACKOFF);
-  assert_true(b >= 24 && b <= 36);
-  /* two or three (the jitter) scrapes skipped, then a request */
-  int skipped = 0;
-  for (;;) {
-    fake_time += 10;
-    usage_source_read(s);
-    if (hits[0] == 4)
-      break;
-    skipped++;
-  }
-  assert_true(skipped >= 2 && skipped <= 3);
-  /* grows to 31 intervals at most */
-  for (int i = 0; i < 400; i++) {
-    fake_time += 10;
-    usage_source_read(s);
-  }
-  b = self_value(BACKOFF);
-  assert_true(b >= 31 * 10 * 0.8 && b <= 31 * 10 * 1.2);
-  /* the API is back: the next request succeeds and the backoff is gone */
-  routes[0].status = 200;
-  routes[0].body = good_body;
-  unsigned h = hits[0];
-  while (hits[0] == h) {
-    fake_time += 10;
-    usage_source_read(s);
-  }
-  assert_true(self_value(BACKOFF) == 0);
-  for (int i = 0; i < 3; i++) {
-    fake_time += 10;
-    usage_source_read(s);
-  }
-  assert_int_equal(hits[0], h + 4);
-  /* a 5xx with Retry-After: 120 waits exactly that long */
-  routes[0].status = 503;
-  routes[0].body = "{}";
-  retry_after_5xx = "120";
-  fake_time += 10;
-  usage_source_read(s);
-  assert_true(self_value(BACKOFF) == 120);
-  h = hits[0];
-  for (int i = 0; i < 12; i++) {
-    fake_time += 10;
-    usage_source_read(s);
-  }
-  assert_int_equal(hits[0], h); /* 10 .. 120 s later: skipped */
-  fake_time += 10;
-  usage_source_read(s);
-  assert_int_equal(hits[0], h + 1); /* 130 s: the next scheduled one */
-  retry_after_5xx = NULL;
   usage_source_destroy(s);
   server_stop();
 }
@@ -853,7 +753,6 @@ int main(void) {
       cmocka_unit_test(test_secret_rotation),
       cmocka_unit_test(test_retry_after),
       cmocka_unit_test(test_header_file),
-      cmocka_unit_test(test_backoff),
       cmocka_unit_test(test_login),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
