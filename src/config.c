@@ -11,6 +11,7 @@
 #include "usage_conf.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -418,8 +419,9 @@ static int conf_shard(const oconfig_item_t *ci, usage_conf_t *conf,
     return EINVAL;
   }
   double m = ci->values[0].value.number, n = ci->values[1].value.number;
-  if (m != (double)(long)m || n != (double)(long)n || m < 1 || n < 1 || m > n ||
-      n > USAGE_SHARD_MAX) {
+  /* range first: a cast of a huge or NaN value is undefined */
+  if (!(m >= 1 && n >= 1 && m <= n && n <= USAGE_SHARD_MAX) || m != floor(m) ||
+      n != floor(n)) {
     ERROR("usage plugin: option \"%s\": expected 1 <= M <= N <= %d, not "
           "%g %g",
           what, USAGE_SHARD_MAX, m, n);
