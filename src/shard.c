@@ -54,59 +54,40 @@ void usage_shard_account_key(const usage_source_conf_t *c, char *out,
            c->http.url ? c->http.url : "", who);
 }
 
+/* usage_shard_budget: the blocks of one account share its limit (the
+ * smallest MaxRequestsPerSecond among them) and take turns numbered by
+ * block name, so that every shard numbers them alike. All figures are
+ * computed from the configured limits first, then assigned. */
 void usage_shard_budget(usage_source_conf_t **srcs, size_t n) {
-  char a[1024], b[1024];
-  unsigned char *done = calloc(n ? n : 1, 1);
-  if (done == NULL)
+  typedef struct {
+    char key[1024];
+    unsigned members, index;
+    double limit;
+  } acct_t;
+  acct_t *a = calloc(n ? n : 1, sizeof(*a));
+  if (a == NULL)
     return; /* each block keeps its own limit */
-  for (size_t i = 0; i < n; i++) {
-    if (done[i])
-      continue;
-    usage_shard_account_key(srcs[i], a, sizeof(a));
-    size_t members = 0;
-    double limit = 0;
-    for (size_t j = i; j < n; j++) {
-      if (done[j])
+  for (size_t i = 0; i < n; i++)
+    usage_shard_account_key(srcs[i], a[i].key, sizeof(a[i].key));
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < n; j++) {
+      if (strcmp(a[i].key, a[j].key) != 0)
         continue;
-      usage_shard_account_key(srcs[j], b, sizeof(b));
-      if (strcmp(a, b) != 0)
-        continue;
-      members++;
+      a[i].members++;
       double l = srcs[j]->max_rps;
-      if (l > 0 && (limit == 0 || l < limit))
-        limit = l;
+      if (l > 0 && (a[i].limit == 0 || l < a[i].limit))
+        a[i].limit = l;
+      if (j != i && strcmp(srcs[j]->name, srcs[i]->name) < 0)
+        a[i].index++;
     }
-    for (size_t j = i; j < n; j++) {
-      if (done[j])
-        continue;
-      usage_shard_account_key(srcs[j], b, sizeof(b));
-      if (strcmp(a, b) != 0)
-        continue;
-      done[j] = 1;
-      srcs[j]->account_blocks = (unsigned)members;
-      srcs[j]->account_rps = limit;
-      srcs[j]->account_index = 0;
-      if (limit > 0)
-        srcs[j]->max_rps = limit / (double)members;
-    }
-    /* Turns go by name, so that every shard numbers them alike. */
-    for (size_t j = i; j < n; j++) {
-      if (srcs[j]->account_blocks != members || srcs[j]->account_rps != limit)
-        continue;
-      usage_shard_account_key(srcs[j], b, sizeof(b));
-      if (strcmp(a, b) != 0)
-        continue;
-      for (size_t k = i; k < n; k++) {
-        if (k == j)
-          continue;
-        char c[1024];
-        usage_shard_account_key(srcs[k], c, sizeof(c));
-        if (strcmp(a, c) == 0 && strcmp(srcs[k]->name, srcs[j]->name) < 0)
-          srcs[j]->account_index++;
-      }
-    }
+  for (size_t i = 0; i < n; i++) {
+    srcs[i]->account_blocks = a[i].members;
+    srcs[i]->account_rps = a[i].limit;
+    srcs[i]->account_index = a[i].index;
+    if (a[i].limit > 0)
+      srcs[i]->max_rps = a[i].limit / (double)a[i].members;
   }
-  free(done);
+  free(a);
 }
 
 void usage_shard_replicas(usage_source_conf_t **srcs, size_t n, unsigned r,
