@@ -16,12 +16,16 @@ PATH="$(dirname "$PY"):$PATH"
 
 it_setup quirks
 # until_secs SECONDS CMD...: run CMD every 0.2 s until it succeeds, for at
-# most SECONDS of wall time however long CMD takes
+# most SECONDS of wall time however long CMD takes; the last attempt's
+# output is shown when it never does
 until_secs() {
   local end=$((SECONDS + $1))
   shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$end" ] || return 1
+  until "$@" >"$IT_DIR/until.out" 2>&1; do
+    if [ "$SECONDS" -ge "$end" ]; then
+      sed 's/^/#   /' "$IT_DIR/until.out" | head -n 20
+      return 1
+    fi
     sleep 0.2
   done
 }
