@@ -70,6 +70,7 @@ static struct {
   int threads;
   int64_t now; /* generation anchor */
   int login;    /* --login: data endpoints want tokens from the login endpoints */
+  int quirks;   /* --quirks: vendor answers as real deployments send them */
   int token_ttl; /* seconds */
   char login_user[128], login_password[128], client_id[128], client_secret[128];
 } opt = {
@@ -331,6 +332,7 @@ struct reply {
   int retry_after; /* <0: none */
   int huge;        /* stream 64 MiB */
   const char *allow;
+  char cycle[16];  /* Jasper usages page: its cycle start (quirks mode adds it) */
 };
 static void reply_set(struct reply *r, unsigned status, const char *ctype, const char *body, size_t len) {
   free(r->body);
@@ -1435,7 +1437,7 @@ static void device_usage(const struct jplan *p, long i, int slot, uint64_t hist,
   else if (ut == UT_VOICE) u->data = u->smo = u->smt = 0;
 }
 
-struct jreq { struct jplan *plan; int version, ut; long long page, psize; uint64_t hist; double factor; unsigned long long add; };
+struct jreq { struct jplan *plan; int version, ut; long long page, psize; uint64_t hist; double factor; unsigned long long add; int64_t cycle; };
 /* validate a usages request (also used by /_sim/jasper/totals) */
 static int jasper_parse(struct rq *q, struct reply *r, struct jreq *J, int paging) {
   memset(J, 0, sizeof *J);
@@ -1467,6 +1469,7 @@ static int jasper_parse(struct rq *q, struct reply *r, struct jreq *J, int pagin
   J->add = g_jadd;
   int64_t cs = g_cycle_start;
   pthread_mutex_unlock(&g_lock);
+  J->cycle = cs;
   if ((v = qget(q, "cycleStartDate", 0))) {
     int64_t t;
     if (parse_day_strict(v, &t)) { jasper_error(r, 400, "10000012", "Invalid date format."); return -1; }
@@ -1479,6 +1482,7 @@ static int jasper_parse(struct rq *q, struct reply *r, struct jreq *J, int pagin
         return -1;
       }
       J->hist = (uint64_t)(t / DAY);
+      J->cycle = t;
       J->factor = 0.8 + (double)(H(T_JCYC, J->hist, 0, 0) % 40) / 100.0;
       J->add = 0;
     }
@@ -1602,6 +1606,7 @@ static void jasper_handle(struct rq *q, struct reply *r) {
   jkb(g, "lastPage", lastp);
   yajl_gen_map_close(g);
   reply_gen(r, 200, g);
+  fmt_day(J.cycle, r->cycle);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1769,6 +1774,357 @@ static void fault_reply(int mode, const char *url, unsigned status_override, str
 static int is_post(struct rq *q) { return strcmp(q->method, "POST") == 0 || strcmp(q->method, "PUT") == 0; }
 static void ok_reply(struct reply *r, yajl_gen g) { reply_gen(r, 200, g); }
 static void bad(struct reply *r, unsigned st, const char *msg) { billing_error(r, st, msg); }
+
+/* ------------------------------------------------------------------ */
+/* quirks mode: vendor answers as real deployments send them           */
+/*
+ * With --quirks (or POST /_sim/quirks?on=1) every vendor answer, errors
+ * included, is re-emitted with the deviations real servers show from the
+ * spec pages, carrying exactly the same figures: the /_sim totals do not
+ * change. Which deviations an answer gets depends on a per-answer sequence
+ * number (and, inside an answer, on the record or device), so one scrape
+ * sees several forms of the same field, and the same record or change is
+ * sent in different forms by successive scrapes. A request with the header
+ * X-Sim-Plain gets the plain answer (the tests' oracles).
+ *   Jasper  key casing per page and per device (smsMOUsage, smsmousage,
+ *           SMSMOUSAGE, SmsMOUsage), null for a 0 usage, usage figures,
+ *           accountId, ratePlanVersion, pageNumber as strings, errorCode
+ *           as a number, a cycleStartDate (yyyy-MM-ddZ or a timestamp).
+ *   CCC     PascalCase keys (whole answer, or nested objects only; the
+ *           ResponseStatus envelope too), GUIDs with or without dashes in
+ *           either case, dates as \/Date(ms)\/, \/Date(ms-0000)\/, ISO with
+ *           7 fraction digits or with an offset, enums as integers.
+ *   Billing ids (id, customerId, siteId, billRunId) and numeric
+ *           productReference as strings, zero amounts as 0E-4 or 0.0,
+ *           eventDate with fractional seconds and offsets.
+ */
+enum { Q_KEYCASE, Q_NULL, Q_NUM_AS_STRING, Q_STRING_AS_NUM, Q_GUID, Q_DATE_DOTNET, Q_DATE_FRACTION,
+       Q_DATE_OFFSET, Q_ENUM_AS_INT, Q_CYCLE_START, Q_ZERO_FORM, Q_N };
+static const char *quirk_names[Q_N] = {"keyCase", "nullUsage", "numberAsString", "stringAsNumber",
+                                       "guidForm", "dotnetDate", "dateFraction", "dateOffset",
+                                       "enumAsInteger", "cycleStartDate", "zeroForm"};
+static unsigned long g_quirk_answers, g_quirk_count[Q_N];
+
+enum { KC_ASIS, KC_PASCAL, KC_LOWER, KC_UPPER };
+struct qframe {
+  int is_map, casing;
+  char under[64]; /* lower-cased key this container is the value of */
+  uint64_t var;   /* variation bits of this record / device / zone */
+  unsigned nchild;
+};
+struct qx {
+  yajl_gen g;
+  int vendor;
+  uint64_t var0; /* variation bits of the answer */
+  int depth, failed;
+  struct qframe f[48];
+  char key[64]; /* lower-cased current key */
+  unsigned nguid;
+  const char *cycle;
+  unsigned long n[Q_N];
+};
+
+static void lower_copy(char *dst, size_t n, const unsigned char *s, size_t len) {
+  size_t i = 0;
+  for (; i + 1 < n && i < len; i++) dst[i] = (char)tolower(s[i]);
+  dst[i] = 0;
+}
+static const struct qframe *qx_top(const struct qx *x) { return x->depth ? &x->f[x->depth - 1] : NULL; }
+/* the key a scalar is the value of (a map member or an array element) */
+static const char *qx_ctx_key(const struct qx *x) {
+  const struct qframe *t = qx_top(x);
+  return t && !t->is_map ? t->under : x->key;
+}
+static int is_all_digits(const char *s, size_t n) { return n > 0 && all_digits(s, n); }
+static int is_zero_number(const char *s, size_t n) {
+  int any = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (s[i] == '0') any = 1;
+    else if (s[i] != '.') return 0;
+  }
+  return any;
+}
+
+static void qx_key_out(struct qx *x, const char *k, size_t n, int casing) {
+  char b[128];
+  if (n >= sizeof b) n = sizeof b - 1;
+  memcpy(b, k, n);
+  b[n] = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (casing == KC_LOWER) b[i] = (char)tolower((unsigned char)b[i]);
+    else if (casing == KC_UPPER) b[i] = (char)toupper((unsigned char)b[i]);
+  }
+  if (casing == KC_PASCAL && n) b[0] = (char)toupper((unsigned char)b[0]);
+  if (memcmp(b, k, n)) x->n[Q_KEYCASE]++;
+  yajl_gen_string(x->g, (const unsigned char *)b, n);
+}
+
+/* CCC dates: yyyy-MM-ddTHH:mm:ssZ into one of the forms ServiceStack sends */
+static int qx_ccc_date(struct qx *x, const char *s, size_t n) {
+  int64_t t;
+  char in[32], out[64];
+  if (n != 20 || s[19] != 'Z') return 0;
+  memcpy(in, s, n);
+  in[n] = 0;
+  int never = strncmp(in, "0001-01-01", 10) == 0;
+  if (!never && parse_iso_strict(in, &t)) return 0;
+  int form = (int)((x->var0 >> 8) % 5);
+  switch (form) {
+  case 0: return 0;
+  case 1: /* .NET ticks, UTC */
+    snprintf(out, sizeof out, "%.19s.0000000Z", in);
+    x->n[Q_DATE_FRACTION]++;
+    break;
+  case 2: case 3: /* \/Date(ms)\/ (the solidus is escaped: see qx_apply) */
+    if (never) snprintf(out, sizeof out, "/Date(-62135596800000%s)/", form == 3 ? "-0000" : "");
+    else snprintf(out, sizeof out, "/Date(%lld000%s)/", (long long)t, form == 3 ? "-0000" : "");
+    x->n[Q_DATE_DOTNET]++;
+    break;
+  default: /* the server's local time with its offset; "never" without a zone */
+    if (never) snprintf(out, sizeof out, "0001-01-01T00:00:00.0000000");
+    else {
+      char loc[32];
+      fmt_date(t - 5 * 3600, loc);
+      snprintf(out, sizeof out, "%.19s.000-05:00", loc);
+    }
+    x->n[Q_DATE_OFFSET]++;
+    break;
+  }
+  js(x->g, out);
+  return 1;
+}
+
+/* CCC enums as integers (JsConfig.TreatEnumAsInteger) */
+static int qx_ccc_enum(struct qx *x, const char *k, const char *s, size_t n) {
+  static const char *const users[] = {"Active", "Disabled"}, *const groups[] = {"Professional", "Guest"},
+                           *const periods[] = {"Daily", "Monthly"};
+  const char *const *names = NULL;
+  int count = 0;
+  char v[32];
+  if (!((x->var0 >> 11) & 1) || n >= sizeof v) return 0;
+  memcpy(v, s, n);
+  v[n] = 0;
+  if (!strcmp(k, "status")) {
+    if (!strcmp(v, "0") || !strcmp(v, "1")) { jnum(x->g, v); x->n[Q_ENUM_AS_INT]++; return 1; }
+    int st = ccc_status_from_name(v);
+    if (st >= 0) { yajl_gen_integer(x->g, st); x->n[Q_ENUM_AS_INT]++; return 1; }
+    names = users; count = 2;
+  } else if (!strcmp(k, "grouptype")) { names = groups; count = 2; }
+  else if (!strcmp(k, "periodtype")) { names = periods; count = 2; }
+  for (int i = 0; i < count; i++)
+    if (!strcmp(v, names[i])) { yajl_gen_integer(x->g, i); x->n[Q_ENUM_AS_INT]++; return 1; }
+  return 0;
+}
+
+/* CCC GUIDs: 32 lower-case hex digits into one of four forms */
+static int qx_ccc_guid(struct qx *x, const char *k, const char *s, size_t n) {
+  size_t kl = strlen(k);
+  if (n != 32 || kl < 4 || strcmp(k + kl - 4, "guid")) return 0;
+  for (size_t i = 0; i < n; i++) if (!isxdigit((unsigned char)s[i])) return 0;
+  int form = (int)(mix64(x->var0 ^ ++x->nguid) % 4);
+  if (!form) return 0;
+  char out[40];
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if ((form & 1) && (i == 8 || i == 12 || i == 16 || i == 20)) out[o++] = '-';
+    out[o++] = form >= 2 ? (char)toupper((unsigned char)s[i]) : s[i];
+  }
+  out[o] = 0;
+  x->n[Q_GUID]++;
+  js(x->g, out);
+  return 1;
+}
+
+/* Billing eventDate: fractional seconds (the same second) and offsets */
+static int qx_billing_date(struct qx *x, uint64_t var, const char *s, size_t n) {
+  int64_t t;
+  char in[32], out[64];
+  if (n != 20) return 0;
+  memcpy(in, s, n);
+  in[n] = 0;
+  if (parse_iso_strict(in, &t)) return 0;
+  unsigned ms = (unsigned)((var >> 20) % 1000);
+  switch ((var >> 16) % 4) {
+  case 0: return 0;
+  case 1: snprintf(out, sizeof out, "%.19s.%03uZ", in, ms); x->n[Q_DATE_FRACTION]++; break;
+  case 2: snprintf(out, sizeof out, "%.19s.%03u0000+00:00", in, ms); x->n[Q_DATE_FRACTION]++; break;
+  default: {
+    char loc[32];
+    fmt_date(t + 3600, loc);
+    snprintf(out, sizeof out, "%.19s.%03u+01:00", loc, ms);
+    x->n[Q_DATE_OFFSET]++;
+  }
+  }
+  js(x->g, out);
+  return 1;
+}
+
+static int qx_scalar(struct qx *x, const char *s, size_t n, int is_str) {
+  const struct qframe *t = qx_top(x);
+  const char *k = qx_ctx_key(x);
+  uint64_t var = t ? t->var : x->var0;
+  switch (x->vendor) {
+  case V_JASPER:
+    if (t && t->is_map && !strcmp(t->under, "usage") && !is_str) {
+      if (n == 1 && s[0] == '0' && ((var >> 7) & 1)) { x->n[Q_NULL]++; return yajl_gen_null(x->g) == yajl_gen_status_ok; }
+      if ((var >> 9) & 1) { x->n[Q_NUM_AS_STRING]++; return yajl_gen_string(x->g, (const unsigned char *)s, n) == yajl_gen_status_ok; }
+    }
+    if (x->depth == 1 && !is_str &&
+        (!strcmp(k, "accountid") || !strcmp(k, "rateplanversion") || (!strcmp(k, "pagenumber") && ((x->var0 >> 4) & 1)))) {
+      x->n[Q_NUM_AS_STRING]++;
+      return yajl_gen_string(x->g, (const unsigned char *)s, n) == yajl_gen_status_ok;
+    }
+    if (x->depth == 1 && is_str && !strcmp(k, "errorcode") && is_all_digits(s, n) && ((x->var0 >> 1) & 1)) {
+      x->n[Q_STRING_AS_NUM]++;
+      return yajl_gen_number(x->g, s, n) == yajl_gen_status_ok;
+    }
+    break;
+  case V_BILLING:
+    if (x->depth != 2) break;
+    if (!is_str && (var >> 5) & 1 &&
+        (!strcmp(k, "id") || !strcmp(k, "customerid") || !strcmp(k, "siteid") || !strcmp(k, "billrunid") ||
+         !strcmp(k, "productreference"))) {
+      x->n[Q_NUM_AS_STRING]++;
+      return yajl_gen_string(x->g, (const unsigned char *)s, n) == yajl_gen_status_ok;
+    }
+    if (!is_str && is_zero_number(s, n) && ((var >> 6) & 1)) {
+      size_t kl = strlen(k);
+      const char *z = kl > 5 && !strcmp(k + kl - 5, "price") ? "0E-4" : "0.0";
+      x->n[Q_ZERO_FORM]++;
+      return yajl_gen_number(x->g, z, strlen(z)) == yajl_gen_status_ok;
+    }
+    if (is_str && !strcmp(k, "eventdate") && qx_billing_date(x, var, s, n)) return 1;
+    break;
+  case V_CCC:
+    if (is_str && (qx_ccc_guid(x, k, s, n) || qx_ccc_date(x, s, n) || qx_ccc_enum(x, k, s, n))) return 1;
+    break;
+  }
+  return (is_str ? yajl_gen_string(x->g, (const unsigned char *)s, n) : yajl_gen_number(x->g, s, n)) ==
+         yajl_gen_status_ok;
+}
+
+static int qx_null(void *c) { return yajl_gen_null(((struct qx *)c)->g) == yajl_gen_status_ok; }
+static int qx_bool(void *c, int b) { return yajl_gen_bool(((struct qx *)c)->g, b) == yajl_gen_status_ok; }
+static int qx_number(void *c, const char *s, size_t l) { return qx_scalar(c, s, l, 0); }
+static int qx_string(void *c, const unsigned char *s, size_t l) { return qx_scalar(c, (const char *)s, l, 1); }
+static int qx_key(void *c, const unsigned char *s, size_t l) {
+  struct qx *x = c;
+  lower_copy(x->key, sizeof x->key, s, l);
+  qx_key_out(x, (const char *)s, l, x->f[x->depth - 1].casing);
+  return 1;
+}
+static int qx_open(struct qx *x, int is_map) {
+  if (x->depth >= (int)(sizeof x->f / sizeof x->f[0])) return 0;
+  struct qframe *p = x->depth ? &x->f[x->depth - 1] : NULL, *f = &x->f[x->depth];
+  memset(f, 0, sizeof *f);
+  f->is_map = is_map;
+  const char *under = !p ? "" : p->is_map ? x->key : p->under;
+  size_t ul = strnlen(under, sizeof f->under - 1);
+  memmove(f->under, under, ul);
+  f->under[ul] = 0;
+  f->var = !p ? x->var0 : p->is_map ? p->var : mix64(p->var ^ (0x9e3779b97f4a7c15ULL * ++p->nchild));
+  if (is_map) switch (x->vendor) {
+    case V_CCC: { /* camelCase, PascalCase, or camelCase with nested PascalCase */
+      int mode = (int)(x->var0 % 3);
+      f->casing = mode == 1 || (mode == 2 && x->depth > 0) ? KC_PASCAL : KC_ASIS;
+      break;
+    }
+    case V_JASPER: {
+      static const int root[3] = {KC_ASIS, KC_LOWER, KC_PASCAL}, dev[4] = {KC_ASIS, KC_LOWER, KC_UPPER, KC_PASCAL};
+      if (!p) f->casing = root[x->var0 % 3];
+      else if (!strcmp(f->under, "devices")) f->casing = dev[(f->var >> 3) % 4];
+      else if (!strcmp(f->under, "zones")) f->casing = (f->var >> 3) & 1 ? KC_PASCAL : KC_ASIS;
+      else f->casing = p->casing; /* usage: as its device */
+      break;
+    }
+    default: f->casing = KC_ASIS; break;
+    }
+  x->depth++;
+  return (is_map ? yajl_gen_map_open(x->g) : yajl_gen_array_open(x->g)) == yajl_gen_status_ok;
+}
+static int qx_smap(void *c) { return qx_open(c, 1); }
+static int qx_sarr(void *c) { return qx_open(c, 0); }
+static int qx_emap(void *c) {
+  struct qx *x = c;
+  if (x->depth == 1 && x->vendor == V_JASPER && x->cycle && x->cycle[0]) { /* a usages page */
+    char v[48];
+    switch ((x->var0 >> 12) % 3) {
+    case 0: snprintf(v, sizeof v, "%sZ", x->cycle); break;
+    case 1: snprintf(v, sizeof v, "%sT00:00:00.000Z", x->cycle); break;
+    default: snprintf(v, sizeof v, "%sT00:00:00.0000000+00:00", x->cycle); break;
+    }
+    qx_key_out(x, "cycleStartDate", 14, x->f[0].casing);
+    js(x->g, v);
+    x->n[Q_CYCLE_START]++;
+  }
+  x->depth--;
+  return yajl_gen_map_close(x->g) == yajl_gen_status_ok;
+}
+static int qx_earr(void *c) {
+  ((struct qx *)c)->depth--;
+  return yajl_gen_array_close(((struct qx *)c)->g) == yajl_gen_status_ok;
+}
+
+/* apply_quirks re-emits a vendor JSON answer in quirks mode; a body that is
+ * not JSON (HTML, Latin-1, truncated, too deep) is left as it is. */
+static void apply_quirks(struct reply *r, const char *url, struct MHD_Connection *con) {
+  static const yajl_callbacks cb = {qx_null, qx_bool, NULL, NULL, qx_number, qx_string,
+                                    qx_smap, qx_key, qx_emap, qx_sarr, qx_earr};
+  int vendor = vendor_of(url);
+  if (r->huge || !r->body || !r->len || vendor == V_OTHER) return;
+  /* the tests' oracles read the plain answer */
+  if (MHD_lookup_connection_value(con, MHD_HEADER_KIND, "X-Sim-Plain")) return;
+  pthread_mutex_lock(&g_lock);
+  int on = opt.quirks;
+  uint64_t seq = on ? ++g_quirk_answers : 0;
+  pthread_mutex_unlock(&g_lock);
+  if (!on) return;
+  struct qx *x = calloc(1, sizeof *x);
+  if (!x) abort();
+  x->g = jnew();
+  x->vendor = vendor;
+  x->var0 = mix64(seq * 0x100000001b3ULL ^ opt.seed);
+  x->cycle = r->cycle;
+  /* \/Date(...)\/: the solidus escaped, as ServiceStack and ASP.NET write it */
+  if (vendor == V_CCC && ((x->var0 >> 8) % 5 == 2 || (x->var0 >> 8) % 5 == 3))
+    yajl_gen_config(x->g, yajl_gen_escape_solidus, 1);
+  yajl_handle h = yajl_alloc(&cb, NULL, x);
+  if (!h) abort();
+  if (yajl_parse(h, (const unsigned char *)r->body, r->len) == yajl_status_ok &&
+      yajl_complete_parse(h) == yajl_status_ok) {
+    unsigned st = r->status;
+    const char *ct = r->ctype;
+    reply_gen(r, st, x->g);
+    r->ctype = ct;
+    pthread_mutex_lock(&g_lock);
+    for (int i = 0; i < Q_N; i++) g_quirk_count[i] += x->n[i];
+    pthread_mutex_unlock(&g_lock);
+  } else yajl_gen_free(x->g);
+  yajl_free(h);
+  free(x);
+}
+
+static void sim_quirks(struct rq *q, struct reply *r, int post) {
+  if (post) {
+    const char *on = qget(q, "on", 1);
+    if (!on || (strcmp(on, "0") && strcmp(on, "1"))) { bad(r, 400, "on=0 or on=1 required"); return; }
+    pthread_mutex_lock(&g_lock);
+    opt.quirks = on[0] == '1';
+    pthread_mutex_unlock(&g_lock);
+  }
+  yajl_gen g = jnew();
+  yajl_gen_map_open(g);
+  pthread_mutex_lock(&g_lock);
+  jkb(g, "quirks", opt.quirks);
+  jki(g, "answers", (long long)g_quirk_answers);
+  js(g, "applied");
+  yajl_gen_map_open(g);
+  for (int i = 0; i < Q_N; i++) jki(g, quirk_names[i], (long long)g_quirk_count[i]);
+  yajl_gen_map_close(g);
+  pthread_mutex_unlock(&g_lock);
+  yajl_gen_map_close(g);
+  ok_reply(r, g);
+}
 
 static void sim_services(struct reply *r) {
   yajl_gen g = jnew();
@@ -2376,6 +2732,7 @@ static void sim_route(struct rq *q, struct reply *r) {
   else if (!strcmp(u, "/jasper/grow")) { NEED_POST(); sim_jasper_grow(q, r); }
   else if (!strcmp(u, "/jasper/reset-cycle")) { NEED_POST(); sim_jasper_reset(r); }
   else if (!strcmp(u, "/jasper/shift")) { NEED_POST(); sim_jasper_shift(q, r); }
+  else if (!strcmp(u, "/quirks")) sim_quirks(q, r, post);
   else if (!strcmp(u, "/jasper/totals")) { NEED_GET(); sim_jasper_totals(q, r); }
   else if (!strcmp(u, "/jasper/plans")) { NEED_GET(); sim_jasper_plans(r); }
   else if (!strcmp(u, "/jasper/credentials")) {
@@ -2534,10 +2891,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
   if (limited) {
     vendor_error(&r, url, 429, "TooManyRequests", "Too many requests");
     r.retry_after = 1;
+    apply_quirks(&r, url, con);
     return send_reply(con, ctx, &r);
   }
   if (fmode >= 0 && fmode != F_SLOW && fmode != F_MALFORMED && fmode != F_WRONGTYPE) {
     fault_reply(fmode, url, fstatus, &r);
+    apply_quirks(&r, url, con);
     return send_reply(con, ctx, &r);
   }
   if (fmode == F_SLOW) sim_sleep_ms(fdelay);
@@ -2559,6 +2918,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     default: reply_text_json(&r, 404, "{\"message\":\"Not Found\"}"); break;
     }
   }
+  apply_quirks(&r, url, con);
   if (fmode == F_MALFORMED) {
     size_t keep = r.len * 6 / 10;
     if (keep < 1 || r.len < 2) { reply_text_json(&r, r.status, "{\"trunc"); }
@@ -2579,7 +2939,7 @@ static void usage(FILE *f) {
           "                 [--jasper-rate-plans N] [--jasper-devices N] [--jasper-user U] [--jasper-key K]\n"
           "                 [--request-log FILE] [--threads N]\n"
           "                 [--login] [--token-ttl SECONDS] [--login-user U] [--login-password P]\n"
-          "                 [--client-id ID] [--client-secret S]\n");
+          "                 [--client-id ID] [--client-secret S] [--quirks]\n");
 }
 static long long arg_num(const char *name, const char *v, long long lo, long long hi) {
   long long x;
@@ -2602,6 +2962,7 @@ int main(int argc, char **argv) {
       {"jasper-devices", 1, 0, 7}, {"jasper-user", 1, 0, 8}, {"jasper-key", 1, 0, 9},
       {"request-log", 1, 0, 10}, {"threads", 1, 0, 11}, {"now", 1, 0, 12}, {"login", 0, 0, 13}, {"token-ttl", 1, 0, 14},
       {"login-user", 1, 0, 15}, {"login-password", 1, 0, 16}, {"client-id", 1, 0, 17}, {"client-secret", 1, 0, 18},
+      {"quirks", 0, 0, 19},
       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "a:p:P:s:h", lo, NULL)) != -1) {
@@ -2628,6 +2989,7 @@ int main(int argc, char **argv) {
     case 16: copy_arg("login-password", opt.login_password, sizeof opt.login_password, optarg); break;
     case 17: copy_arg("client-id", opt.client_id, sizeof opt.client_id, optarg); break;
     case 18: copy_arg("client-secret", opt.client_secret, sizeof opt.client_secret, optarg); break;
+    case 19: opt.quirks = 1; break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }

@@ -13,12 +13,13 @@ Provisioning) are checked for their status set only.
 """
 import json
 import os
-import subprocess
 import sys
 import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import prom  # noqa: E402
 FIELDS = [
     ("totalUserCount", "usage_ccc_service_users", None),
     ("proUserCount", "usage_ccc_service_pro_users", None),
@@ -38,10 +39,19 @@ STATES = ["Blocked", "AccountCancelled", "AccountSuspended", "Provisioning",
           "TrialExpired", "TrialActive", "DemoAccount", "CertifiedSecure"]
 
 
-def value(prom, sel):
-    out = subprocess.run([sys.executable, os.path.join(HERE, "prom.py"), "value", prom, sel],
-                         capture_output=True, text=True)
-    return out.stdout.strip() if out.returncode == 0 else None
+_INDEX = {}
+
+
+def value(prom_file, sel):
+    """The sample's value as `prom.py value` prints it, or None."""
+    if prom_file not in _INDEX:
+        _INDEX[prom_file] = {(n, tuple(sorted(l.items()))): v
+                             for n, l, v in prom.samples(open(prom_file).read())}
+    name, labels = prom.parse_selector(sel)
+    v = _INDEX[prom_file].get((name, tuple(sorted(labels.items()))))
+    if v is None:
+        return None
+    return repr(int(v)) if v == int(v) and abs(v) < 2**53 else repr(v)
 
 
 def esc(s):
@@ -52,7 +62,10 @@ def snapshot(sim, out, guids):
     snap = {}
     for guid in guids:
         try:
-            with urllib.request.urlopen("%s/api/services/%s/serviceusage" % (sim, guid)) as r:
+            # X-Sim-Plain: the plain answer, also from a simulator in quirks mode
+            req = urllib.request.Request("%s/api/services/%s/serviceusage" % (sim, guid),
+                                         headers={"X-Sim-Plain": "1"})
+            with urllib.request.urlopen(req) as r:
                 body = json.load(r)
             snap[guid] = {"status": body["status"], "body": body}
         except urllib.error.HTTPError as e:
@@ -66,7 +79,10 @@ def snapshot(sim, out, guids):
 def main():
     if sys.argv[1] == "snapshot":
         return snapshot(sys.argv[2], sys.argv[3], sys.argv[4:])
-    snap_file, prom, source = sys.argv[2:5]
+    return compare(*sys.argv[2:5])
+
+
+def compare(snap_file, prom, source):
     snap = json.load(open(snap_file))
     bad = 0
     compared = 0

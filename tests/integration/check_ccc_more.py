@@ -32,7 +32,8 @@ FIELDS = [("totalMessagesSent", "usage_ccc_user_messages_sent"),
 
 
 def get(url):
-    with urllib.request.urlopen(url) as r:
+    # X-Sim-Plain: the plain answer, also from a simulator in quirks mode
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"X-Sim-Plain": "1"})) as r:
         return json.load(r)
 
 

@@ -148,6 +148,10 @@ static const struct {
     {"spec sample", "spec_sample.json", "spec_sample.gold", 1, 1, 0, 0},
     /* id 13's dataQuantity "abc": held back (not counted), refused once */
     {"mixed page", "page_golden.json", "page_golden.gold", 6, 4, 1, 1},
+    /* as servers send it: ids and customerId as strings or numbers (id 20
+     * in both forms: counted once), zero amounts as 0E-4 or 0.0, eventDate
+     * with fractional seconds and offsets */
+    {"quirks", "quirks.json", "quirks.gold", 4, 3, 1, 0},
 };
 
 static void test_golden(void **state) {

@@ -51,6 +51,12 @@ static void test_user_fixtures(void **state) {
        ""},
       {"user_usage_never", "user_usage_never", "Daily", 0, 0, ""},
       {"user_usage_pascal", "user_usage_pascal", "Daily", 1, 0, ""},
+      /* as ServiceStack servers send it: enums as integers (PeriodType 1 is
+       * Monthly whatever is configured), nested PascalCase, dashed GUIDs,
+       * \/Date(ms-0000)\/, a local time with its offset, "never" as
+       * DateTime.MinValue without a zone */
+      {"user_usage_servicestack", "user_usage_servicestack", "Daily", 0, 0,
+       ""},
       /* no periodType in the body: the configured one labels the figures */
       {"user_usage_no_period", "user_usage_no_period", "Monthly", 0, 0, ""},
       {"user_usage_wrong_types", "user_usage_wrong_types", "Daily", 0, 5,

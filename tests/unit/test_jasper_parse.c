@@ -78,6 +78,13 @@ static void test_fixtures(void **state) {
        100,
        USAGE_JASPER_ALL,
        "lenient.gold"},
+      {"quirks mode: key case per page and device, nulls, strings, "
+       "cycleStartDate as a timestamp then yyyy-MM-ddZ",
+       {"quirks1.json", "quirks2.json"},
+       1,
+       100,
+       USAGE_JASPER_ALL,
+       "quirks.gold"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
     usage_jasper_agg_t *a =
@@ -356,6 +363,7 @@ static void test_cycle_start(void **state) {
       {"\"2024-05-01Z\"", "2024-05-01"},
       {"\"2024-05-01T00:00:00Z\"", "2024-05-01"},
       {"\"2024-05-01T00:00:00.000-07:00\"", "2024-05-01"},
+      {"\"2024-05-01T00:00:00.0000000+00:00\"", "2024-05-01"},
       {"\"May 2024\"", "May 2024"},
       {"null", ""},
   };
