@@ -484,6 +484,9 @@ static enum MHD_Result serve_page(usage_exporter_t *e,
   return ret;
 }
 
+/* resume: a credential check is done; the handler is called again. */
+static void resume(void *ud) { MHD_resume_connection(ud); }
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                                const char *url, const char *method,
                                const char *version, const char *upload_data,
@@ -492,19 +495,37 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   (void)version;
   (void)upload_data;
   (void)upload_size;
-  (void)req_cls;
-  /* Everything is decided on the headers: the first call answers, and a
-   * request body is never read (libmicrohttpd closes such a connection). */
+  /* Everything is decided on the headers: the first call answers (or the
+   * call after a credential check, which libmicrohttpd makes in the same
+   * state), and a request body is never read (libmicrohttpd closes such a
+   * connection). */
   conn_mark(e, conn, 1);
   if (!usage_exporter_tls_client_ok(&e->tls, conn))
     return queue_text(conn, MHD_HTTP_FORBIDDEN,
                       "403 a valid client certificate is required\n");
   if (e->auth != NULL) {
-    unsigned code = usage_exporter_auth_check(e->auth, conn);
+    unsigned code;
+    if (*req_cls != NULL) { /* resumed: the bcrypt thread has decided */
+      code = usage_exporter_auth_finish(*req_cls);
+      *req_cls = NULL;
+    } else {
+      usage_exporter_auth_job_t *job = NULL;
+      code = usage_exporter_auth_begin(e->auth, conn, &job);
+      if (code == USAGE_EXPORTER_AUTH_PENDING) {
+        /* suspended first, so the resume cannot come before it */
+        *req_cls = job;
+        MHD_suspend_connection(conn);
+        usage_exporter_auth_submit(e->auth, job, resume, conn);
+        return MHD_YES;
+      }
+    }
     if (code == MHD_HTTP_UNAUTHORIZED)
       return queue_text(conn, code, "401 authentication required\n");
-    if (code != 0)
+    if (code == MHD_HTTP_TOO_MANY_REQUESTS)
       return queue_text(conn, code, "429 too many login attempts\n");
+    if (code != 0)
+      return queue_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        "503 stopping or out of memory\n");
   }
   int metrics = strcmp(url, "/metrics") == 0;
   if (!metrics && strcmp(url, "/") != 0)
@@ -545,7 +566,7 @@ static int resolve(const usage_exporter_opts_t *opts, struct addrinfo **ai,
 static struct MHD_Daemon *start_mhd(usage_exporter_t *e,
                                     const usage_exporter_opts_t *opts,
                                     const struct addrinfo *ai) {
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME;
   flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES
                ? MHD_USE_EPOLL
                : MHD_USE_POLL;
@@ -566,7 +587,7 @@ static struct MHD_Daemon *start_mhd(usage_exporter_t *e,
       (intptr_t)(opts->mem_limit ? opts->mem_limit
                                  : USAGE_EXPORTER_MEMORY_LIMIT),
       NULL);
-  OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 128, NULL);
+  OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL);
   OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, e);
   OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, e);
   if (e->tls.cert != NULL) {
@@ -677,6 +698,8 @@ void usage_exporter_stop(usage_exporter_t *e) {
     pthread_mutex_unlock(&e->lock);
     pthread_join(e->reaper, NULL);
   }
+  /* no connection may be suspended when libmicrohttpd stops */
+  usage_exporter_auth_drain(e->auth);
   if (e->mhd != NULL)
     MHD_stop_daemon(e->mhd); /* reports every connection CLOSED */
   if (e->lock_ready) {

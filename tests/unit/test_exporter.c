@@ -1066,6 +1066,96 @@ static void test_auth_per_address(void **state) {
   usage_store_destroy(store);
 }
 
+typedef struct {
+  int n401;
+} wrong_t;
+
+static void *wrong_logins(void *arg) {
+  wrong_t *w = arg;
+  reply_t r;
+  req_t q = {.user = "prometheus", .pass = "wrong", .from = "127.0.0.3"};
+  if (fetch(&q, &r) == 0 && r.status == 401)
+    w->n401++;
+  reply_free(&r);
+  return NULL;
+}
+
+/* bcrypt runs outside the server's event loop: with one worker thread and
+ * wrong passwords keeping bcrypt busy, a client whose credentials were
+ * found good is answered sooner than one bcrypt run takes. */
+static void test_auth_off_loop(void **state) {
+  (void)state;
+  usage_store_t *store = golden_store();
+  char h[128];
+  make_hash("right", 12, h, sizeof(h));
+  struct crypt_data cd;
+  memset(&cd, 0, sizeof(cd));
+  double t0 = now_s();
+  assert_non_null(crypt_rn("wrong", h, &cd, sizeof(cd)));
+  double bcrypt_s = now_s() - t0;
+  usage_exporter_user_t users[] = {{"prometheus", h}};
+  usage_exporter_opts_t opts = {.users = users, .users_num = 1, .threads = 1};
+  usage_exporter_t *e = start(&opts, store);
+  reply_t r;
+  req_t good = {.user = "prometheus", .pass = "right"};
+  assert_int_equal(fetch(&good, &r), 0); /* one bcrypt run, then cached */
+  assert_int_equal(r.status, 200);
+  reply_free(&r);
+  enum { WRONG = 3 };
+  pthread_t th[WRONG];
+  wrong_t w[WRONG];
+  memset(w, 0, sizeof(w));
+  for (int i = 0; i < WRONG; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, wrong_logins, &w[i]), 0);
+  usleep(100000); /* the wrong ones are being checked */
+  double worst = 0;
+  for (int i = 0; i < 3; i++) {
+    t0 = now_s();
+    assert_int_equal(fetch(&good, &r), 0);
+    assert_int_equal(r.status, 200);
+    reply_free(&r);
+    if (now_s() - t0 > worst)
+      worst = now_s() - t0;
+  }
+  int n401 = 0;
+  for (int i = 0; i < WRONG; i++) {
+    pthread_join(th[i], NULL);
+    n401 += w[i].n401;
+  }
+  assert_int_equal(n401, WRONG);
+  if (worst >= bcrypt_s)
+    fail_msg("a cached login took %.3f s while bcrypt ran (one run: %.3f s)",
+             worst, bcrypt_s);
+  usage_exporter_stop(e);
+  usage_store_destroy(store);
+}
+
+/* Stopping while checks are queued answers them (503) and does not hang. */
+static void test_auth_stop_pending(void **state) {
+  (void)state;
+  usage_store_t *store = golden_store();
+  char h[128];
+  make_hash("right", 12, h, sizeof(h));
+  usage_exporter_user_t users[] = {{"prometheus", h}};
+  usage_exporter_opts_t opts = {.users = users, .users_num = 1};
+  usage_exporter_t *e = start(&opts, store);
+  enum { WRONG = 4 };
+  pthread_t th[WRONG];
+  wrong_t w[WRONG];
+  memset(w, 0, sizeof(w));
+  for (int i = 0; i < WRONG; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, wrong_logins, &w[i]), 0);
+  usleep(200000);
+  double t0 = now_s();
+  usage_exporter_stop(e);
+  double took = now_s() - t0;
+  for (int i = 0; i < WRONG; i++)
+    pthread_join(th[i], NULL);
+  if (took > 5)
+    fail_msg("stop took %.2f s with checks queued", took);
+  usage_store_destroy(store);
+}
+
 static void test_redact(void **state) {
   (void)state;
   static const struct {
@@ -1187,6 +1277,8 @@ int main(void) {
       cmocka_unit_test(test_cap_closes_oldest),
       cmocka_unit_test(test_cap_nofile),
       cmocka_unit_test(test_auth_per_address),
+      cmocka_unit_test(test_auth_off_loop),
+      cmocka_unit_test(test_auth_stop_pending),
       cmocka_unit_test(test_redact),
       cmocka_unit_test(test_page_redaction),
       cmocka_unit_test(test_addresses),
