@@ -587,7 +587,9 @@ static struct MHD_Daemon *start_mhd(usage_exporter_t *e,
       (intptr_t)(opts->mem_limit ? opts->mem_limit
                                  : USAGE_EXPORTER_MEMORY_LIMIT),
       NULL);
-  OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL);
+  /* a burst of connections waits in the kernel instead of losing its SYN
+   * (a client would wait a second or more to send it again) */
+  OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL);
   OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, e);
   OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, e);
   if (e->tls.cert != NULL) {

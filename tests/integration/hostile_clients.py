@@ -3,26 +3,30 @@
 test_hostile.sh. Loopback only, stdlib only, every loop bounded in count
 and time. Each prints one line of key=value figures.
 
-  hostile_clients.py attack PORT SECONDS READY_FILE
+  hostile_clients.py attack PORT SECONDS READY_FILE STOP_FILE
       keeps N (3000) connections from 30 source addresses 127.0.0.10-39
       (100 each): a third idle, a third slowloris (a request line, then one
       header byte a second), a third garbage (64 random bytes a second).
       A connection the server closes is opened again after 1 s, until
-      SECONDS have passed (at most N * (SECONDS + 2) connects in all).
+      STOP_FILE exists or SECONDS have passed (at most N * (SECONDS + 2)
+      connects in all).
       READY_FILE is written once all N were opened and 95% of them
       connected or refused (or after 3 s). Prints connects, server_closed, max_open, ...
-  hostile_clients.py flood PORT SECONDS USER
+  hostile_clients.py flood PORT SECONDS USER STOP_FILE
       16 threads send GET /metrics from 127.0.0.50 with USER and a new
-      wrong password each time, one after the other, for SECONDS (at most
-      20000 requests). Prints requests and the count of each status.
-  hostile_clients.py scrape PORT N SPACING USER PASS PID
-      N authenticated scrapes from 127.0.0.1, SPACING seconds apart, each
+      wrong password each time, one after the other, until STOP_FILE
+      exists or SECONDS have passed (at most 20000 requests). Prints
+      requests and the count of each status (or error).
+  hostile_clients.py scrape PORT N SPACING USER PASS PID READY_FILE
+      waits (up to 30 s) for READY_FILE, then makes N authenticated
+      scrapes from 127.0.0.1, SPACING seconds apart, each
       on a new connection (the hardest case at the cap), timed from the
       connect to the last byte of the body; before and after each one
-      samples VmRSS and Threads of PID from /proc. Prints codes, ms,
-      max_ms, median_ms, body_ok, rss_kb_max, threads_min, threads_max.
+      samples VmRSS, Threads and the open files of PID from /proc. Prints
+      codes, ms, max_ms, median_ms, body_ok, rss_kb_first, rss_kb_last,
+      rss_kb_max, threads_min, threads_max, fds_max.
   hostile_clients.py status PID
-      prints "rss_kb=R threads=T" from /proc/PID/status.
+      prints "rss_kb=R threads=T fds=F" from /proc/PID.
 """
 import base64
 import errno
@@ -48,7 +52,7 @@ def proc_status(pid):
                 rss = int(line.split()[1])
             elif line.startswith("Threads:"):
                 threads = int(line.split()[1])
-    return rss, threads
+    return rss, threads, len(os.listdir("/proc/%d/fd" % pid))
 
 
 class Slot:
@@ -60,7 +64,7 @@ class Slot:
         self.last_send, self.reopen_at = 0.0, 0.0
 
 
-def attack(port, seconds, ready_file, n=3000, naddr=30):
+def attack(port, seconds, ready_file, stop_file, n=3000, naddr=30):
     sel = selectors.DefaultSelector()
     slots = [Slot("127.0.0.%d" % (10 + i % naddr), ("idle", "slow", "garbage")[i % 3])
              for i in range(n)]
@@ -126,7 +130,7 @@ def attack(port, seconds, ready_file, n=3000, naddr=30):
     next_pass = t0
     while True:
         now = time.monotonic()
-        if now >= t_end:
+        if now >= t_end or (ready and os.path.exists(stop_file)):
             break
         for key, ev in sel.select(timeout=0.05):
             s = key.data
@@ -205,7 +209,7 @@ def get(port, source, auth, timeout=5.0):
         c.close()
 
 
-def flood(port, seconds, user, threads=16, limit=20000):
+def flood(port, seconds, user, stop_file, threads=16, limit=20000):
     t0 = time.monotonic()
     t_end = t0 + seconds
     lock = threading.Lock()
@@ -213,7 +217,7 @@ def flood(port, seconds, user, threads=16, limit=20000):
     sent = [0]
 
     def run(k):
-        while time.monotonic() < t_end:
+        while time.monotonic() < t_end and not os.path.exists(stop_file):
             with lock:
                 if sent[0] >= limit:
                     return
@@ -236,18 +240,22 @@ def flood(port, seconds, user, threads=16, limit=20000):
         time.monotonic() - t0))
 
 
-def scrape(port, n, spacing, user, password, pid):
+def scrape(port, n, spacing, user, password, pid, ready_file):
     auth = basic(user, password)
-    codes, ms, rss, thr = [], [], [], []
+    codes, ms, rss, thr, fds = [], [], [], [], []
     body_ok = 0
+    t0 = time.monotonic()
+    while not os.path.exists(ready_file) and time.monotonic() - t0 < 30:
+        time.sleep(0.05)
     t0 = time.monotonic()
     for i in range(n):
         # spread over the attack; never more than n * spacing + 10 s
         while time.monotonic() < t0 + i * spacing:
             time.sleep(0.05)
-        r, t = proc_status(pid)
+        r, t, f = proc_status(pid)
         rss.append(r)
         thr.append(t)
+        fds.append(f)
         try:
             code, body, secs = get(port, "127.0.0.1", auth)
         except (OSError, http.client.HTTPException):
@@ -255,28 +263,31 @@ def scrape(port, n, spacing, user, password, pid):
         codes.append(str(code))
         ms.append(int(secs * 1000))
         body_ok += code == 200 and b"\nusage_source_up{" in body
-        r, t = proc_status(pid)
+        r, t, f = proc_status(pid)
         rss.append(r)
         thr.append(t)
+        fds.append(f)
         if time.monotonic() - t0 > n * spacing + 10:
             break
-    print("codes=%s ms=%s max_ms=%d median_ms=%d body_ok=%d rss_kb_max=%d "
-          "threads_min=%d threads_max=%d" % (
+    print("codes=%s ms=%s max_ms=%d median_ms=%d body_ok=%d rss_kb_first=%d "
+          "rss_kb_last=%d rss_kb_max=%d threads_min=%d threads_max=%d "
+          "fds_max=%d" % (
               ",".join(codes), ",".join(map(str, ms)), max(ms),
-              int(statistics.median(ms)), body_ok, max(rss), min(thr), max(thr)))
+              int(statistics.median(ms)), body_ok, rss[0], rss[-1], max(rss),
+              min(thr), max(thr), max(fds)))
 
 
 def main():
     cmd = sys.argv[1]
     if cmd == "attack":
-        attack(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+        attack(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])
     elif cmd == "flood":
-        flood(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4])
+        flood(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5])
     elif cmd == "scrape":
         scrape(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]),
-               sys.argv[5], sys.argv[6], int(sys.argv[7]))
+               sys.argv[5], sys.argv[6], int(sys.argv[7]), sys.argv[8])
     elif cmd == "status":
-        print("rss_kb=%d threads=%d" % proc_status(int(sys.argv[2])))
+        print("rss_kb=%d threads=%d fds=%d" % proc_status(int(sys.argv[2])))
     else:
         sys.exit("unknown command " + cmd)
 
