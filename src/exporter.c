@@ -175,11 +175,17 @@ static void conn_mark(usage_exporter_t *e, struct MHD_Connection *conn,
   pthread_mutex_unlock(&e->lock);
 }
 
+/* request_completed also frees a credential check whose connection was
+ * closed after its resume without another handler call (the server
+ * stopping): the auth thread is done with it by then. */
 static void request_completed(void *cls, struct MHD_Connection *conn,
                               void **req_cls,
                               enum MHD_RequestTerminationCode toe) {
-  (void)req_cls;
   (void)toe;
+  if (*req_cls != NULL) {
+    usage_exporter_auth_finish(*req_cls);
+    *req_cls = NULL;
+  }
   conn_mark(cls, conn, 0);
 }
 

@@ -41,7 +41,7 @@ usage_exporter_auth_create(const usage_exporter_opts_t *opts, char *err,
 /* usage_exporter_auth_drain finishes every queued check with 503 (their
  * done callbacks run) and refuses new ones with 503: call it before the
  * HTTP server stops, so no connection stays suspended. */
-void usage_exporter_auth_drain(usage_exporter_auth_t *a); /* accepts NULL */
+void usage_exporter_auth_drain(usage_exporter_auth_t *a);   /* accepts NULL */
 void usage_exporter_auth_destroy(usage_exporter_auth_t *a); /* accepts NULL */
 
 /* Returned by usage_exporter_auth_begin when a bcrypt run is needed. */

@@ -681,18 +681,30 @@ static void test_basic_auth(void **state) {
   }
 
   /* An unknown user costs about what a known one with a wrong password
-   * costs (both run bcrypt at the configured cost once). */
-  double t0 = now_s();
+   * costs (both run bcrypt at the configured cost once): the quickest of
+   * three tries each, from addresses of their own (their own buckets), so
+   * that scheduling noise on a busy machine does not decide. */
+  double t0, t_known = 1e9, t_unknown = 1e9;
   reply_t r;
-  req_t q = {.user = "prometheus", .pass = "wrong-1"};
-  fetch(&q, &r);
-  reply_free(&r);
-  double t_known = now_s() - t0;
-  t0 = now_s();
-  q = (req_t){.user = "nobody-2", .pass = "wrong-2"};
-  fetch(&q, &r);
-  reply_free(&r);
-  double t_unknown = now_s() - t0;
+  req_t q;
+  for (int i = 0; i < 3; i++) {
+    static const char *from[] = {"127.0.0.4", "127.0.0.5", "127.0.0.6"};
+    char pass[32];
+    snprintf(pass, sizeof(pass), "wrong-known-%d", i);
+    t0 = now_s();
+    q = (req_t){.user = "prometheus", .pass = pass, .from = from[i]};
+    fetch(&q, &r);
+    reply_free(&r);
+    if (now_s() - t0 < t_known)
+      t_known = now_s() - t0;
+    snprintf(pass, sizeof(pass), "wrong-unknown-%d", i);
+    t0 = now_s();
+    q = (req_t){.user = "nobody", .pass = pass, .from = from[i]};
+    fetch(&q, &r);
+    reply_free(&r);
+    if (now_s() - t0 < t_unknown)
+      t_unknown = now_s() - t0;
+  }
   if (t_unknown < 0.3 * t_known || t_known < 0.3 * t_unknown)
     fail_msg("known user %.4f s, unknown user %.4f s", t_known, t_unknown);
 
@@ -965,7 +977,7 @@ static void test_cap_closes_oldest(void **state) {
     half[i] = open_half(); /* 4 open: the cap */
   assert_false(closed_within(half[0], 0.3));
   half[4] = open_half(); /* the 5th closes the oldest: half[0] */
-  assert_true(closed_within(half[0], 2.0));
+  assert_true(closed_within(half[0], 5.0));
   double t0 = now_s();
   reply_t r;
   req_t q = {0};
@@ -975,12 +987,12 @@ static void test_cap_closes_oldest(void **state) {
   double took = now_s() - t0;
   if (took > 1.0)
     fail_msg("a scrape at the cap took %.2f s", took);
-  assert_true(closed_within(half[1], 2.0));
+  assert_true(closed_within(half[1], 5.0));
   usleep(200000);        /* curl's connection is gone by now */
   half[5] = open_half(); /* 4 open again */
   assert_false(closed_within(half[2], 0.3));
   half[6] = open_half(); /* closes half[2] */
-  assert_true(closed_within(half[2], 2.0));
+  assert_true(closed_within(half[2], 5.0));
   for (int i = 3; i < N; i++)
     if (closed_within(half[i], 0.1))
       fail_msg("connection %d, newer than the closed ones, was closed", i);
