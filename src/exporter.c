@@ -7,34 +7,46 @@
  * first handler call, so a request body is never read. A request must
  * arrive whole within RequestTimeout of the connection (or of the previous
  * response), however slowly it trickles in: a reaper thread shuts down the
- * sockets of those that do not. Who may connect is exporter_auth.c's. */
+ * sockets of those that do not. At MaxConnections a new connection is
+ * taken and the oldest one that has not sent a whole request is closed
+ * instead, so a flood of idle or slow connections cannot keep a prompt
+ * scraper out. Who may connect is exporter_auth.c's. */
 #include "exporter.h"
 #include "exporter_auth.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #include "compat.h" /* after the library headers it adapts */
 
-/* One open connection, for the request deadline (its socket context). */
+/* One open connection, for the request deadline and the cap (its socket
+ * context). The list runs from the oldest connection to the newest. */
 typedef struct conn_s {
   struct conn_s *prev, *next;
   int fd;
   double start; /* when the deadline of the next request began */
   int busy;     /* a request is being answered: no deadline */
-  int killed;   /* shut down by the reaper */
+  int killed;   /* shut down by the reaper or for a newer connection */
 } conn_t;
+
+/* Connections over the cap that libmicrohttpd may hold while the closed
+ * ones are being released (their sockets are shut down, not yet closed). */
+#define SLACK(cap) ((cap) / 8 < 16 ? 16 : (cap) / 8)
+#define LOG_EVERY 60.0 /* seconds between two lines about the cap */
 
 struct usage_exporter_s {
   struct MHD_Daemon *mhd;
@@ -42,11 +54,17 @@ struct usage_exporter_s {
   usage_exporter_opts_t opts;
   usage_exporter_tls_t tls;
   usage_exporter_auth_t *auth;
-  /* the request deadline: open connections and the reaper thread */
+  /* the request deadline and the cap: open connections, the reaper */
   pthread_mutex_t lock;
   pthread_cond_t wake;
-  conn_t *conns;
+  conn_t *conns, *conns_tail;
+  unsigned live;   /* listed and not shut down */
+  unsigned cap;    /* MaxConnections, within the open-file limit */
   double deadline; /* seconds */
+  /* since the last log line: connections closed for a newer one, and new
+   * ones refused because every open one was answering */
+  unsigned long evicted, refused;
+  double logged; /* when the last line about the cap was logged */
   int stopping, reaper_running, lock_ready;
   pthread_t reaper;
 };
@@ -57,9 +75,47 @@ static double mono_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* notify_connection keeps the list of open connections for the reaper.
- * libmicrohttpd reports CLOSED before it closes the socket, so under the
- * lock a listed fd is still this connection's. */
+static void exporter_log(usage_exporter_t *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void exporter_log(usage_exporter_t *e, const char *fmt, ...) {
+  if (e->opts.log == NULL)
+    return;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  e->opts.log(e->opts.log_ud, msg);
+}
+
+/* conn_kill shuts down c's socket: libmicrohttpd then sees the end of the
+ * stream and closes the connection. Under the lock. */
+static void conn_kill(usage_exporter_t *e, conn_t *c) {
+  shutdown(c->fd, SHUT_RDWR);
+  c->killed = 1;
+  e->live--;
+}
+
+/* make_room runs when a new connection (fresh) takes the open ones over
+ * the cap: it closes the oldest one that is still waiting for its request
+ * or, when every other one is being answered, the new one. (A connection
+ * carries one request: libmicrohttpd closes it after a response queued in
+ * the first handler call, so none waits idle after an answer.) Under the
+ * lock. */
+static void make_room(usage_exporter_t *e, conn_t *fresh) {
+  conn_t *c = e->conns;
+  while (c != NULL && (c == fresh || c->busy || c->killed))
+    c = c->next;
+  conn_kill(e, c != NULL ? c : fresh);
+  if (c != NULL)
+    e->evicted++;
+  else
+    e->refused++;
+}
+
+/* notify_connection keeps the list of open connections for the reaper and
+ * the cap. libmicrohttpd reports CLOSED before it closes the socket, so
+ * under the lock a listed fd is still this connection's. */
 static void notify_connection(void *cls, struct MHD_Connection *conn,
                               void **socket_context,
                               enum MHD_ConnectionNotificationCode toe) {
@@ -75,10 +131,14 @@ static void notify_connection(void *cls, struct MHD_Connection *conn,
     c->fd = ci->connect_fd;
     c->start = mono_now();
     pthread_mutex_lock(&e->lock);
-    c->next = e->conns;
-    if (e->conns != NULL)
-      e->conns->prev = c;
-    e->conns = c;
+    c->prev = e->conns_tail;
+    if (e->conns_tail != NULL)
+      e->conns_tail->next = c;
+    else
+      e->conns = c;
+    e->conns_tail = c;
+    if (++e->live > e->cap)
+      make_room(e, c);
     pthread_mutex_unlock(&e->lock);
     *socket_context = c;
   } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
@@ -90,6 +150,10 @@ static void notify_connection(void *cls, struct MHD_Connection *conn,
       e->conns = c->next;
     if (c->next != NULL)
       c->next->prev = c->prev;
+    else
+      e->conns_tail = c->prev;
+    if (!c->killed)
+      e->live--;
     pthread_mutex_unlock(&e->lock);
     free(c);
     *socket_context = NULL;
@@ -111,16 +175,22 @@ static void conn_mark(usage_exporter_t *e, struct MHD_Connection *conn,
   pthread_mutex_unlock(&e->lock);
 }
 
+/* request_completed also frees a credential check whose connection was
+ * closed after its resume without another handler call (the server
+ * stopping): the auth thread is done with it by then. */
 static void request_completed(void *cls, struct MHD_Connection *conn,
                               void **req_cls,
                               enum MHD_RequestTerminationCode toe) {
-  (void)req_cls;
   (void)toe;
+  if (*req_cls != NULL) {
+    usage_exporter_auth_finish(*req_cls);
+    *req_cls = NULL;
+  }
   conn_mark(cls, conn, 0);
 }
 
-/* reaper shuts down the sockets of connections whose request is overdue;
- * libmicrohttpd then sees the end of the stream and closes them. */
+/* reaper shuts down the sockets of connections whose request is overdue,
+ * and says at most once a minute that the cap was reached. */
 static void *reaper(void *arg) {
   usage_exporter_t *e = arg;
   pthread_mutex_lock(&e->lock);
@@ -135,10 +205,21 @@ static void *reaper(void *arg) {
     pthread_cond_timedwait(&e->wake, &e->lock, &ts);
     double now = mono_now();
     for (conn_t *c = e->conns; c != NULL; c = c->next)
-      if (!c->busy && !c->killed && now - c->start > e->deadline) {
-        shutdown(c->fd, SHUT_RDWR);
-        c->killed = 1;
-      }
+      if (!c->busy && !c->killed && now - c->start > e->deadline)
+        conn_kill(e, c);
+    if ((e->evicted > 0 || e->refused > 0) && now - e->logged >= LOG_EVERY) {
+      unsigned long evicted = e->evicted, refused = e->refused;
+      e->evicted = e->refused = 0;
+      e->logged = now;
+      pthread_mutex_unlock(&e->lock);
+      exporter_log(e,
+                   "%u connections open (MaxConnections): closed the %lu "
+                   "oldest that were waiting for a request and refused %lu "
+                   "new ones while all were answering, since the last such "
+                   "line; a flood of connections?",
+                   e->cap, evicted, refused);
+      pthread_mutex_lock(&e->lock);
+    }
   }
   pthread_mutex_unlock(&e->lock);
   return NULL;
@@ -254,6 +335,8 @@ static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status,
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
                           "text/plain; charset=utf-8");
   MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+  /* a refused or wrong request frees its connection for someone else */
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
     MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
   if (status == MHD_HTTP_UNAUTHORIZED)
@@ -407,6 +490,9 @@ static enum MHD_Result serve_page(usage_exporter_t *e,
   return ret;
 }
 
+/* resume: a credential check is done; the handler is called again. */
+static void resume(void *ud) { MHD_resume_connection(ud); }
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                                const char *url, const char *method,
                                const char *version, const char *upload_data,
@@ -415,19 +501,37 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   (void)version;
   (void)upload_data;
   (void)upload_size;
-  (void)req_cls;
-  /* Everything is decided on the headers: the first call answers, and a
-   * request body is never read (libmicrohttpd closes such a connection). */
+  /* Everything is decided on the headers: the first call answers (or the
+   * call after a credential check, which libmicrohttpd makes in the same
+   * state), and a request body is never read (libmicrohttpd closes such a
+   * connection). */
   conn_mark(e, conn, 1);
   if (!usage_exporter_tls_client_ok(&e->tls, conn))
     return queue_text(conn, MHD_HTTP_FORBIDDEN,
                       "403 a valid client certificate is required\n");
   if (e->auth != NULL) {
-    unsigned code = usage_exporter_auth_check(e->auth, conn);
+    unsigned code;
+    if (*req_cls != NULL) { /* resumed: the bcrypt thread has decided */
+      code = usage_exporter_auth_finish(*req_cls);
+      *req_cls = NULL;
+    } else {
+      usage_exporter_auth_job_t *job = NULL;
+      code = usage_exporter_auth_begin(e->auth, conn, &job);
+      if (code == USAGE_EXPORTER_AUTH_PENDING) {
+        /* suspended first, so the resume cannot come before it */
+        *req_cls = job;
+        MHD_suspend_connection(conn);
+        usage_exporter_auth_submit(e->auth, job, resume, conn);
+        return MHD_YES;
+      }
+    }
     if (code == MHD_HTTP_UNAUTHORIZED)
       return queue_text(conn, code, "401 authentication required\n");
-    if (code != 0)
+    if (code == MHD_HTTP_TOO_MANY_REQUESTS)
       return queue_text(conn, code, "429 too many login attempts\n");
+    if (code != 0)
+      return queue_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                        "503 stopping or out of memory\n");
   }
   int metrics = strcmp(url, "/metrics") == 0;
   if (!metrics && strcmp(url, "/") != 0)
@@ -460,11 +564,18 @@ static int resolve(const usage_exporter_opts_t *opts, struct addrinfo **ai,
   return 0;
 }
 
-/* start_mhd starts libmicrohttpd on one resolved address. */
+/* start_mhd starts libmicrohttpd on one resolved address. epoll (or poll
+ * where the library lacks it), never select: select cannot watch a socket
+ * numbered FD_SETSIZE (1024) or above. libmicrohttpd's own cap is ours
+ * plus the slack for connections shut down and not yet closed; ours is
+ * kept by make_room. */
 static struct MHD_Daemon *start_mhd(usage_exporter_t *e,
                                     const usage_exporter_opts_t *opts,
                                     const struct addrinfo *ai) {
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME;
+  flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES
+               ? MHD_USE_EPOLL
+               : MHD_USE_POLL;
   if (ai->ai_family == AF_INET6)
     flags |= MHD_USE_IPv6;
   struct MHD_OptionItem o[20];
@@ -473,8 +584,7 @@ static struct MHD_Daemon *start_mhd(usage_exporter_t *e,
   OPT(MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr);
   OPT(MHD_OPTION_THREAD_POOL_SIZE,
       opts->threads ? opts->threads : USAGE_EXPORTER_THREADS, NULL);
-  OPT(MHD_OPTION_CONNECTION_LIMIT,
-      opts->max_conns ? opts->max_conns : USAGE_EXPORTER_MAX_CONNS, NULL);
+  OPT(MHD_OPTION_CONNECTION_LIMIT, e->cap + SLACK(e->cap), NULL);
   OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT,
       opts->max_per_ip ? opts->max_per_ip : USAGE_EXPORTER_MAX_PER_IP, NULL);
   OPT(MHD_OPTION_CONNECTION_TIMEOUT,
@@ -483,7 +593,9 @@ static struct MHD_Daemon *start_mhd(usage_exporter_t *e,
       (intptr_t)(opts->mem_limit ? opts->mem_limit
                                  : USAGE_EXPORTER_MEMORY_LIMIT),
       NULL);
-  OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 128, NULL);
+  /* a burst of connections waits in the kernel instead of losing its SYN
+   * (a client would wait a second or more to send it again) */
+  OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL);
   OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, e);
   OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, e);
   if (e->tls.cert != NULL) {
@@ -501,6 +613,21 @@ static struct MHD_Daemon *start_mhd(usage_exporter_t *e,
                           MHD_OPTION_END);
 }
 
+unsigned usage_exporter_fd_cap(unsigned want, unsigned long nofile) {
+  unsigned long avail = nofile > USAGE_EXPORTER_FD_RESERVE
+                            ? nofile - USAGE_EXPORTER_FD_RESERVE
+                            : 0;
+  if ((unsigned long)want + SLACK(want) <= avail)
+    return want;
+  /* the largest cap whose slack still fits */
+  unsigned cap = (unsigned)(avail * 8 / 9); /* near it, below want */
+  while ((unsigned long)cap + 1 + SLACK(cap + 1) <= avail)
+    cap++;
+  while (cap > 0 && (unsigned long)cap + SLACK(cap) > avail)
+    cap--;
+  return cap < USAGE_EXPORTER_MIN_CONNS ? USAGE_EXPORTER_MIN_CONNS : cap;
+}
+
 usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *opts,
                                        usage_store_t *store, char *err,
                                        size_t errlen) {
@@ -516,6 +643,22 @@ usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *opts,
   e->opts = *opts;
   e->deadline = opts->request_timeout_s ? opts->request_timeout_s
                                         : USAGE_EXPORTER_REQUEST_TIMEOUT;
+  e->logged = -LOG_EVERY;
+  unsigned want = opts->max_conns ? opts->max_conns : USAGE_EXPORTER_MAX_CONNS;
+  struct rlimit rl;
+  unsigned long nofile = ULONG_MAX;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur < ULONG_MAX)
+    nofile = (unsigned long)rl.rlim_cur;
+  e->cap = usage_exporter_fd_cap(want, nofile);
+  if (e->cap < want)
+    exporter_log(e,
+                 "MaxConnections %u does not fit the open-file limit of "
+                 "%lu (RLIMIT_NOFILE, %u of them kept for the rest of "
+                 "collectd): at most %u connections at once; raise the "
+                 "limit (LimitNOFILE= in the service unit, or ulimit -n) "
+                 "to allow more",
+                 want, nofile, USAGE_EXPORTER_FD_RESERVE, e->cap);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -563,6 +706,8 @@ void usage_exporter_stop(usage_exporter_t *e) {
     pthread_mutex_unlock(&e->lock);
     pthread_join(e->reaper, NULL);
   }
+  /* no connection may be suspended when libmicrohttpd stops */
+  usage_exporter_auth_drain(e->auth);
   if (e->mhd != NULL)
     MHD_stop_daemon(e->mhd); /* reports every connection CLOSED */
   if (e->lock_ready) {

@@ -23,12 +23,18 @@ typedef struct {
 #define USAGE_EXPORTER_IDLE_TIMEOUT 10          /* seconds */
 #define USAGE_EXPORTER_REQUEST_TIMEOUT 10       /* seconds */
 #define USAGE_EXPORTER_MEMORY_LIMIT (32 * 1024) /* bytes per connection */
+/* Open files left to the rest of collectd when the connection cap is set
+ * within the process's RLIMIT_NOFILE, and the smallest cap used then. */
+#define USAGE_EXPORTER_FD_RESERVE 128
+#define USAGE_EXPORTER_MIN_CONNS 8
 
 typedef struct {
   const char *address; /* IPv4 or IPv6 address (numeric) or a host name */
   const char *port;
-  unsigned threads;    /* worker threads (pool); 0 = default */
-  unsigned max_conns;  /* connections at once; 0 = default */
+  unsigned threads; /* worker threads (pool); 0 = default */
+  /* connections at once; 0 = default. Beyond it a new connection is
+   * taken and the oldest one still waiting for a request is closed. */
+  unsigned max_conns;
   unsigned max_per_ip; /* connections at once from one address; 0 = default */
   unsigned timeout_s;  /* idle connection timeout; 0 = default */
   /* whole request (line and headers) within this many seconds of the
@@ -46,6 +52,11 @@ typedef struct {
    * no client certificate configured): error texts must then be redacted */
   void (*page)(void *ud, int redact, usage_buf_t *out);
   void *page_ud;
+  /* log (optional) is told, in one line without a secret, when the cap is
+   * lowered to fit the open-file limit and, at most once a minute, when
+   * connections were closed at the cap. From any thread. */
+  void (*log)(void *ud, const char *msg);
+  void *log_ud;
 } usage_exporter_opts_t;
 
 typedef struct usage_exporter_s usage_exporter_t;
@@ -58,6 +69,12 @@ usage_exporter_t *usage_exporter_start(const usage_exporter_opts_t *opts,
                                        size_t errlen);
 /* usage_exporter_stop closes the socket, waits for the workers, frees. */
 void usage_exporter_stop(usage_exporter_t *e); /* accepts NULL */
+
+/* usage_exporter_fd_cap: the connection cap used for want within an
+ * open-file limit of nofile (ULONG_MAX = none): want when it fits with
+ * its slack and USAGE_EXPORTER_FD_RESERVE files to spare, else the largest
+ * cap that does (at least USAGE_EXPORTER_MIN_CONNS). */
+unsigned usage_exporter_fd_cap(unsigned want, unsigned long nofile);
 
 /* usage_exporter_negotiate picks the format for an Accept header (NULL =
  * none): OpenMetrics when the client prefers it over text/plain. */

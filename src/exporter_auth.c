@@ -4,7 +4,9 @@
  * behind a cache of recent verdicts keyed by an HMAC (no password is kept)
  * and token buckets on bcrypt runs: one per client address (a small LRU
  * table), so a flood from one address does not lock the others out, and a
- * global one that caps the CPU spent. Cached verdicts cost no token. */
+ * global one that caps the CPU spent. Cached verdicts cost no token. bcrypt
+ * runs in one thread of its own, fed by a bounded queue, so the server's
+ * event loops never wait for it. */
 #include "exporter_auth.h"
 
 #include <crypt.h>
@@ -32,6 +34,7 @@
 #define AUTH_GLOBAL_BURST 32.0
 #define AUTH_GLOBAL_RATE 16.0
 #define AUTH_CLIENTS 256 /* addresses with a bucket; least recent goes */
+#define AUTH_QUEUE 64    /* checks waiting for the bcrypt thread */
 
 typedef struct {
   unsigned char key[32];
@@ -50,15 +53,33 @@ typedef struct {
   double used; /* last use, for the LRU; 0 = free */
 } client_t;
 
+/* One check for the bcrypt thread. */
+struct usage_exporter_auth_job_s {
+  usage_exporter_auth_job_t *next;
+  unsigned char key[32]; /* the cache key of the credentials */
+  char *pass;            /* wiped when freed */
+  const char *hash;      /* the user's, or the dummy */
+  int known;             /* the user exists */
+  unsigned verdict;
+  void (*done)(void *ud);
+  void *ud;
+};
+
 struct usage_exporter_auth_s {
   const usage_exporter_user_t *users;
   size_t users_num;
   char dummy[CRYPT_OUTPUT_SIZE]; /* unknown users are checked against it */
   unsigned char hmac_key[32];
-  pthread_mutex_t lock; /* cache, tokens */
+  pthread_mutex_t lock; /* cache, tokens, queue */
   verdict_t cache[AUTH_CACHE];
   bucket_t global;
   client_t clients[AUTH_CLIENTS];
+  /* the bcrypt thread and its queue */
+  pthread_cond_t wake;
+  usage_exporter_auth_job_t *head, *tail;
+  size_t queued; /* begun and not yet finished by the thread */
+  int stopping, running;
+  pthread_t thread;
 };
 
 int usage_exporter_check_hash(const char *hash) {
@@ -77,6 +98,8 @@ int usage_exporter_check_hash(const char *hash) {
 }
 
 /* ---- Basic auth ---- */
+
+static void *auth_thread(void *arg);
 
 static int ct_equal(const void *a, const void *b, size_t n) {
   const unsigned char *x = a, *y = b;
@@ -131,6 +154,14 @@ usage_exporter_auth_create(const usage_exporter_opts_t *opts, char *err,
   a->global.tokens = AUTH_GLOBAL_BURST;
   clock_gettime(CLOCK_MONOTONIC, &a->global.refill);
   pthread_mutex_init(&a->lock, NULL);
+  pthread_cond_init(&a->wake, NULL);
+  if (pthread_create(&a->thread, NULL, auth_thread, a) != 0) {
+    snprintf(err, errlen, "cannot start a thread");
+    pthread_cond_destroy(&a->wake);
+    pthread_mutex_destroy(&a->lock);
+    goto fail;
+  }
+  a->running = 1;
   free(cd);
   return a;
 
@@ -140,9 +171,22 @@ fail:
   return NULL;
 }
 
+void usage_exporter_auth_drain(usage_exporter_auth_t *a) {
+  if (a == NULL || !a->running)
+    return;
+  pthread_mutex_lock(&a->lock);
+  a->stopping = 1;
+  pthread_cond_signal(&a->wake);
+  pthread_mutex_unlock(&a->lock);
+  pthread_join(a->thread, NULL);
+  a->running = 0;
+}
+
 void usage_exporter_auth_destroy(usage_exporter_auth_t *a) {
   if (a == NULL)
     return;
+  usage_exporter_auth_drain(a);
+  pthread_cond_destroy(&a->wake);
   pthread_mutex_destroy(&a->lock);
   explicit_bzero(a, sizeof(*a));
   free(a);
@@ -208,22 +252,97 @@ static int auth_take_token(usage_exporter_auth_t *a,
   return 1;
 }
 
-unsigned usage_exporter_auth_check(usage_exporter_auth_t *a,
-                                   struct MHD_Connection *conn) {
+static void job_free(usage_exporter_auth_job_t *job) {
+  if (job == NULL)
+    return;
+  if (job->pass != NULL) {
+    explicit_bzero(job->pass, strlen(job->pass));
+    free(job->pass);
+  }
+  explicit_bzero(job, sizeof(*job));
+  free(job);
+}
+
+/* job_verify runs bcrypt for job and remembers the verdict in the cache. */
+static unsigned job_verify(usage_exporter_auth_t *a,
+                           usage_exporter_auth_job_t *job) {
+  struct crypt_data *cd = calloc(1, sizeof(*cd));
+  if (cd == NULL)
+    return MHD_HTTP_SERVICE_UNAVAILABLE;
+  const char *out = crypt_rn(job->pass, job->hash, cd, sizeof(*cd));
+  size_t hl = strlen(job->hash);
+  int ok = out != NULL && strlen(out) == hl && ct_equal(out, job->hash, hl);
+  ok = ok && job->known;
+  explicit_bzero(cd, sizeof(*cd));
+  free(cd);
+
+  time_t now = time(NULL);
+  pthread_mutex_lock(&a->lock);
+  size_t slot = 0;
+  for (size_t i = 1; i < AUTH_CACHE; i++)
+    if (a->cache[i].until < a->cache[slot].until)
+      slot = i;
+  memcpy(a->cache[slot].key, job->key, 32);
+  a->cache[slot].ok = ok;
+  a->cache[slot].until = now + (ok ? AUTH_TTL_OK : AUTH_TTL_BAD);
+  pthread_mutex_unlock(&a->lock);
+  return ok ? 0 : MHD_HTTP_UNAUTHORIZED;
+}
+
+/* auth_thread runs the queued checks in order; when stopping, it finishes
+ * the rest with 503. done is called last: the job is the caller's then. */
+static void *auth_thread(void *arg) {
+  usage_exporter_auth_t *a = arg;
+  pthread_mutex_lock(&a->lock);
+  for (;;) {
+    /* a begun check is always submitted: wait for those too */
+    while (a->head == NULL && !(a->stopping && a->queued == 0))
+      pthread_cond_wait(&a->wake, &a->lock);
+    usage_exporter_auth_job_t *job = a->head;
+    if (job == NULL)
+      break; /* stopping, and nothing left */
+    a->head = job->next;
+    if (a->head == NULL)
+      a->tail = NULL;
+    int stopping = a->stopping;
+    pthread_mutex_unlock(&a->lock);
+    unsigned verdict =
+        stopping ? MHD_HTTP_SERVICE_UNAVAILABLE : job_verify(a, job);
+    pthread_mutex_lock(&a->lock);
+    job->verdict = verdict;
+    a->queued--;
+    void (*done)(void *) = job->done;
+    void *ud = job->ud;
+    pthread_mutex_unlock(&a->lock);
+    done(ud);
+    pthread_mutex_lock(&a->lock);
+  }
+  pthread_mutex_unlock(&a->lock);
+  return NULL;
+}
+
+unsigned usage_exporter_auth_begin(usage_exporter_auth_t *a,
+                                   struct MHD_Connection *conn,
+                                   usage_exporter_auth_job_t **job) {
   char *pass = NULL;
   char *user = MHD_basic_auth_get_username_password(conn, &pass);
   unsigned verdict = MHD_HTTP_UNAUTHORIZED;
+  usage_exporter_auth_job_t *j = NULL;
+  *job = NULL;
   if (user == NULL || pass == NULL)
     goto done;
   size_t ul = strlen(user), pl = strlen(pass);
-  unsigned char key[32];
+  j = calloc(1, sizeof(*j));
   char *msg = malloc(ul + pl + 1);
-  if (msg == NULL)
+  if (j == NULL || msg == NULL) {
+    free(msg);
+    verdict = MHD_HTTP_SERVICE_UNAVAILABLE;
     goto done;
+  }
   memcpy(msg, user, ul + 1);
   memcpy(msg + ul + 1, pass, pl);
   int hrc = gnutls_hmac_fast(GNUTLS_MAC_SHA256, a->hmac_key,
-                             sizeof(a->hmac_key), msg, ul + 1 + pl, key);
+                             sizeof(a->hmac_key), msg, ul + 1 + pl, j->key);
   explicit_bzero(msg, ul + pl + 1);
   free(msg);
   if (hrc != 0)
@@ -235,54 +354,73 @@ unsigned usage_exporter_auth_check(usage_exporter_auth_t *a,
   int hit = -1;
   pthread_mutex_lock(&a->lock);
   for (size_t i = 0; i < AUTH_CACHE; i++)
-    if (a->cache[i].until > now && ct_equal(a->cache[i].key, key, 32))
+    if (a->cache[i].until > now && ct_equal(a->cache[i].key, j->key, 32))
       hit = a->cache[i].ok;
-  int token = hit < 0 ? auth_take_token(a, addr) : 0;
+  int stopping = a->stopping, full = a->queued >= AUTH_QUEUE;
+  int token = hit < 0 && !stopping && !full ? auth_take_token(a, addr) : 0;
+  if (token)
+    a->queued++;
   pthread_mutex_unlock(&a->lock);
   if (hit >= 0) {
     verdict = hit ? 0 : MHD_HTTP_UNAUTHORIZED;
+    goto done;
+  }
+  if (stopping) {
+    verdict = MHD_HTTP_SERVICE_UNAVAILABLE;
     goto done;
   }
   if (!token) {
     verdict = MHD_HTTP_TOO_MANY_REQUESTS;
     goto done;
   }
-
-  const char *hash = a->dummy;
-  int known = 0;
-  for (size_t i = 0; i < a->users_num; i++)
-    if (strcmp(a->users[i].user, user) == 0 && !known) {
-      hash = a->users[i].hash;
-      known = 1;
+  j->hash = a->dummy;
+  for (size_t i = 0; i < a->users_num && !j->known; i++)
+    if (strcmp(a->users[i].user, user) == 0) {
+      j->hash = a->users[i].hash;
+      j->known = 1;
     }
-  struct crypt_data *cd = calloc(1, sizeof(*cd));
-  if (cd == NULL)
+  j->pass = strdup(pass);
+  if (j->pass == NULL) { /* give the queue place back */
+    pthread_mutex_lock(&a->lock);
+    a->queued--;
+    pthread_cond_signal(&a->wake);
+    pthread_mutex_unlock(&a->lock);
+    verdict = MHD_HTTP_SERVICE_UNAVAILABLE;
     goto done;
-  const char *out = crypt_rn(pass, hash, cd, sizeof(*cd));
-  size_t hl = strlen(hash);
-  int ok = out != NULL && strlen(out) == hl && ct_equal(out, hash, hl);
-  ok = ok && known;
-  explicit_bzero(cd, sizeof(*cd));
-  free(cd);
-
-  pthread_mutex_lock(&a->lock);
-  size_t slot = 0;
-  for (size_t i = 1; i < AUTH_CACHE; i++)
-    if (a->cache[i].until < a->cache[slot].until)
-      slot = i;
-  memcpy(a->cache[slot].key, key, 32);
-  a->cache[slot].ok = ok;
-  a->cache[slot].until = now + (ok ? AUTH_TTL_OK : AUTH_TTL_BAD);
-  pthread_mutex_unlock(&a->lock);
-  verdict = ok ? 0 : MHD_HTTP_UNAUTHORIZED;
+  }
+  *job = j;
+  j = NULL;
+  verdict = USAGE_EXPORTER_AUTH_PENDING;
 
 done:
+  job_free(j);
   if (pass != NULL) {
     explicit_bzero(pass, strlen(pass));
     MHD_free(pass);
   }
   if (user != NULL)
     MHD_free(user);
+  return verdict;
+}
+
+void usage_exporter_auth_submit(usage_exporter_auth_t *a,
+                                usage_exporter_auth_job_t *job,
+                                void (*done)(void *ud), void *ud) {
+  job->done = done;
+  job->ud = ud;
+  pthread_mutex_lock(&a->lock);
+  if (a->tail != NULL)
+    a->tail->next = job;
+  else
+    a->head = job;
+  a->tail = job;
+  pthread_cond_signal(&a->wake);
+  pthread_mutex_unlock(&a->lock);
+}
+
+unsigned usage_exporter_auth_finish(usage_exporter_auth_job_t *job) {
+  unsigned verdict = job->verdict;
+  job_free(job);
   return verdict;
 }
 

@@ -73,6 +73,12 @@ static void fmt_time(char *buf, size_t size, double t) {
   strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm);
 }
 
+/* exporter_log: what the exporter has to say about its limits. */
+static void exporter_log(void *ud, const char *msg) {
+  (void)ud;
+  WARNING("usage plugin: Exporter: %s", msg);
+}
+
 /* status_page lists each source on the exporter's / page; for a reader
  * who has not authenticated the last error is redacted (it may quote
  * filter values and e-mail addresses). */
@@ -319,7 +325,8 @@ static int usage_init(void) {
                                   .tls_client_ca_file = x->tls_client_ca_file,
                                   .users = x->users,
                                   .users_num = x->users_num,
-                                  .page = status_page};
+                                  .page = status_page,
+                                  .log = exporter_log};
     char err[256];
     exporter = usage_exporter_start(&opts, store, err, sizeof(err));
     if (exporter == NULL) {
