@@ -72,6 +72,10 @@ typedef struct {
   /* the kind's own error reasons, published at 0 from the start; NULL or
    * NULL-terminated */
   const char *const *reasons;
+  /* dispatched tells whether the samples of family fam go to collectd as
+   * well as to the exporter (exporter: the plugin has an <Exporter>
+   * block); NULL: every family does */
+  int (*dispatched)(const usage_source_conf_t *c, int fam, int exporter);
 } usage_vendor_t;
 
 const usage_vendor_t *usage_vendor(usage_kind_t kind);

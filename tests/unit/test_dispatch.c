@@ -19,6 +19,16 @@
 
 #include <cmocka.h>
 
+/* dispatch: a batch through a dispatcher of its own (nothing kept from an
+ * earlier commit), interval 300 s. */
+static int dispatch(const usage_batch_t *b) {
+  usage_dispatch_t *d = usage_dispatch_create(TIME_T_TO_CDTIME_T(300), NULL);
+  assert_non_null(d);
+  int failed = usage_dispatch_batch(d, b);
+  usage_dispatch_destroy(d);
+  return failed;
+}
+
 static void test_mapping(void **state) {
   static const struct {
     const char *name;
@@ -142,7 +152,7 @@ static void test_mapping(void **state) {
                                       cases[i].labels),
                      0);
     stub_values_reset();
-    assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 0);
+    assert_int_equal(dispatch(b), 0);
     usage_batch_destroy(b);
     if (stub_values_num() != 1)
       fail_msg("%s: %zu value lists", cases[i].name, stub_values_num());
@@ -171,7 +181,7 @@ static void test_no_source(void **state) {
   usage_batch_t *b = usage_batch_create("", "build");
   usage_batch_add(b, FAM_EXPORTER_BUILD_INFO, 1, "version", "1.0", NULL);
   stub_values_reset();
-  assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 0);
+  assert_int_equal(dispatch(b), 0);
   assert_int_equal(stub_values_num(), 0);
   usage_batch_destroy(b);
 }
@@ -188,7 +198,7 @@ static void test_long_identifier(void **state) {
   usage_batch_add(b, FAM_CCC_USER_INFO, 1, "user", c, NULL);
   usage_batch_add(b, FAM_CCC_USER_INFO, 1, "user", a, NULL);
   stub_values_reset();
-  assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 0);
+  assert_int_equal(dispatch(b), 0);
   assert_int_equal(stub_values_num(), 3);
   const char *t0 = stub_value(0)->type_instance;
   const char *t1 = stub_value(1)->type_instance;
@@ -218,7 +228,7 @@ static void test_long_identifier(void **state) {
   b = usage_batch_create("acme", "e");
   usage_batch_add(b, FAM_CCC_USER_INFO, 1, "user", fit, NULL);
   stub_values_reset();
-  usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300));
+  dispatch(b);
   assert_null(strchr(stub_value(0)->type_instance, '~'));
   assert_int_equal(strlen(stub_value(0)->type_instance), DATA_MAX_NAME_LEN - 1);
   usage_batch_destroy(b);
@@ -231,7 +241,7 @@ static void test_failures_counted(void **state) {
   usage_batch_add(b, FAM_SCRAPE_DURATION, 1, NULL);
   stub_values_reset();
   stub_dispatch_fail(1);
-  assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 2);
+  assert_int_equal(dispatch(b), 2);
   stub_dispatch_fail(0);
   usage_batch_destroy(b);
 }
@@ -261,7 +271,7 @@ static void test_derive_out_of_range(void **state) {
     usage_batch_add(b, FAM_BILLING_SELL_PRICE, bad[i].value, "customer_id", "7",
                     NULL); /* a gauge: dispatched as it is */
     stub_values_reset();
-    int failed = usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300));
+    int failed = dispatch(b);
     usage_batch_destroy(b);
     if (failed != 1 || stub_values_num() != 2)
       fail_msg("%s: %d skipped, %zu dispatched", bad[i].name, failed,
@@ -282,7 +292,7 @@ static void test_derive_out_of_range(void **state) {
   usage_batch_add(b, FAM_BILLING_DATA_BYTES, 9223372036854774784.0,
                   "customer_id", "7", NULL);
   stub_values_reset();
-  assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 0);
+  assert_int_equal(dispatch(b), 0);
   assert_int_equal(stub_values_num(), 1);
   assert_true(stub_value(0)->derive == 9223372036854774784LL);
   usage_batch_destroy(b);
