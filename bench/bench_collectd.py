@@ -11,13 +11,17 @@
 #       daemon's own cache, through unixsock LISTVAL) and CPU per value list;
 #       the ratio of the two taken in this run.
 #   bench_collectd.py jasper    a <Jasper> block with PerDevice over one rate
-#       plan of DEVICES devices (the simulator): CPU of the first scrape and
-#       per later scrape, peak and current resident memory of the daemon
-#       (VmHWM, VmRSS), value lists in collectd's cache. JASPER_EXTRA adds
-#       lines to the block (e.g. 'PerDeviceTo "both"').
+#       plan of DEVICES devices (the simulator), beside an <Exporter>: CPU
+#       of the first scrape and per later scrape, peak and current resident
+#       memory of the daemon (VmHWM, VmRSS), value lists in collectd's
+#       cache. JASPER_EXTRA adds lines to the block (e.g. 'DispatchPerDevice
+#       true'), JASPER_MODE names the line ("default").
 #
+# The billing step also runs the block with DispatchMetaData false
+# ("usage_nometa"; BILLING_NOMETA=0 leaves it out).
 # Environment: top_builddir (usage.so in .libs, usage-sim), COLLECTD,
-# STOCK_PLUGINS (/usr/lib/collectd), SCRAPES (billing, default 30),
+# STOCK_PLUGINS (/usr/lib/collectd), SCRAPES (billing, default 20),
+# BILLING_INTERVAL (default 1 s),
 # JASPER_SCRAPES (default 2), DEVICES (default 100000), BILLING_PAGE (a
 # saved page; default: taken once from the simulator). Loopback only; every
 # wait is bounded. Prints key=value lines for bench/bench_repeat.sh; exits
@@ -218,8 +222,8 @@ def measure_scrapes(d, count, scrapes, warm=3):
 def bench_billing():
     page = billing_page()
     records = len(json.loads(page))
-    scrapes = int(os.environ.get("SCRAPES", "30"))
-    interval = float(os.environ.get("BILLING_INTERVAL", "0.5"))
+    scrapes = int(os.environ.get("SCRAPES", "20"))
+    interval = float(os.environ.get("BILLING_INTERVAL", "1"))
     srv = PageServer(("127.0.0.1", 0), page_handler(page))
     srv.lock = threading.Lock()
     srv.first_pages = 0
@@ -239,6 +243,7 @@ def bench_billing():
     GroupBy "fileName" "serviceId"
     InitialLookback 31536000
     Interval %g
+%%s
   </Billing>
 </Plugin>
 """ % (url, interval)
@@ -259,9 +264,12 @@ def bench_billing():
   </URL>
 </Plugin>
 """ % (url, interval)
-    for name, plugins, body in (
-            ("usage", [os.path.join(TOP, ".libs", "usage.so")], usage),
-            ("curl_json", ["curl_json"], cj)):
+    so = os.path.join(TOP, ".libs", "usage.so")
+    runs = [("usage", [so], usage % "")]
+    if os.environ.get("BILLING_NOMETA", "1") == "1":
+        runs.append(("usage_nometa", [so], usage % "    DispatchMetaData false"))
+    runs.append(("curl_json", ["curl_json"], cj))
+    for name, plugins, body in runs:
         with srv.lock:
             srv.first_pages = 0
         d = Daemon(name, plugins, body, interval)
@@ -276,10 +284,14 @@ def bench_billing():
               "us_per_value_list=%.2f rss_mb=%.1f" %
               (name, records, cpu * 1e3, vls, cpu * 1e6 / max(vls, 1), rss["VmRSS"]))
     srv.shutdown()
-    (uc, uv), (cc, cv) = results["usage"], results["curl_json"]
-    print("billing_ratio usage_over_curl_json_cpu=%.3f "
-          "usage_over_curl_json_per_value_list=%.3f" %
-          (uc / cc, (uc / uv) / (cc / cv)))
+    cc, cv = results["curl_json"]
+    line = "billing_ratio"
+    for name in ("usage", "usage_nometa"):
+        if name in results:
+            uc, uv = results[name]
+            line += " %s_over_curl_json_cpu=%.3f %s_over_curl_json_per_value_list=%.3f" % (
+                name, uc / cc, name, (uc / uv) / (cc / cv))
+    print(line)
 
 
 # ---- jasper ----------------------------------------------------------------
@@ -318,6 +330,10 @@ def bench_jasper():
 
     body = """LoadPlugin usage
 <Plugin usage>
+  <Exporter>
+    Address "127.0.0.1"
+    Port "%d"
+  </Exporter>
   <Jasper "bench">
     URL "%s"
     User "sim-user"
@@ -330,7 +346,7 @@ def bench_jasper():
 %s
   </Jasper>
 </Plugin>
-""" % (base, name, devices * 2, extra)
+""" % (free_port(), base, name, devices * 2, extra)
     d = Daemon("jasper", [os.path.join(TOP, ".libs", "usage.so")], body, 1)
     try:
         t0 = time.monotonic()

@@ -102,6 +102,7 @@ void usage_dispatch_type_instance(const usage_sample_t *s, char *out,
  * label name and value, NUL-separated), type instance and meta data. */
 typedef struct {
   meta_data_t *md; /* NULL when it could not be built */
+  uint64_t hash;   /* of the key */
   size_t keylen;
   char *ti;     /* in data, after the key */
   char data[]; /* key, then the type instance */
@@ -119,6 +120,7 @@ struct usage_dispatch_s {
   pthread_mutex_t lock;
   cdtime_t interval;
   unsigned char skip[FAM_COUNT];
+  int meta_data; /* labels as meta data */
   entity_t **ents;
   size_t ents_num;
   usage_htable_t ents_idx;
@@ -147,6 +149,25 @@ typedef struct {
   size_t len;
 } key_t_;
 
+/* series_matches tells whether s has the key of se, without building it. */
+static int series_matches(const series_t *se, const usage_sample_t *s) {
+  const char *p = se->data, *end = se->data + se->keylen;
+  if (se->keylen < sizeof(int) || memcmp(p, &s->family, sizeof(int)) != 0)
+    return 0;
+  p += sizeof(int);
+  for (unsigned i = 0; i < 2 * s->nlabels; i++) {
+    const char *l = s->labels[i];
+    while (p < end && *l != 0 && *p == *l) {
+      p++;
+      l++;
+    }
+    if (p >= end || *p != *l)
+      return 0;
+    p++; /* both at their NUL */
+  }
+  return p == end;
+}
+
 static int series_eq(const void *ctx, size_t pos, const void *k) {
   series_t *const *arr = ctx;
   const key_t_ *key = k;
@@ -157,7 +178,10 @@ static int series_eq(const void *ctx, size_t pos, const void *k) {
 
 /* meta_build: the meta data of s, one string "label:NAME" per label; NULL
  * when collectd could not allocate it (the series then goes without). */
-static meta_data_t *meta_build(const usage_sample_t *s) {
+static meta_data_t *meta_build(const usage_dispatch_t *d,
+                               const usage_sample_t *s) {
+  if (!d->meta_data)
+    return NULL;
   meta_data_t *md = meta_data_create();
   if (md == NULL)
     return NULL;
@@ -172,8 +196,9 @@ static meta_data_t *meta_build(const usage_sample_t *s) {
   return md;
 }
 
-static series_t *series_new(const usage_sample_t *s, const char *key,
-                            size_t keylen) {
+static series_t *series_new(const usage_dispatch_t *d,
+                            const usage_sample_t *s, const char *key,
+                            size_t keylen, uint64_t hash) {
   char ti[DATA_MAX_NAME_LEN];
   usage_dispatch_type_instance(s, ti, sizeof(ti));
   size_t tl = strlen(ti) + 1;
@@ -181,10 +206,11 @@ static series_t *series_new(const usage_sample_t *s, const char *key,
   if (se == NULL)
     return NULL;
   se->keylen = keylen;
+  se->hash = hash;
   memcpy(se->data, key, keylen);
   se->ti = se->data + keylen;
   memcpy(se->ti, ti, tl);
-  se->md = meta_build(s);
+  se->md = meta_build(d, s);
   return se;
 }
 
@@ -241,6 +267,7 @@ usage_dispatch_t *usage_dispatch_create(cdtime_t interval,
     return NULL;
   pthread_mutex_init(&d->lock, NULL);
   d->interval = interval;
+  d->meta_data = 1;
   if (skip != NULL)
     memcpy(d->skip, skip, sizeof(d->skip));
   usage_htable_init(&d->ents_idx);
@@ -259,6 +286,10 @@ void usage_dispatch_destroy(usage_dispatch_t *d) {
   usage_htable_free(&d->ents_idx);
   pthread_mutex_destroy(&d->lock);
   free(d);
+}
+
+void usage_dispatch_set_meta_data(usage_dispatch_t *d, int on) {
+  d->meta_data = on;
 }
 
 size_t usage_dispatch_kept(usage_dispatch_t *d) {
@@ -299,11 +330,11 @@ static int dispatch_one(value_list_t *vl, const char *source,
 
 /* dispatch_unkept dispatches s with a type instance and meta data of its
  * own, freed afterwards. */
-static int dispatch_unkept(value_list_t *vl, const char *source,
-                           const usage_sample_t *s) {
+static int dispatch_unkept(const usage_dispatch_t *d, value_list_t *vl,
+                           const char *source, const usage_sample_t *s) {
   char ti[DATA_MAX_NAME_LEN];
   usage_dispatch_type_instance(s, ti, sizeof(ti));
-  meta_data_t *md = meta_build(s);
+  meta_data_t *md = meta_build(d, s);
   int failed = dispatch_one(vl, source, s, ti, md);
   meta_data_destroy(md);
   return failed;
@@ -340,15 +371,30 @@ int usage_dispatch_batch(usage_dispatch_t *d, const usage_batch_t *b) {
     const usage_sample_t *s = usage_batch_sample(b, i);
     if (d->skip[s->family])
       continue;
+    if (keep == NULL) {
+      failed += dispatch_unkept(d, &vl, source, s);
+      continue;
+    }
+    series_t *se = NULL;
+    /* the usual case: the previous commit had the same series at the same
+     * place (nothing to build or hash) */
+    if (kept < e->n && e->s[kept] != NULL && series_matches(e->s[kept], s)) {
+      se = e->s[kept];
+      e->s[kept] = NULL; /* moved to this commit's set */
+      keep[kept] = se;
+      usage_htable_insert(&idx, se->hash, kept); /* reserved: cannot fail */
+      kept++;
+      failed += dispatch_one(&vl, source, s, se->ti, se->md);
+      continue;
+    }
     char key[KEY_MAX];
-    size_t klen = keep != NULL ? sample_key(s, key) : 0;
+    size_t klen = sample_key(s, key);
     if (klen == 0) {
-      failed += dispatch_unkept(&vl, source, s);
+      failed += dispatch_unkept(d, &vl, source, s);
       continue;
     }
     key_t_ k = {key, klen};
     uint64_t h = usage_hash_bytes(key, klen);
-    series_t *se = NULL;
     /* the same series twice in one batch: the same value list twice */
     size_t pos = usage_htable_find(&idx, h, series_eq, keep, &k);
     if (pos != USAGE_HTABLE_NONE) {
@@ -360,8 +406,8 @@ int usage_dispatch_batch(usage_dispatch_t *d, const usage_batch_t *b) {
     if (pos != USAGE_HTABLE_NONE) {
       se = e->s[pos];
       e->s[pos] = NULL; /* moved to this commit's set */
-    } else if ((se = series_new(s, key, klen)) == NULL) {
-      failed += dispatch_unkept(&vl, source, s);
+    } else if ((se = series_new(d, s, key, klen, h)) == NULL) {
+      failed += dispatch_unkept(d, &vl, source, s);
       continue;
     }
     keep[kept] = se;

@@ -34,6 +34,11 @@ typedef struct usage_dispatch_s usage_dispatch_t;
  * exporter only). NULL on ENOMEM. */
 usage_dispatch_t *usage_dispatch_create(cdtime_t interval,
                                         const unsigned char *skip);
+/* usage_dispatch_set_meta_data: with 0, the value lists carry no meta
+ * data (the labels are in the type instance; the "label:NAME" entries cost
+ * collectd a copy and a free of each per value list). Default 1. Call it
+ * before the first batch. */
+void usage_dispatch_set_meta_data(usage_dispatch_t *d, int on);
 void usage_dispatch_destroy(usage_dispatch_t *d); /* accepts NULL */
 
 /* usage_dispatch_batch dispatches every sample of a batch that has a

@@ -73,6 +73,7 @@ static glue_t *glue_create(const usage_source_conf_t *c, cdtime_t interval) {
     free(g);
     return NULL;
   }
+  usage_dispatch_set_meta_data(g->dispatch, c->meta_data);
   return g;
 }
 

@@ -54,6 +54,7 @@ typedef struct usage_source_conf_s {
   double account_rps;      /* the account's limit; 0 = none */
   const char *state_file;  /* the vendor's StateFile (in kind_conf) or NULL */
   struct usage_login_conf_s *login; /* <Login>, or NULL (login.h) */
+  int meta_data; /* DispatchMetaData: labels as collectd meta data */
 } usage_source_conf_t;
 
 typedef struct usage_source_s usage_source_t;

@@ -426,6 +426,28 @@ static void test_kept_across_commits(void **state) {
   usage_dispatch_destroy(d);
 }
 
+/* DispatchMetaData false: the same value lists without meta data, kept or
+ * not. */
+static void test_no_meta_data(void **state) {
+  (void)state;
+  usage_dispatch_t *d = usage_dispatch_create(TIME_T_TO_CDTIME_T(60), NULL);
+  usage_dispatch_set_meta_data(d, 0);
+  for (int round = 0; round < 2; round++) {
+    usage_batch_t *b = usage_batch_create("acme", "billing");
+    usage_batch_add(b, FAM_BILLING_RECORDS, 10 + round, "customer_id", "7",
+                    NULL);
+    stub_values_reset();
+    assert_int_equal(usage_dispatch_batch(d, b), 0);
+    usage_batch_destroy(b);
+    assert_int_equal(stub_values_num(), 1);
+    assert_string_equal(stub_value(0)->type_instance, "billing_records-7");
+    assert_int_equal(stub_value(0)->derive, 10 + round);
+    assert_string_equal(stub_value(0)->meta, "");
+  }
+  assert_int_equal(usage_dispatch_kept(d), 1);
+  usage_dispatch_destroy(d);
+}
+
 /* A failed dispatch is counted every time, kept series or not. */
 static void test_kept_failures(void **state) {
   (void)state;
@@ -499,6 +521,7 @@ int main(void) {
       cmocka_unit_test(test_derive_out_of_range),
       cmocka_unit_test(test_kept_across_commits),
       cmocka_unit_test(test_kept_failures),
+      cmocka_unit_test(test_no_meta_data),
       cmocka_unit_test(test_skip_and_large),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
