@@ -22,7 +22,8 @@
 # Environment: top_builddir (usage.so in .libs, usage-sim), COLLECTD,
 # STOCK_PLUGINS (/usr/lib/collectd), SCRAPES (billing, default 20),
 # BILLING_INTERVAL (default 1 s),
-# JASPER_SCRAPES (default 2), DEVICES (default 100000), BILLING_PAGE (a
+# JASPER_SCRAPES (default 1), JASPER_INTERVAL (default 60 s), DEVICES
+# (default 100000), BILLING_PAGE (a
 # saved page; default: taken once from the simulator). Loopback only; every
 # wait is bounded. Prints key=value lines for bench/bench_repeat.sh; exits
 # non-zero, naming the step, when a step fails.
@@ -103,9 +104,11 @@ PIDFile "%s/collectd.pid"
 PluginDir "%s/plugins"
 TypesDB "/usr/share/collectd/types.db"
 WriteThreads 1
+# notice: without a write plugin collectd logs a line at level info for
+# many value lists (its logfile plugin opens and closes the file for each)
 LoadPlugin logfile
 <Plugin logfile>
-  LogLevel info
+  LogLevel notice
   File "%s/collectd.log"
 </Plugin>
 LoadPlugin unixsock
@@ -314,7 +317,8 @@ def get_json(url):
 
 def bench_jasper():
     devices = int(os.environ.get("DEVICES", "100000"))
-    scrapes = int(os.environ.get("JASPER_SCRAPES", "2"))
+    scrapes = int(os.environ.get("JASPER_SCRAPES", "1"))
+    interval = float(os.environ.get("JASPER_INTERVAL", "60"))
     extra = os.environ.get("JASPER_EXTRA", "")
     mode = os.environ.get("JASPER_MODE", "default")
     sim, port = start_sim(["--jasper-rate-plans", "1", "--jasper-devices", str(devices),
@@ -342,12 +346,12 @@ def bench_jasper():
     PerDevice true
     MaxDevices %d
     MaxRequestsPerSecond 0
-    Interval 1
+    Interval %g
 %s
   </Jasper>
 </Plugin>
-""" % (free_port(), base, name, devices * 2, extra)
-    d = Daemon("jasper", [os.path.join(TOP, ".libs", "usage.so")], body, 1)
+""" % (free_port(), base, name, devices * 2, interval, extra)
+    d = Daemon("jasper", [os.path.join(TOP, ".libs", "usage.so")], body, interval)
     try:
         t0 = time.monotonic()
         # the first scrape: from the daemon's start to the second scrape's
