@@ -104,7 +104,7 @@ typedef struct {
   meta_data_t *md; /* NULL when it could not be built */
   uint64_t hash;   /* of the key */
   size_t keylen;
-  char *ti;     /* in data, after the key */
+  char *ti;    /* in data, after the key */
   char data[]; /* key, then the type instance */
 } series_t;
 
@@ -196,9 +196,8 @@ static meta_data_t *meta_build(const usage_dispatch_t *d,
   return md;
 }
 
-static series_t *series_new(const usage_dispatch_t *d,
-                            const usage_sample_t *s, const char *key,
-                            size_t keylen, uint64_t hash) {
+static series_t *series_new(const usage_dispatch_t *d, const usage_sample_t *s,
+                            const char *key, size_t keylen, uint64_t hash) {
   char ti[DATA_MAX_NAME_LEN];
   usage_dispatch_type_instance(s, ti, sizeof(ti));
   size_t tl = strlen(ti) + 1;

@@ -146,8 +146,10 @@ static void test_config(void **state) {
        "option \"PageSize\": expected a whole number from 1 to 50"},
       {"page size zero", "RatePlan \"A\"\nPageSize 0\n", "from 1 to 50"},
       {"max pages", "RatePlan \"A\"\nMaxPages 2.5\n", "option \"MaxPages\""},
-      {"dispatch per device", "RatePlan \"A\"\nPerDevice true\n"
-       "DispatchPerDevice true\n", NULL},
+      {"dispatch per device",
+       "RatePlan \"A\"\nPerDevice true\n"
+       "DispatchPerDevice true\n",
+       NULL},
       {"dispatch per device, not a boolean",
        "RatePlan \"A\"\nDispatchPerDevice \"both\"\n",
        "option \"DispatchPerDevice\""},

@@ -38,11 +38,11 @@ typedef struct {
   size_t plans_num;
   char cycle_start[11]; /* yyyy-MM-dd, "" = current cycle */
   usage_jasper_type_t usage_type;
-  int page_size;      /* 1..50, default 50 */
-  long max_pages;     /* per rate plan and scrape */
-  int per_device;     /* publish usage_jasper_device_* */
+  int page_size;           /* 1..50, default 50 */
+  long max_pages;          /* per rate plan and scrape */
+  int per_device;          /* publish usage_jasper_device_* */
   int dispatch_per_device; /* DispatchPerDevice; -1 = not given */
-  size_t max_devices; /* devices with per-device series, per rate plan */
+  size_t max_devices;      /* devices with per-device series, per rate plan */
 } usage_jasper_conf_t;
 
 extern const usage_vendor_t usage_jasper_vendor;

@@ -230,8 +230,9 @@ static void jasper_shutdown(usage_source_t *s) {
 int usage_jasper_dispatched(const usage_source_conf_t *src, int fam,
                             int exporter) {
   const usage_jasper_conf_t *c = src->kind_conf;
-  if (!c->per_device || (fam != FAM_JASPER_DEVICE_DATA_BYTES && fam != FAM_JASPER_DEVICE_SMS &&
-      fam != FAM_JASPER_DEVICE_VOICE_SECONDS))
+  if (!c->per_device ||
+      (fam != FAM_JASPER_DEVICE_DATA_BYTES && fam != FAM_JASPER_DEVICE_SMS &&
+       fam != FAM_JASPER_DEVICE_VOICE_SECONDS))
     return 1;
   /* Each device is about five value lists that collectd keeps (about 1 KB
    * each in its cache) and handles every interval: with an exporter, the
