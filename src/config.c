@@ -269,6 +269,8 @@ static int conf_common(usage_source_conf_t *src, const oconfig_item_t *ci) {
       src->interval = d;
     return status;
   }
+  if (strcasecmp(k, "DispatchMetaData") == 0)
+    return usage_get_bool(src, ci, &src->meta_data);
   if (strcasecmp(k, "MaxRequestsPerSecond") == 0)
     return usage_get_number(src, ci, 0, 1e6,
                             "a number of requests per second (0 = no limit)",
@@ -342,6 +344,7 @@ static int conf_source(usage_kind_t kind, const oconfig_item_t *ci,
   src->http.max_body = USAGE_DEFAULT_MAX_RESPONSE;
   src->max_concurrent = 1;
   src->max_rps = -1; /* not set: the kind's default */
+  src->meta_data = 1;
   if (src->name == NULL || src->kind_conf == NULL) {
     usage_source_conf_free(src);
     return ENOMEM;

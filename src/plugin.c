@@ -33,15 +33,48 @@ static void sink_log(void *ud, int level, const char *msg) {
   plugin_log(level, "%s", msg);
 }
 
-/* What the sink of one source needs from the glue. */
+/* What the sink of one source needs from the glue: its dispatcher. */
 typedef struct {
-  cdtime_t interval;
+  usage_dispatch_t *dispatch;
 } glue_t;
 
 static int sink_commit(void *ud, usage_batch_t *b) {
   const glue_t *g = ud;
-  usage_dispatch_batch(b, g->interval);
+  usage_dispatch_batch(g->dispatch, b);
   return usage_store_commit(store, b);
+}
+
+static void glue_free(glue_t *g) {
+  if (g == NULL)
+    return;
+  usage_dispatch_destroy(g->dispatch);
+  free(g);
+}
+
+/* glue_create: the dispatcher of source c, with the families its vendor
+ * leaves to the exporter; NULL on ENOMEM. */
+static glue_t *glue_create(const usage_source_conf_t *c, cdtime_t interval) {
+  unsigned char skip[FAM_COUNT] = {0};
+  const usage_vendor_t *v = usage_vendor(c->kind);
+  int skipped = 0;
+  for (int fam = 0; fam < FAM_COUNT; fam++)
+    if (v != NULL && v->dispatched != NULL &&
+        !v->dispatched(c, fam, conf.exporter != NULL))
+      skip[fam] = skipped = 1;
+  if (skipped)
+    INFO("usage plugin: %s \"%s\": the per-device series go to the exporter "
+         "only (DispatchPerDevice false)",
+         usage_kind_block(c->kind), c->name);
+  glue_t *g = calloc(1, sizeof(*g));
+  if (g == NULL)
+    return NULL;
+  g->dispatch = usage_dispatch_create(interval, skip);
+  if (g->dispatch == NULL) {
+    free(g);
+    return NULL;
+  }
+  usage_dispatch_set_meta_data(g->dispatch, c->meta_data);
+  return g;
 }
 
 static int usage_read(user_data_t *ud) {
@@ -53,7 +86,7 @@ static int usage_read(user_data_t *ud) {
 
 static void source_free(void *p) {
   usage_source_t *s = p;
-  free(usage_source_sink_ud(s));
+  glue_free(usage_source_sink_ud(s));
   pthread_mutex_lock(&sources_lock);
   for (size_t i = 0; i < sources_num; i++)
     if (sources[i] == s)
@@ -354,16 +387,15 @@ static int usage_init(void) {
     snprintf(name, sizeof(name), "usage/%s/%s", usage_kind_name(c->kind),
              c->name);
     cdtime_t interval = c->interval > 0 ? DOUBLE_TO_CDTIME_T(c->interval) : 0;
-    glue_t *g = calloc(1, sizeof(*g));
+    glue_t *g = glue_create(c, interval > 0 ? interval : plugin_get_interval());
     if (g == NULL) {
       usage_source_conf_free(c);
       goto fail;
     }
-    g->interval = interval > 0 ? interval : plugin_get_interval();
     sink.ud = g;
     usage_source_t *s = usage_source_create(c, &sink);
     if (s == NULL) {
-      free(g);
+      glue_free(g);
       goto fail;
     }
     pthread_mutex_lock(&sources_lock);

@@ -54,6 +54,7 @@ typedef struct usage_source_conf_s {
   double account_rps;      /* the account's limit; 0 = none */
   const char *state_file;  /* the vendor's StateFile (in kind_conf) or NULL */
   struct usage_login_conf_s *login; /* <Login>, or NULL (login.h) */
+  int meta_data; /* DispatchMetaData: labels as collectd meta data */
 } usage_source_conf_t;
 
 typedef struct usage_source_s usage_source_t;
@@ -72,6 +73,10 @@ typedef struct {
   /* the kind's own error reasons, published at 0 from the start; NULL or
    * NULL-terminated */
   const char *const *reasons;
+  /* dispatched tells whether the samples of family fam go to collectd as
+   * well as to the exporter (exporter: the plugin has an <Exporter>
+   * block); NULL: every family does */
+  int (*dispatched)(const usage_source_conf_t *c, int fam, int exporter);
 } usage_vendor_t;
 
 const usage_vendor_t *usage_vendor(usage_kind_t kind);

@@ -30,6 +30,7 @@ cat >"$IT_DIR/usage.conf" <<CONF
     RatePlan "Duplicate-Plan"
     RatePlan "No-Such-Plan"
     PerDevice true
+    DispatchPerDevice true
     Interval 3
     Timeout 5000
   </Jasper>
@@ -193,7 +194,10 @@ PY
 # jasper-shift: the device list moves between the pages of one rate plan
 # (a device skipped, another listed twice). In a known billing cycle the
 # published zone counters never go down, and once the shift is off they
-# equal the simulator's totals again.
+# equal the simulator's totals again. This block leaves DispatchPerDevice
+# at its default: with an exporter, the device series reach /metrics only,
+# the zone series collectd too.
+mv "$IT_DIR/csv" "$IT_DIR/csv-first" && mkdir "$IT_DIR/csv"
 CYCLE=$(curl -sf -X POST "$SIM_URL/_sim/jasper/reset-cycle" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["cycleStartDate"])')
 cat >"$IT_DIR/shift.conf" <<CONF
@@ -214,6 +218,16 @@ it_start_collectd "$IT_DIR/shift.conf"
 fresh_compare() { it_metrics && compare_sim "$IT_DIR/last.prom" "$@"; }
 it_assert "shift off: figures equal the simulator's" it_until 20 fresh_compare "$MFP"
 cp "$IT_DIR/last.prom" "$IT_DIR/shift-0.prom"
+it_assert "default DispatchPerDevice: the start-up line says where device series go" \
+  grep -q 'Jasper "iot": the per-device series go to the exporter only' "$IT_DIR/collectd.log"
+it_assert "default DispatchPerDevice: device series on /metrics" \
+  grep -q "^usage_jasper_device_data_bytes_total{" "$IT_DIR/shift-0.prom"
+zone_csv() { ls "$IT_DIR"/csv/*/usage-iot/total_bytes-jasper_zone_data_bytes-* >/dev/null 2>&1; }
+it_assert "default DispatchPerDevice: zone series reach collectd" it_until 20 zone_csv
+it_assert "default DispatchPerDevice: zone figures in collectd equal /metrics" \
+  it_until 20 sh -c "curl -sf '$METRICS_URL' -o '$IT_DIR/zone.prom' && python3 '$top_srcdir/tests/integration/check_collectd.py' '$IT_DIR/zone.prom' '$IT_DIR/csv' iot usage_jasper_zone_"
+it_assert "default DispatchPerDevice: no device series in collectd" \
+  sh -c "! ls '$IT_DIR'/csv/*/usage-iot/ | grep -q jasper_device_"
 curl -sf -X POST "$SIM_URL/_sim/jasper/shift?on=1" >/dev/null
 for i in 1 2 3 4 5 6 7 8; do
   sleep 1

@@ -175,6 +175,8 @@ static void test_bad(void **state) {
        "CCC \"acme\"", "\"MaxConcurrentRequests\"", "", NULL},
       {"MaxConcurrentRequests 0", GOOD_CCC("MaxConcurrentRequests 0\n"),
        "CCC \"acme\"", "\"MaxConcurrentRequests\"", "", NULL},
+      {"DispatchMetaData not a boolean", GOOD_CCC("DispatchMetaData 2\n"),
+       "CCC \"acme\"", "\"DispatchMetaData\"", "", NULL},
       {"MaxRequestsPerSecond -1", GOOD_CCC("MaxRequestsPerSecond -1\n"),
        "CCC \"acme\"", "\"MaxRequestsPerSecond\"", "", NULL},
       {"MaxResponseSize too small", GOOD_CCC("MaxResponseSize 10\n"),
@@ -440,6 +442,7 @@ static void test_defaults(void **state) {
   assert_true(src->interval == 0);
   assert_true(src->max_rps <= 0); /* no limit unless configured */
   assert_int_equal(src->max_concurrent, 1);
+  assert_int_equal(src->meta_data, 1);
   usage_ccc_conf_t *c = src->kind_conf;
   assert_int_equal(c->services_num, 2);
   assert_string_equal(c->services[0].guid, GUID);
@@ -473,6 +476,7 @@ static void test_all_options(void **state) {
                       "  MaxResponseSize 1048576\n"
                       "  Shard 2\n"
                       "  Account \"acme\"\n"
+                      "  DispatchMetaData false\n"
                       "  <Service \"" GUID "\">\n  </Service>\n"
                       "</CCC>\n"
                       "Shard 2 3\n"
@@ -523,6 +527,7 @@ static void test_all_options(void **state) {
   assert_int_equal(s->http.max_body, 1048576);
   assert_int_equal(s->shard, 2);
   assert_string_equal(s->account, "acme");
+  assert_int_equal(s->meta_data, 0);
   assert_int_equal(conf.shard, 2);
   assert_int_equal(conf.shards, 3);
   assert_int_equal(conf.replica, 1);

@@ -19,6 +19,16 @@
 
 #include <cmocka.h>
 
+/* dispatch: a batch through a dispatcher of its own (nothing kept from an
+ * earlier commit), interval 300 s. */
+static int dispatch(const usage_batch_t *b) {
+  usage_dispatch_t *d = usage_dispatch_create(TIME_T_TO_CDTIME_T(300), NULL);
+  assert_non_null(d);
+  int failed = usage_dispatch_batch(d, b);
+  usage_dispatch_destroy(d);
+  return failed;
+}
+
 static void test_mapping(void **state) {
   static const struct {
     const char *name;
@@ -142,7 +152,7 @@ static void test_mapping(void **state) {
                                       cases[i].labels),
                      0);
     stub_values_reset();
-    assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 0);
+    assert_int_equal(dispatch(b), 0);
     usage_batch_destroy(b);
     if (stub_values_num() != 1)
       fail_msg("%s: %zu value lists", cases[i].name, stub_values_num());
@@ -171,7 +181,7 @@ static void test_no_source(void **state) {
   usage_batch_t *b = usage_batch_create("", "build");
   usage_batch_add(b, FAM_EXPORTER_BUILD_INFO, 1, "version", "1.0", NULL);
   stub_values_reset();
-  assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 0);
+  assert_int_equal(dispatch(b), 0);
   assert_int_equal(stub_values_num(), 0);
   usage_batch_destroy(b);
 }
@@ -188,7 +198,7 @@ static void test_long_identifier(void **state) {
   usage_batch_add(b, FAM_CCC_USER_INFO, 1, "user", c, NULL);
   usage_batch_add(b, FAM_CCC_USER_INFO, 1, "user", a, NULL);
   stub_values_reset();
-  assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 0);
+  assert_int_equal(dispatch(b), 0);
   assert_int_equal(stub_values_num(), 3);
   const char *t0 = stub_value(0)->type_instance;
   const char *t1 = stub_value(1)->type_instance;
@@ -218,7 +228,7 @@ static void test_long_identifier(void **state) {
   b = usage_batch_create("acme", "e");
   usage_batch_add(b, FAM_CCC_USER_INFO, 1, "user", fit, NULL);
   stub_values_reset();
-  usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300));
+  dispatch(b);
   assert_null(strchr(stub_value(0)->type_instance, '~'));
   assert_int_equal(strlen(stub_value(0)->type_instance), DATA_MAX_NAME_LEN - 1);
   usage_batch_destroy(b);
@@ -231,7 +241,7 @@ static void test_failures_counted(void **state) {
   usage_batch_add(b, FAM_SCRAPE_DURATION, 1, NULL);
   stub_values_reset();
   stub_dispatch_fail(1);
-  assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 2);
+  assert_int_equal(dispatch(b), 2);
   stub_dispatch_fail(0);
   usage_batch_destroy(b);
 }
@@ -261,7 +271,7 @@ static void test_derive_out_of_range(void **state) {
     usage_batch_add(b, FAM_BILLING_SELL_PRICE, bad[i].value, "customer_id", "7",
                     NULL); /* a gauge: dispatched as it is */
     stub_values_reset();
-    int failed = usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300));
+    int failed = dispatch(b);
     usage_batch_destroy(b);
     if (failed != 1 || stub_values_num() != 2)
       fail_msg("%s: %d skipped, %zu dispatched", bad[i].name, failed,
@@ -282,7 +292,7 @@ static void test_derive_out_of_range(void **state) {
   usage_batch_add(b, FAM_BILLING_DATA_BYTES, 9223372036854774784.0,
                   "customer_id", "7", NULL);
   stub_values_reset();
-  assert_int_equal(usage_dispatch_batch(b, TIME_T_TO_CDTIME_T(300)), 0);
+  assert_int_equal(dispatch(b), 0);
   assert_int_equal(stub_values_num(), 1);
   assert_true(stub_value(0)->derive == 9223372036854774784LL);
   usage_batch_destroy(b);
@@ -304,6 +314,203 @@ static void test_every_family_type(void **state) {
   }
 }
 
+/* find: the value list dispatched with type instance ti, or NULL. */
+static const stub_vl_t *find(const char *ti) {
+  for (size_t i = 0; i < stub_values_num(); i++)
+    if (strcmp(stub_value(i)->type_instance, ti) == 0)
+      return stub_value(i);
+  return NULL;
+}
+
+/* A dispatcher keeps each series' type instance and meta data from one
+ * commit of an entity to the next: values always come from the new
+ * commit, a changed label is another series with its own meta data, a
+ * series no longer committed is forgotten, and entities are apart. */
+static void test_kept_across_commits(void **state) {
+  (void)state;
+  usage_dispatch_t *d = usage_dispatch_create(TIME_T_TO_CDTIME_T(60), NULL);
+  assert_non_null(d);
+
+  usage_batch_t *b = usage_batch_create("acme", "billing");
+  usage_batch_add(b, FAM_BILLING_RECORDS, 10, "customer_id", "7", "call_class",
+                  "DATA", NULL);
+  usage_batch_add(b, FAM_BILLING_RECORDS, 20, "customer_id", "8", "call_class",
+                  "DATA", NULL);
+  usage_batch_add(b, FAM_BILLING_SELL_PRICE, 1.5, "customer_id", "7",
+                  "call_class", "DATA", NULL);
+  stub_values_reset();
+  assert_int_equal(usage_dispatch_batch(d, b), 0);
+  usage_batch_destroy(b);
+  assert_int_equal(stub_values_num(), 3);
+  assert_int_equal(usage_dispatch_kept(d), 3);
+  assert_int_equal(find("billing_records-7-DATA")->derive, 10);
+  assert_int_equal(find("billing_records-8-DATA")->derive, 20);
+  assert_true(find("billing_records-8-DATA")->interval == 60);
+
+  /* new values, one label changed (8 -> 9), the order changed */
+  b = usage_batch_create("acme", "billing");
+  usage_batch_add(b, FAM_BILLING_SELL_PRICE, 2.25, "customer_id", "7",
+                  "call_class", "DATA", NULL);
+  usage_batch_add(b, FAM_BILLING_RECORDS, 21, "customer_id", "9", "call_class",
+                  "DATA", NULL);
+  usage_batch_add(b, FAM_BILLING_RECORDS, 11, "customer_id", "7", "call_class",
+                  "DATA", NULL);
+  stub_values_reset();
+  assert_int_equal(usage_dispatch_batch(d, b), 0);
+  usage_batch_destroy(b);
+  assert_int_equal(stub_values_num(), 3);
+  assert_int_equal(usage_dispatch_kept(d), 3); /* 8 forgotten, 9 kept */
+  const stub_vl_t *v = find("billing_records-7-DATA");
+  assert_non_null(v);
+  assert_int_equal(v->derive, 11);
+  assert_string_equal(v->meta, "label:customer_id=7;label:call_class=DATA;");
+  v = find("billing_records-9-DATA");
+  assert_non_null(v);
+  assert_int_equal(v->derive, 21);
+  assert_string_equal(v->meta, "label:customer_id=9;label:call_class=DATA;");
+  assert_null(find("billing_records-8-DATA"));
+  v = find("billing_sell_price-7-DATA");
+  assert_true(v->gauge == 2.25);
+  assert_string_equal(v->type, "gauge");
+
+  /* a label value that changes but keeps the type instance (an info
+   * family is identified by its first label): fresh meta data */
+  b = usage_batch_create("acme", "service:s1");
+  usage_batch_add(b, FAM_CCC_SERVICE_INFO, 1, "service", "s1", "name", "Old",
+                  NULL);
+  stub_values_reset();
+  usage_dispatch_batch(d, b);
+  usage_batch_destroy(b);
+  assert_string_equal(stub_value(0)->meta, "label:service=s1;label:name=Old;");
+  b = usage_batch_create("acme", "service:s1");
+  usage_batch_add(b, FAM_CCC_SERVICE_INFO, 1, "service", "s1", "name", "New",
+                  NULL);
+  stub_values_reset();
+  usage_dispatch_batch(d, b);
+  usage_batch_destroy(b);
+  assert_string_equal(stub_value(0)->type_instance, "ccc_service_info-s1");
+  assert_string_equal(stub_value(0)->meta, "label:service=s1;label:name=New;");
+  assert_int_equal(usage_dispatch_kept(d), 4); /* 3 billing, 1 service */
+
+  /* a label name that changes, same values: another series too */
+  b = usage_batch_create("acme", "service:s1");
+  usage_batch_add(b, FAM_CCC_SERVICE_INFO, 1, "service", "s1", "code", "New",
+                  NULL);
+  stub_values_reset();
+  usage_dispatch_batch(d, b);
+  usage_batch_destroy(b);
+  assert_string_equal(stub_value(0)->meta, "label:service=s1;label:code=New;");
+
+  /* the same series twice in one commit: two value lists, one kept */
+  b = usage_batch_create("acme", "billing");
+  usage_batch_add(b, FAM_BILLING_RECORDS, 1, "customer_id", "7", "call_class",
+                  "DATA", NULL);
+  usage_batch_add(b, FAM_BILLING_RECORDS, 2, "customer_id", "7", "call_class",
+                  "DATA", NULL);
+  stub_values_reset();
+  assert_int_equal(usage_dispatch_batch(d, b), 0);
+  usage_batch_destroy(b);
+  assert_int_equal(stub_values_num(), 2);
+  assert_int_equal(stub_value(0)->derive, 1);
+  assert_int_equal(stub_value(1)->derive, 2);
+  assert_string_equal(stub_value(1)->type_instance, "billing_records-7-DATA");
+  assert_int_equal(usage_dispatch_kept(d), 2);
+
+  /* an empty commit forgets the entity's series */
+  b = usage_batch_create("acme", "billing");
+  stub_values_reset();
+  assert_int_equal(usage_dispatch_batch(d, b), 0);
+  usage_batch_destroy(b);
+  assert_int_equal(stub_values_num(), 0);
+  assert_int_equal(usage_dispatch_kept(d), 1);
+  usage_dispatch_destroy(d);
+}
+
+/* DispatchMetaData false: the same value lists without meta data, kept or
+ * not. */
+static void test_no_meta_data(void **state) {
+  (void)state;
+  usage_dispatch_t *d = usage_dispatch_create(TIME_T_TO_CDTIME_T(60), NULL);
+  usage_dispatch_set_meta_data(d, 0);
+  for (int round = 0; round < 2; round++) {
+    usage_batch_t *b = usage_batch_create("acme", "billing");
+    usage_batch_add(b, FAM_BILLING_RECORDS, 10 + round, "customer_id", "7",
+                    NULL);
+    stub_values_reset();
+    assert_int_equal(usage_dispatch_batch(d, b), 0);
+    usage_batch_destroy(b);
+    assert_int_equal(stub_values_num(), 1);
+    assert_string_equal(stub_value(0)->type_instance, "billing_records-7");
+    assert_int_equal(stub_value(0)->derive, 10 + round);
+    assert_string_equal(stub_value(0)->meta, "");
+  }
+  assert_int_equal(usage_dispatch_kept(d), 1);
+  usage_dispatch_destroy(d);
+}
+
+/* A failed dispatch is counted every time, kept series or not. */
+static void test_kept_failures(void **state) {
+  (void)state;
+  usage_dispatch_t *d = usage_dispatch_create(TIME_T_TO_CDTIME_T(60), NULL);
+  for (int round = 0; round < 3; round++) {
+    usage_batch_t *b = usage_batch_create("acme", "e");
+    usage_batch_add(b, FAM_SOURCE_UP, 1, "kind", "ccc", NULL);
+    usage_batch_add(b, FAM_BILLING_DATA_BYTES, round == 1 ? NAN : 5,
+                    "customer_id", "7", NULL);
+    stub_values_reset();
+    stub_dispatch_fail(round == 2);
+    int failed = usage_dispatch_batch(d, b);
+    stub_dispatch_fail(0);
+    usage_batch_destroy(b);
+    assert_int_equal(failed, round == 0 ? 0 : round == 1 ? 1 : 2);
+    assert_int_equal(usage_dispatch_kept(d), 2);
+  }
+  usage_dispatch_destroy(d);
+}
+
+/* Skipped families (the per-device ones left to the exporter) are not
+ * dispatched nor kept; the zone series of the same commit are. An entity
+ * above USAGE_DISPATCH_KEEP_MAX samples is dispatched without being kept. */
+static void test_skip_and_large(void **state) {
+  (void)state;
+  unsigned char skip[FAM_COUNT] = {0};
+  skip[FAM_JASPER_DEVICE_DATA_BYTES] = 1;
+  skip[FAM_JASPER_DEVICE_SMS] = 1;
+  skip[FAM_JASPER_DEVICE_VOICE_SECONDS] = 1;
+  usage_dispatch_t *d = usage_dispatch_create(TIME_T_TO_CDTIME_T(900), skip);
+  usage_batch_t *b = usage_batch_create("iot", "plan:P");
+  usage_batch_add(b, FAM_JASPER_ZONE_DATA_BYTES, 3000, "rate_plan", "P", "zone",
+                  "Zone A", NULL);
+  char iccid[32];
+  for (int i = 0; i < USAGE_DISPATCH_KEEP_MAX; i++) {
+    snprintf(iccid, sizeof(iccid), "8988%015d", i);
+    usage_batch_add(b, FAM_JASPER_DEVICE_DATA_BYTES, i, "rate_plan", "P",
+                    "zone", "Zone A", "iccid", iccid, NULL);
+  }
+  usage_batch_add(b, FAM_JASPER_ZONE_SMS, 4, "rate_plan", "P", "zone", "Zone A",
+                  "direction", "mo", NULL);
+  stub_values_reset();
+  assert_int_equal(usage_dispatch_batch(d, b), 0);
+  usage_batch_destroy(b);
+  assert_int_equal(stub_values_num(), 2);
+  assert_int_equal(find("jasper_zone_data_bytes-P-Zone A")->derive, 3000);
+  assert_int_equal(find("jasper_zone_sms-P-Zone A-mo")->derive, 4);
+  assert_int_equal(usage_dispatch_kept(d), 0); /* too large to keep */
+
+  b = usage_batch_create("iot", "plan:P");
+  usage_batch_add(b, FAM_JASPER_ZONE_DATA_BYTES, 3100, "rate_plan", "P", "zone",
+                  "Zone A", NULL);
+  usage_batch_add(b, FAM_JASPER_DEVICE_DATA_BYTES, 7, "rate_plan", "P", "zone",
+                  "Zone A", "iccid", "89880000000000000001", NULL);
+  stub_values_reset();
+  assert_int_equal(usage_dispatch_batch(d, b), 0);
+  usage_batch_destroy(b);
+  assert_int_equal(stub_values_num(), 1);
+  assert_int_equal(stub_value(0)->derive, 3100);
+  assert_int_equal(usage_dispatch_kept(d), 1);
+  usage_dispatch_destroy(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_mapping),
@@ -312,6 +519,10 @@ int main(void) {
       cmocka_unit_test(test_failures_counted),
       cmocka_unit_test(test_every_family_type),
       cmocka_unit_test(test_derive_out_of_range),
+      cmocka_unit_test(test_kept_across_commits),
+      cmocka_unit_test(test_kept_failures),
+      cmocka_unit_test(test_no_meta_data),
+      cmocka_unit_test(test_skip_and_large),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

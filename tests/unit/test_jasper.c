@@ -146,6 +146,13 @@ static void test_config(void **state) {
        "option \"PageSize\": expected a whole number from 1 to 50"},
       {"page size zero", "RatePlan \"A\"\nPageSize 0\n", "from 1 to 50"},
       {"max pages", "RatePlan \"A\"\nMaxPages 2.5\n", "option \"MaxPages\""},
+      {"dispatch per device",
+       "RatePlan \"A\"\nPerDevice true\n"
+       "DispatchPerDevice true\n",
+       NULL},
+      {"dispatch per device, not a boolean",
+       "RatePlan \"A\"\nDispatchPerDevice \"both\"\n",
+       "option \"DispatchPerDevice\""},
       {"unknown option", "RatePlan \"A\"\nRatePlans \"B\"\n",
        "option \"RatePlans\": unknown option"},
   };
@@ -205,6 +212,7 @@ static void test_config_defaults(void **state) {
   assert_int_equal(c->max_pages, 10000);
   assert_int_equal(c->max_devices, 10000);
   assert_int_equal(c->per_device, 0);
+  assert_int_equal(c->dispatch_per_device, -1);
   assert_int_equal(c->usage_type, USAGE_JASPER_ALL);
   assert_string_equal(c->cycle_start, "");
   assert_int_equal(c->plans_num, 2);
@@ -221,6 +229,44 @@ static void test_config_defaults(void **state) {
   assert_int_equal(c->usage_type, USAGE_JASPER_VOICE);
   assert_string_equal(c->cycle_start, "2024-02-29");
   usage_source_conf_free(src);
+}
+
+/* DispatchPerDevice: the per-device families go to collectd when it says
+ * so; without it, only when there is no exporter to publish them. Zone and
+ * rate plan families always do. The vendor table carries the rule. */
+static void test_dispatched(void **state) {
+  (void)state;
+  static const struct {
+    const char *conf;
+    int exporter;
+    int device; /* per-device families dispatched */
+  } cases[] = {
+      {"PerDevice true\n", 1, 0},
+      {"PerDevice true\n", 0, 1},
+      {"PerDevice true\nDispatchPerDevice true\n", 1, 1},
+      {"PerDevice true\nDispatchPerDevice false\n", 1, 0},
+      {"PerDevice true\nDispatchPerDevice false\n", 0, 0},
+      {"PerDevice false\n", 1, 1}, /* nothing per device to leave out */
+  };
+  const usage_vendor_t *v = usage_vendor(USAGE_KIND_JASPER);
+  assert_non_null(v->dispatched);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    char inner[512];
+    snprintf(inner, sizeof(inner),
+             "URL \"http://x\"\nUser \"u\"\nPassword \"k\"\nRatePlan \"A\"\n%s",
+             cases[i].conf);
+    usage_source_conf_t *src = parse_one(inner);
+    for (int fam = 0; fam < FAM_COUNT; fam++) {
+      int device = fam == FAM_JASPER_DEVICE_DATA_BYTES ||
+                   fam == FAM_JASPER_DEVICE_SMS ||
+                   fam == FAM_JASPER_DEVICE_VOICE_SECONDS;
+      int want = device ? cases[i].device : 1;
+      if (v->dispatched(src, fam, cases[i].exporter) != want)
+        fail_msg("%s(exporter %d): %s: want %d", cases[i].conf,
+                 cases[i].exporter, usage_families[fam].name, want);
+    }
+    usage_source_conf_free(src);
+  }
 }
 
 static void test_config_needs_user(void **state) {
@@ -670,6 +716,7 @@ int main(void) {
       cmocka_unit_test(test_dates),
       cmocka_unit_test(test_config),
       cmocka_unit_test(test_config_defaults),
+      cmocka_unit_test(test_dispatched),
       cmocka_unit_test(test_config_needs_user),
       cmocka_unit_test(test_scrape_paging),
       cmocka_unit_test(test_scrape_errors),

@@ -138,6 +138,8 @@ int usage_conf_jasper_option(usage_source_conf_t *src,
   }
   if (strcasecmp(k, "PerDevice") == 0)
     return usage_get_bool(src, ci, &c->per_device);
+  if (strcasecmp(k, "DispatchPerDevice") == 0)
+    return usage_get_bool(src, ci, &c->dispatch_per_device);
   if (strcasecmp(k, "MaxDevices") == 0) {
     status = usage_get_whole(src, ci, 0, 10000000,
                              "a whole number from 0 to 10000000", &d);

@@ -38,13 +38,21 @@ typedef struct {
   size_t plans_num;
   char cycle_start[11]; /* yyyy-MM-dd, "" = current cycle */
   usage_jasper_type_t usage_type;
-  int page_size;      /* 1..50, default 50 */
-  long max_pages;     /* per rate plan and scrape */
-  int per_device;     /* publish usage_jasper_device_* */
-  size_t max_devices; /* devices with per-device series, per rate plan */
+  int page_size;           /* 1..50, default 50 */
+  long max_pages;          /* per rate plan and scrape */
+  int per_device;          /* publish usage_jasper_device_* */
+  int dispatch_per_device; /* DispatchPerDevice; -1 = not given */
+  size_t max_devices;      /* devices with per-device series, per rate plan */
 } usage_jasper_conf_t;
 
 extern const usage_vendor_t usage_jasper_vendor;
+
+/* usage_jasper_dispatched: whether family fam of a <Jasper> block goes to
+ * collectd. The per-device families do with DispatchPerDevice true; when
+ * the option is not given, only when the plugin has no <Exporter> block
+ * (they would be published nowhere else). Every other family does. */
+int usage_jasper_dispatched(const usage_source_conf_t *src, int fam,
+                            int exporter);
 
 /* usage_jasper_type_name: "DATA", "SMS", "VOICE", or NULL for ALL. */
 const char *usage_jasper_type_name(usage_jasper_type_t t);

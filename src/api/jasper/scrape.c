@@ -5,6 +5,7 @@
  * together, or not at all. Also the vendor's options' lifetime, run-time
  * state, the once-only politeness warning, and its usage_vendor_t entry. */
 #include "api/jasper/internal.h"
+#include "families.h"
 
 #include <errno.h>
 #include <math.h>
@@ -226,6 +227,19 @@ static void jasper_shutdown(usage_source_t *s) {
   usage_source_set_state(s, NULL);
 }
 
+int usage_jasper_dispatched(const usage_source_conf_t *src, int fam,
+                            int exporter) {
+  const usage_jasper_conf_t *c = src->kind_conf;
+  if (!c->per_device ||
+      (fam != FAM_JASPER_DEVICE_DATA_BYTES && fam != FAM_JASPER_DEVICE_SMS &&
+       fam != FAM_JASPER_DEVICE_VOICE_SECONDS))
+    return 1;
+  /* Each device is about five value lists that collectd keeps (about 1 KB
+   * each in its cache) and handles every interval: with an exporter, the
+   * default leaves them to it. */
+  return c->dispatch_per_device >= 0 ? c->dispatch_per_device : !exporter;
+}
+
 static void *jasper_conf_create(void) {
   usage_jasper_conf_t *c = calloc(1, sizeof(*c));
   if (c == NULL)
@@ -233,6 +247,7 @@ static void *jasper_conf_create(void) {
   c->page_size = USAGE_JASPER_MAX_PAGE_SIZE;
   c->max_pages = USAGE_JASPER_DEFAULT_MAX_PAGES;
   c->max_devices = USAGE_JASPER_DEFAULT_MAX_DEVICES;
+  c->dispatch_per_device = -1;
   return c;
 }
 
@@ -256,4 +271,5 @@ const usage_vendor_t usage_jasper_vendor = {
     .scrape = jasper_scrape,
     .shutdown = jasper_shutdown,
     .reasons = usage_jasper_reasons,
+    .dispatched = usage_jasper_dispatched,
 };
