@@ -4,9 +4,9 @@
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <stdatomic.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,8 +468,7 @@ int usage_http_request(usage_http_t *h, const usage_http_req_t *req,
     if (rc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&h->cancelled)) {
       resp->err = USAGE_HTTP_STOPPED;
       snprintf(resp->error, sizeof(resp->error), "stopped: aborted");
-    } else if (rc == CURLE_WRITE_ERROR &&
-               usage_buf_failed(&h->body) == EFBIG) {
+    } else if (rc == CURLE_WRITE_ERROR && usage_buf_failed(&h->body) == EFBIG) {
       resp->err = USAGE_HTTP_TOO_LARGE;
       snprintf(resp->error, sizeof(resp->error),
                "response body larger than %zu bytes (MaxResponseSize)",

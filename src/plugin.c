@@ -404,7 +404,8 @@ static int usage_init(void) {
     pthread_mutex_lock(&sources_lock);
     sources[sources_num++] = s;
     pthread_mutex_unlock(&sources_lock);
-    int err = plugin_thread_create(&g->thread, scrape_thread, s, "usage scrape");
+    int err =
+        plugin_thread_create(&g->thread, scrape_thread, s, "usage scrape");
     g->started = err == 0;
     if (err != 0) {
       ERROR("usage plugin: %s \"%s\": cannot start its scrape thread: %s",

@@ -63,11 +63,11 @@ struct usage_source_s {
    * clock signals every change */
   pthread_mutex_t run_lock;
   pthread_cond_t run_cond;
-  int run_wanted;           /* usage_source_request asked for a scrape */
-  int run_busy;             /* a scrape is under way */
-  unsigned long run_done;   /* scrapes ended */
-  int run_late;             /* a request found the last scrape still busy */
-  usage_http_t **run_http;  /* the handles in use, cancelled by a stop */
+  int run_wanted;          /* usage_source_trigger asked for a scrape */
+  int run_busy;            /* a scrape is under way */
+  unsigned long run_done;  /* scrapes ended */
+  int run_late;            /* a trigger found the last scrape still busy */
+  usage_http_t **run_http; /* the handles in use, cancelled by a stop */
   size_t run_http_num;
   _Atomic int stopped;
 };

@@ -53,7 +53,7 @@ static char last_auth[256];
 static char last_key[256]; /* the X-Api-Key header (HeaderFile) */
 static pthread_mutex_t server_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t server_cond = PTHREAD_COND_INITIALIZER;
-static int server_stopping; /* ends every delay (server_hold) */
+static int server_stopping;        /* ends every delay (server_hold) */
 static unsigned retry_after_s = 1; /* the Retry-After of fail_first */
 
 /* server_hold delays an answer by ms, less when the server stops. */
@@ -818,7 +818,7 @@ static void test_loop(void **state) {
 
   assert_int_equal(usage_source_trigger(s, 0), 0); /* scrape 2 starts */
   wait_hits(0, 2);
-  assert_int_equal(usage_source_trigger(s, 0), 0); /* busy: 3 waits */
+  assert_int_equal(usage_source_trigger(s, 0), 0);  /* busy: 3 waits */
   assert_int_equal(usage_source_trigger(s, 10), 1); /* busy: still 3 */
   assert_int_equal(hits_of(0), 3);
   assert_int_equal(log_lines(4), 1); /* "still running at its next turn" */
@@ -874,8 +874,7 @@ static void test_stop(void **state) {
       fail_msg("%s: the stop took %.3f s", cases[i].name, took);
     assert_int_equal(hits_of(0), 1); /* no retry sent */
     if (committed_num != 0)
-      fail_msg("%s: %s committed after the stop", cases[i].name,
-               committed[0]);
+      fail_msg("%s: %s committed after the stop", cases[i].name, committed[0]);
     assert_int_equal(log_lines(3), 0);
     assert_non_null(strstr(log_text, "stopped "));
     assert_non_null(strstr(log_text, "into a scrape"));
