@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +131,11 @@ void usage_http_conf_clear(usage_http_conf_t *c) {
 struct usage_http_s {
   usage_http_conf_t *conf;
   CURL *curl;
+  /* transfers run in a multi handle of their own (connections are kept in
+   * it from one request to the next), so that usage_http_cancel can wake
+   * the wait for the socket at once */
+  CURLM *multi;
+  atomic_int cancelled;
   usage_buf_t body;
   long retry_after;
   const char *capture; /* response header to keep (request's) */
@@ -187,14 +193,28 @@ static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud) {
   return n;
 }
 
+/* xferinfo_cb: libcurl's progress callback, called while a transfer
+ * waits or moves data; a non-zero return aborts it
+ * (CURLE_ABORTED_BY_CALLBACK). */
+static int xferinfo_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow) {
+  (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+  usage_http_t *h = ud;
+  return atomic_load(&h->cancelled) ? 1 : 0;
+}
+
 usage_http_t *usage_http_create(usage_http_conf_t *conf) {
   usage_http_t *h = calloc(1, sizeof(*h));
   if (h == NULL)
     return NULL;
   h->conf = conf;
+  atomic_init(&h->cancelled, 0);
   usage_buf_init(&h->body, conf->max_body);
   h->curl = curl_easy_init();
-  if (h->curl == NULL) {
+  h->multi = curl_multi_init();
+  if (h->curl == NULL || h->multi == NULL) {
+    curl_easy_cleanup(h->curl);
+    curl_multi_cleanup(h->multi);
     free(h);
     return NULL;
   }
@@ -205,8 +225,50 @@ void usage_http_destroy(usage_http_t *h) {
   if (h == NULL)
     return;
   curl_easy_cleanup(h->curl);
+  curl_multi_cleanup(h->multi);
   usage_buf_free(&h->body);
   free(h);
+}
+
+void usage_http_cancel(usage_http_t *h) {
+  atomic_store(&h->cancelled, 1);
+  curl_multi_wakeup(h->multi);
+}
+
+/* perform runs the transfer set up on h->curl, like curl_easy_perform
+ * (which waits for the socket in steps of up to a second), in h->multi:
+ * usage_http_cancel wakes the wait, libcurl then calls xferinfo_cb,
+ * which aborts the transfer. */
+static CURLcode perform(usage_http_t *h) {
+  if (curl_multi_add_handle(h->multi, h->curl) != CURLM_OK)
+    return CURLE_OUT_OF_MEMORY;
+  CURLcode rc = CURLE_OK;
+  for (;;) {
+    int running = 0;
+    if (curl_multi_perform(h->multi, &running) != CURLM_OK) {
+      rc = CURLE_OUT_OF_MEMORY;
+      break;
+    }
+    CURLMsg *m;
+    int left, done = 0;
+    while ((m = curl_multi_info_read(h->multi, &left)) != NULL)
+      if (m->msg == CURLMSG_DONE && m->easy_handle == h->curl) {
+        rc = m->data.result;
+        done = 1;
+      }
+    if (done)
+      break;
+    if (running == 0) { /* ended without a result: never seen */
+      rc = CURLE_GOT_NOTHING;
+      break;
+    }
+    if (curl_multi_poll(h->multi, NULL, 0, 1000, NULL) != CURLM_OK) {
+      rc = CURLE_OUT_OF_MEMORY;
+      break;
+    }
+  }
+  curl_multi_remove_handle(h->multi, h->curl);
+  return rc;
 }
 
 int usage_http_escape(usage_buf_t *b, const char *s) {
@@ -266,6 +328,11 @@ int usage_http_request(usage_http_t *h, const usage_http_req_t *req,
   memset(resp, 0, sizeof(*resp));
   resp->retry_after = -1;
   resp->body = "";
+  if (atomic_load(&h->cancelled)) {
+    resp->err = USAGE_HTTP_STOPPED;
+    snprintf(resp->error, sizeof(resp->error), "stopped: not sent");
+    return (int)USAGE_HTTP_STOPPED;
+  }
   usage_buf_init(&url, 0);
   /* the previous body is the caller's until now; a large one goes */
   usage_buf_shrink(&h->body, HTTP_BODY_KEEP);
@@ -361,6 +428,9 @@ int usage_http_request(usage_http_t *h, const usage_http_req_t *req,
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, header_cb);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, h);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, h->errbuf);
+  curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+  curl_easy_setopt(curl, CURLOPT_XFERINFODATA, h);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, c->timeout_ms);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
                    c->timeout_ms < 10000 ? c->timeout_ms : 10000L);
@@ -385,7 +455,7 @@ int usage_http_request(usage_http_t *h, const usage_http_req_t *req,
 
   pthread_mutex_unlock(&secret_lock);
 
-  CURLcode rc = curl_easy_perform(curl);
+  CURLcode rc = perform(h);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
   char *ct = NULL;
   if (curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
@@ -395,7 +465,10 @@ int usage_http_request(usage_http_t *h, const usage_http_req_t *req,
   resp->captured = h->has_captured ? h->captured : NULL;
 
   if (rc != CURLE_OK) {
-    if (rc == CURLE_WRITE_ERROR && usage_buf_failed(&h->body) == EFBIG) {
+    if (rc == CURLE_ABORTED_BY_CALLBACK && atomic_load(&h->cancelled)) {
+      resp->err = USAGE_HTTP_STOPPED;
+      snprintf(resp->error, sizeof(resp->error), "stopped: aborted");
+    } else if (rc == CURLE_WRITE_ERROR && usage_buf_failed(&h->body) == EFBIG) {
       resp->err = USAGE_HTTP_TOO_LARGE;
       snprintf(resp->error, sizeof(resp->error),
                "response body larger than %zu bytes (MaxResponseSize)",

@@ -3,8 +3,9 @@
  * connections stay open; authentication (Basic, Bearer, raw headers) with
  * secrets that may live in files and are read again when they change; TLS
  * settings; timeouts; a hard cap on the body size; HTTP(S) only, also for
- * redirects, and credentials never follow a redirect to another host.
- * No collectd types: errors come back as text for the caller to log. */
+ * redirects, and credentials never follow a redirect to another host;
+ * cancelling a handle from another thread (a stop) ends its transfer at
+ * once. No collectd types: errors come back as text for the caller to log. */
 #ifndef USAGE_HTTP_H
 #define USAGE_HTTP_H 1
 
@@ -55,15 +56,16 @@ typedef struct {
 void usage_http_conf_clear(usage_http_conf_t *c);
 
 typedef enum {
-  USAGE_HTTP_OK = 0,    /* an HTTP answer arrived (any status) */
-  USAGE_HTTP_TIMEOUT,   /* connect or transfer timeout */
-  USAGE_HTTP_CONNECT,   /* name resolution, connection refused, reset */
-  USAGE_HTTP_TLS,       /* handshake or verification failed */
-  USAGE_HTTP_TOO_LARGE, /* body over max_body */
-  USAGE_HTTP_SECRET,    /* a secret file could not be read */
-  USAGE_HTTP_FAILED,    /* anything else */
-  USAGE_HTTP_LOGIN,     /* signing in (<Login>) failed */
-  USAGE_HTTP_LOGIN_AUTH /* the login endpoint refused (401, 403) */
+  USAGE_HTTP_OK = 0,     /* an HTTP answer arrived (any status) */
+  USAGE_HTTP_TIMEOUT,    /* connect or transfer timeout */
+  USAGE_HTTP_CONNECT,    /* name resolution, connection refused, reset */
+  USAGE_HTTP_TLS,        /* handshake or verification failed */
+  USAGE_HTTP_TOO_LARGE,  /* body over max_body */
+  USAGE_HTTP_SECRET,     /* a secret file could not be read */
+  USAGE_HTTP_FAILED,     /* anything else */
+  USAGE_HTTP_LOGIN,      /* signing in (<Login>) failed */
+  USAGE_HTTP_LOGIN_AUTH, /* the login endpoint refused (401, 403) */
+  USAGE_HTTP_STOPPED     /* usage_http_cancel: aborted or never sent */
 } usage_http_err_t;
 
 typedef struct {
@@ -113,6 +115,13 @@ int usage_http_get(usage_http_t *h, const char *path_query,
  * usage_http_get. */
 int usage_http_request(usage_http_t *h, const usage_http_req_t *req,
                        usage_http_resp_t *resp);
+
+/* usage_http_cancel stops h for good, from any thread: a transfer in
+ * flight on it ends at once (libcurl's progress callback aborts it; the
+ * wait for the socket is woken with curl_multi_wakeup) and this and every
+ * later request on h returns USAGE_HTTP_STOPPED without sending anything.
+ * Nothing of an aborted answer reaches the caller. */
+void usage_http_cancel(usage_http_t *h);
 
 /* usage_http_escape URL-encodes s into b (RFC 3986 unreserved kept). */
 int usage_http_escape(usage_buf_t *b, const char *s);

@@ -1,10 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /* plugin: the collectd glue of the usage plugin. Registers the config,
  * init and shutdown callbacks, one complex read callback per source block
- * (its own interval, the source as user data), and connects the sources'
- * commits to collectd (dispatch) and to the store the exporter serves.
- * The store, the exporter and the list of sources for its status page are
- * the only process-wide state. */
+ * (its own interval, the source as user data) with a scrape thread per
+ * block, and connects the sources' commits to collectd (dispatch) and to
+ * the store the exporter serves. The store, the exporter and the list of
+ * sources for its status page are the only process-wide state.
+ *
+ * Why a thread per block: on SIGTERM collectd 5.12 first stops its read
+ * threads, joining each (so waiting for a read callback under way), and
+ * only then frees the read callbacks' user data and calls the shutdown
+ * callbacks. A read callback that ran a whole scrape (2,000 Jasper pages,
+ * a Retry-After sleep) would hold the stop that long. So the block's
+ * scrapes run on its own thread (usage_source_loop); the read callback
+ * asks for one and waits READ_WAIT at most, which is all collectd's stop
+ * waits for; then freeing the user data (source_free) stops the source,
+ * which aborts its transfer in flight and ends its sleeps, and joins the
+ * thread. A scrape shorter than READ_WAIT ends inside its read callback,
+ * as collectd expects of a read plugin. */
 #include "collectd.h"
 #include "plugin.h"
 
@@ -33,9 +45,18 @@ static void sink_log(void *ud, int level, const char *msg) {
   plugin_log(level, "%s", msg);
 }
 
-/* What the sink of one source needs from the glue: its dispatcher. */
+/* READ_WAIT: how long a read callback waits for the scrape it asked for
+ * (seconds); what collectd's stop may wait for, at most, on this plugin.
+ * A scrape still running then goes on on its thread. */
+#define READ_WAIT 0.5
+
+/* What one source needs from the glue: its dispatcher, its interval (the
+ * scrape thread's plugin context) and the scrape thread. */
 typedef struct {
   usage_dispatch_t *dispatch;
+  cdtime_t interval;
+  pthread_t thread;
+  int started;
 } glue_t;
 
 static int sink_commit(void *ud, usage_batch_t *b) {
@@ -74,19 +95,42 @@ static glue_t *glue_create(const usage_source_conf_t *c, cdtime_t interval) {
     return NULL;
   }
   usage_dispatch_set_meta_data(g->dispatch, c->meta_data);
+  g->interval = interval;
   return g;
 }
 
+/* scrape_thread: the body of a block's scrape thread. Started with
+ * plugin_thread_create from init, it has the plugin's context (the name
+ * "usage" that collectd's log and write path use); the interval is the
+ * block's, as in its read callback's context. */
+static void *scrape_thread(void *p) {
+  usage_source_t *s = p;
+  const glue_t *g = usage_source_sink_ud(s);
+  plugin_ctx_t ctx = plugin_get_ctx();
+  ctx.interval = g->interval;
+  plugin_set_ctx(ctx);
+  usage_source_loop(s);
+  return NULL;
+}
+
 static int usage_read(user_data_t *ud) {
-  usage_source_read(ud->data);
+  usage_source_trigger(ud->data, READ_WAIT);
   /* Always 0: an upstream failure is reported through usage_source_up;
    * an error here would make collectd back off up to MaxReadInterval. */
   return 0;
 }
 
+/* source_free: collectd frees a read callback's user data after its read
+ * threads have stopped (at shutdown, before the shutdown callbacks), after
+ * the single read of `collectd -T`, and when the callback is unregistered:
+ * the scrape under way is stopped, not waited for. */
 static void source_free(void *p) {
   usage_source_t *s = p;
-  glue_free(usage_source_sink_ud(s));
+  glue_t *g = usage_source_sink_ud(s);
+  usage_source_stop(s);
+  if (g->started)
+    pthread_join(g->thread, NULL);
+  glue_free(g);
   pthread_mutex_lock(&sources_lock);
   for (size_t i = 0; i < sources_num; i++)
     if (sources[i] == s)
@@ -401,10 +445,20 @@ static int usage_init(void) {
     pthread_mutex_lock(&sources_lock);
     sources[sources_num++] = s;
     pthread_mutex_unlock(&sources_lock);
+    int err =
+        plugin_thread_create(&g->thread, scrape_thread, s, "usage scrape");
+    g->started = err == 0;
+    if (err != 0) {
+      ERROR("usage plugin: %s \"%s\": cannot start its scrape thread: %s",
+            usage_kind_block(c->kind), c->name, strerror(err));
+      source_free(s);
+      goto fail;
+    }
     if (plugin_register_complex_read(
             "usage", name, usage_read, interval,
             &(user_data_t){.data = s, .free_func = source_free}) != 0) {
       ERROR("usage plugin: cannot register the read callback \"%s\"", name);
+      source_free(s); /* not taken by collectd */
       goto fail;
     }
   }
@@ -430,8 +484,9 @@ fail:
 static int usage_shutdown(void) {
   usage_exporter_stop(exporter);
   exporter = NULL;
-  /* The read callbacks (and with them the sources) are freed by collectd
-   * after shutdown; they no longer run, so the store can go. */
+  /* collectd has freed the read callbacks' user data before the shutdown
+   * callbacks (source_free: every scrape thread stopped and joined), so
+   * nothing commits any more and the store can go. */
   pthread_mutex_lock(&sources_lock);
   free(sources);
   sources = NULL;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* source: a source block at run time: creation, scrape accounting (codes,
- * reasons, up, duration), throttled logging, workers and the accessors
- * (see source.h). Requests, politeness and signing in: source_request.c. */
+ * reasons, up, duration), throttled logging, workers, the scrape thread's
+ * loop and stopping it, and the accessors (see source.h). Requests,
+ * politeness and signing in: source_request.c. */
 #include "source.h"
 #include "families.h"
 #include "login.h"
@@ -33,13 +34,44 @@ double usage_source_monotonic(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The source whose scrape runs on this thread (usage_source_read and the
+ * workers of usage_source_run set it): usage_source_sleep, called deep in
+ * the request code, ends when that source is stopped. */
+static _Thread_local usage_source_t *scraping;
+
+/* mono_after: the CLOCK_MONOTONIC time `seconds` from now (run_cond's
+ * clock), for pthread_cond_timedwait. */
+static struct timespec mono_after(double seconds) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  seconds = fmin(fmax(seconds, 0), 86400.0 * 366);
+  double whole = floor(seconds);
+  ts.tv_sec += (time_t)whole;
+  ts.tv_nsec += (long)((seconds - whole) * 1e9);
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  return ts;
+}
+
 void usage_source_sleep(double seconds) {
   if (seconds <= 0)
     return;
-  struct timespec ts = {.tv_sec = (time_t)seconds,
-                        .tv_nsec = (long)((seconds - floor(seconds)) * 1e9)};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
+  usage_source_t *s = scraping;
+  if (s == NULL) {
+    struct timespec ts = {.tv_sec = (time_t)seconds,
+                          .tv_nsec = (long)((seconds - floor(seconds)) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+      ;
+    return;
+  }
+  struct timespec until = mono_after(seconds);
+  pthread_mutex_lock(&s->run_lock);
+  while (!s->stopped &&
+         pthread_cond_timedwait(&s->run_cond, &s->run_lock, &until) == 0)
+    ; /* woken by another event of the source: sleep on */
+  pthread_mutex_unlock(&s->run_lock);
 }
 
 const char *usage_kind_name(usage_kind_t kind) {
@@ -113,6 +145,12 @@ usage_source_t *usage_source_create(usage_source_conf_t *conf,
   s->vendor = usage_vendor(conf->kind);
   pthread_mutex_init(&s->lock, NULL);
   pthread_mutex_init(&s->acct, NULL);
+  pthread_mutex_init(&s->run_lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->run_cond, &ca);
+  pthread_condattr_destroy(&ca);
   usage_login_state_init(&s->login);
   for (size_t i = 0; i < sizeof(common_reasons) / sizeof(*common_reasons); i++)
     reason_slot(s, common_reasons[i]);
@@ -143,24 +181,47 @@ void usage_source_destroy(usage_source_t *s) {
   free(s->codes);
   free(s->reasons);
   free(s->throttle);
+  free(s->run_http);
   pthread_mutex_destroy(&s->lock);
   pthread_mutex_destroy(&s->acct);
+  pthread_mutex_destroy(&s->run_lock);
+  pthread_cond_destroy(&s->run_cond);
   usage_source_conf_free(s->conf);
   free(s);
 }
 
-void usage_source_log(usage_source_t *s, int level, const char *fmt, ...) {
+static void source_vlog(usage_source_t *s, int level, const char *fmt,
+                        va_list ap) {
   char msg[1024];
   int n = snprintf(msg, sizeof(msg),
                    "usage plugin: %s \"%s\": ", usage_kind_block(s->conf->kind),
                    s->conf->name);
-  va_list ap;
-  va_start(ap, fmt);
   if (n > 0 && (size_t)n < sizeof(msg))
     vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
-  va_end(ap);
   if (s->sink.log != NULL)
     s->sink.log(s->sink.ud, level, msg);
+}
+
+/* source_log_always logs even after a stop (the stop's own line). */
+static void source_log_always(usage_source_t *s, int level, const char *fmt,
+                              ...) __attribute__((format(printf, 3, 4)));
+static void source_log_always(usage_source_t *s, int level, const char *fmt,
+                              ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  source_vlog(s, level, fmt, ap);
+  va_end(ap);
+}
+
+/* usage_source_log: after a stop, what the scrape still says is of the
+ * stop's making (a sign-in cut short...): not logged. */
+void usage_source_log(usage_source_t *s, int level, const char *fmt, ...) {
+  if (s->stopped)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  source_vlog(s, level, fmt, ap);
+  va_end(ap);
 }
 
 static usage_throttle_t *throttle_find(usage_source_t *s, const char *key,
@@ -183,6 +244,8 @@ static usage_throttle_t *throttle_find(usage_source_t *s, const char *key,
 
 void usage_source_error(usage_source_t *s, const char *reason, int refusal,
                         const char *key, const char *fmt, ...) {
+  if (s->stopped)
+    return; /* a request the stop aborted or never sent: not a failure */
   char msg[768];
   va_list ap;
   va_start(ap, fmt);
@@ -246,6 +309,10 @@ usage_batch_t *usage_source_batch(usage_source_t *s, const char *entity) {
 int usage_source_commit(usage_source_t *s, usage_batch_t *b) {
   if (b == NULL)
     return ENOMEM;
+  if (s->stopped) {
+    usage_batch_destroy(b);
+    return ECANCELED;
+  }
   return s->sink.commit(s->sink.ud, b);
 }
 
@@ -267,6 +334,8 @@ const char *usage_source_http_reason(int err, long status) {
     return "login";
   case USAGE_HTTP_LOGIN_AUTH:
     return "auth";
+  case USAGE_HTTP_STOPPED:
+    return "stopped"; /* never counted: see usage_source_error */
   default:
     return "connect";
   }
@@ -302,11 +371,42 @@ static void run_items(run_t *r, usage_http_t *http) {
   }
 }
 
+/* run_attach makes a worker's handle one that a stop cancels (at once
+ * when the stop came first); run_detach undoes it. 0 or ENOMEM. */
+static int run_attach(usage_source_t *s, usage_http_t *h) {
+  pthread_mutex_lock(&s->run_lock);
+  usage_http_t **p =
+      realloc(s->run_http, (s->run_http_num + 1) * sizeof(*s->run_http));
+  if (p == NULL) {
+    pthread_mutex_unlock(&s->run_lock);
+    return ENOMEM;
+  }
+  s->run_http = p;
+  p[s->run_http_num++] = h;
+  if (s->stopped)
+    usage_http_cancel(h);
+  pthread_mutex_unlock(&s->run_lock);
+  return 0;
+}
+
+static void run_detach(usage_source_t *s, usage_http_t *h) {
+  pthread_mutex_lock(&s->run_lock);
+  for (size_t i = 0; i < s->run_http_num; i++)
+    if (s->run_http[i] == h) {
+      s->run_http[i] = s->run_http[--s->run_http_num];
+      break;
+    }
+  pthread_mutex_unlock(&s->run_lock);
+}
+
 static void *run_worker(void *p) {
   run_t *r = p;
+  scraping = r->s;
   usage_http_t *http = usage_http_create(&r->s->conf->http);
-  if (http != NULL)
+  if (http != NULL && run_attach(r->s, http) == 0) {
     run_items(r, http);
+    run_detach(r->s, http);
+  }
   usage_http_destroy(http);
   return NULL;
 }
@@ -375,6 +475,10 @@ static void commit_self(usage_source_t *s, double duration) {
 }
 
 void usage_source_read(usage_source_t *s) {
+  if (s->stopped)
+    return;
+  usage_source_t *outer = scraping;
+  scraping = s;
   double t0 = usage_source_monotonic();
   s->now = usage_now();
   s->down = 0;
@@ -384,6 +488,15 @@ void usage_source_read(usage_source_t *s) {
   s->vendor->scrape(s);
 
   double duration = usage_source_monotonic() - t0;
+  scraping = outer;
+  if (s->stopped) {
+    source_log_always(s, USAGE_LOG_NOTICE,
+                      "stopped %.3f s into a scrape: what it had not "
+                      "finished is not published, and is fetched again at "
+                      "the next start",
+                      duration);
+    return;
+  }
   pthread_mutex_lock(&s->lock);
   s->status.last_scrape = s->now;
   s->status.last_duration = duration;
@@ -395,6 +508,72 @@ void usage_source_read(usage_source_t *s) {
   pthread_mutex_unlock(&s->lock);
   commit_self(s, duration);
 }
+
+void usage_source_loop(usage_source_t *s) {
+  pthread_mutex_lock(&s->run_lock);
+  for (;;) {
+    while (!s->run_wanted && !s->stopped)
+      pthread_cond_wait(&s->run_cond, &s->run_lock);
+    if (s->stopped)
+      break;
+    s->run_wanted = 0;
+    s->run_busy = 1;
+    pthread_mutex_unlock(&s->run_lock);
+    usage_source_read(s);
+    pthread_mutex_lock(&s->run_lock);
+    s->run_busy = 0;
+    s->run_done++;
+    pthread_cond_broadcast(&s->run_cond);
+  }
+  pthread_mutex_unlock(&s->run_lock);
+}
+
+int usage_source_trigger(usage_source_t *s, double wait) {
+  pthread_mutex_lock(&s->run_lock);
+  if (s->stopped) {
+    pthread_mutex_unlock(&s->run_lock);
+    return 0;
+  }
+  /* the scrape that serves this trigger: the next one to start */
+  unsigned long target = s->run_done + (s->run_busy ? 2 : 1);
+  int late = s->run_busy && !s->run_late;
+  int caught_up = !s->run_busy && s->run_late;
+  s->run_late = s->run_busy;
+  s->run_wanted = 1;
+  pthread_cond_broadcast(&s->run_cond);
+  struct timespec until = mono_after(wait);
+  while (s->run_done < target && !s->stopped &&
+         pthread_cond_timedwait(&s->run_cond, &s->run_lock, &until) == 0)
+    ;
+  int ended = s->run_done >= target;
+  pthread_mutex_unlock(&s->run_lock);
+  if (late)
+    usage_source_log(s, USAGE_LOG_WARNING,
+                     "a scrape is still running at its next turn (it takes "
+                     "longer than the interval): the next one starts as soon "
+                     "as it ends");
+  if (caught_up)
+    usage_source_log(s, USAGE_LOG_NOTICE,
+                     "scrapes end within their interval again");
+  return ended;
+}
+
+void usage_source_stop(usage_source_t *s) {
+  pthread_mutex_lock(&s->run_lock);
+  if (!s->stopped) {
+    s->stopped = 1;
+    if (s->http != NULL)
+      usage_http_cancel(s->http);
+    if (s->login_http != NULL)
+      usage_http_cancel(s->login_http);
+    for (size_t i = 0; i < s->run_http_num; i++)
+      usage_http_cancel(s->run_http[i]);
+    pthread_cond_broadcast(&s->run_cond);
+  }
+  pthread_mutex_unlock(&s->run_lock);
+}
+
+int usage_source_stopped(usage_source_t *s) { return s->stopped; }
 
 void usage_source_login_text(usage_source_t *s, double now, char *out,
                              size_t len) {

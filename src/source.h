@@ -114,9 +114,32 @@ usage_source_t *usage_source_create(usage_source_conf_t *conf,
 void usage_source_destroy(usage_source_t *s); /* accepts NULL */
 void usage_source_conf_free(usage_source_conf_t *conf);
 
-/* usage_source_read runs one scrape of the source and commits the source's
- * own figures (up, duration, requests, errors). */
+/* usage_source_read runs one scrape of the source on the calling thread
+ * and commits the source's own figures (up, duration, requests, errors). */
 void usage_source_read(usage_source_t *s);
+
+/* Scrapes on a thread of the source's own, so that a stop does not wait
+ * for a scrape to end. usage_source_loop is that thread's body: it runs
+ * the scrapes usage_source_trigger asks for, one at a time, until
+ * usage_source_stop. usage_source_trigger asks for a scrape and waits until
+ * it has ended, `wait` seconds at most: 1 when it ended in time, 0 when it
+ * still runs (or the source is stopped). A trigger while a scrape runs
+ * makes one more start right after it: never two at once, never more than
+ * one waiting; the first such trigger in a row is logged as a warning. */
+void usage_source_loop(usage_source_t *s);
+int usage_source_trigger(usage_source_t *s, double wait);
+
+/* usage_source_stop stops the source for good, from any thread, at once:
+ * usage_source_loop returns, and the scrape under way ends as soon as it
+ * can: its requests in flight are aborted, its sleeps (request spacing,
+ * Retry-After) end, its later requests fail without being sent. From then
+ * on the source publishes nothing: commits are dropped, failures are
+ * neither counted nor logged, the scrape's own figures are not committed.
+ * What a vendor writes to its StateFile before publishing stays written
+ * (it is published at the next start). Join the thread of the loop before
+ * usage_source_destroy. usage_source_stopped: whether it was called. */
+void usage_source_stop(usage_source_t *s);
+int usage_source_stopped(usage_source_t *s);
 
 /* usage_source_get performs GET conf->url + path_query under the source's
  * politeness limits, retrying 429 and 503 answers that carry Retry-After.

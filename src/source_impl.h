@@ -57,10 +57,25 @@ struct usage_source_s {
   pthread_mutex_t acct; /* accounting, throttle, politeness: workers */
   pthread_mutex_t lock; /* status */
   usage_source_status_t status;
+
+  /* scrapes on the source's own thread (usage_source_loop) and stopping
+   * them (usage_source_stop); under run_lock, run_cond on the monotonic
+   * clock signals every change */
+  pthread_mutex_t run_lock;
+  pthread_cond_t run_cond;
+  int run_wanted;          /* usage_source_trigger asked for a scrape */
+  int run_busy;            /* a scrape is under way */
+  unsigned long run_done;  /* scrapes ended */
+  int run_late;            /* a trigger found the last scrape still busy */
+  usage_http_t **run_http; /* the handles in use, cancelled by a stop */
+  size_t run_http_num;
+  _Atomic int stopped;
 };
 
 /* usage_source_monotonic: a monotonic clock in seconds;
- * usage_source_sleep: sleep that long (restarted after signals). */
+ * usage_source_sleep: sleep that long (restarted after signals), or less:
+ * a stop of the source whose scrape runs on the calling thread (see
+ * usage_source_read) ends the sleep at once. */
 double usage_source_monotonic(void);
 void usage_source_sleep(double seconds);
 

@@ -2,7 +2,8 @@
 /* test_source: a CCC source scraping a loopback libmicrohttpd server with
  * canned answers per service, through a fake sink (commits go to a store,
  * log lines to a buffer): entity commits, accounting, refusals, timeouts,
- * size caps, throttled logging, secret rotation and Retry-After. */
+ * size caps, throttled logging, secret rotation and Retry-After; the
+ * scrape thread's loop and stopping it in a transfer or a sleep. */
 #include "api/ccc/ccc.h"
 #include "families.h"
 #include "source.h"
@@ -41,7 +42,7 @@ typedef struct {
   const char *body; /* NULL: a generated body of body_len bytes */
   size_t body_len;
   unsigned delay_ms;
-  unsigned fail_first; /* answer 429 + Retry-After: 1 this many times */
+  unsigned fail_first; /* answer 429 + Retry-After this many times */
   const char *content_type;
 } route_t;
 
@@ -51,6 +52,26 @@ static unsigned hits[4];
 static char last_auth[256];
 static char last_key[256]; /* the X-Api-Key header (HeaderFile) */
 static pthread_mutex_t server_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t server_cond = PTHREAD_COND_INITIALIZER;
+static int server_stopping;        /* ends every delay (server_hold) */
+static unsigned retry_after_s = 1; /* the Retry-After of fail_first */
+
+/* server_hold delays an answer by ms, less when the server stops. */
+static void server_hold(unsigned ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&server_lock);
+  while (!server_stopping &&
+         pthread_cond_timedwait(&server_cond, &server_lock, &until) == 0)
+    ;
+  pthread_mutex_unlock(&server_lock);
+}
 
 static const char good_body[] =
     "{\"serviceGuid\":\"" G1 "\",\"name\":\"Acme\",\"status\":\"TrialActive\","
@@ -93,11 +114,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     status = 404;
   } else if (hit < r->fail_first) {
     resp = MHD_create_response_from_buffer(2, "{}", MHD_RESPMEM_PERSISTENT);
-    MHD_add_response_header(resp, "Retry-After", "1");
+    char ra[16];
+    snprintf(ra, sizeof(ra), "%u", retry_after_s);
+    MHD_add_response_header(resp, "Retry-After", ra);
     status = 429;
   } else {
     if (r->delay_ms)
-      usleep(r->delay_ms * 1000);
+      server_hold(r->delay_ms);
     if (r->body != NULL) {
       resp = MHD_create_response_from_buffer(strlen(r->body), (void *)r->body,
                                              MHD_RESPMEM_PERSISTENT);
@@ -123,12 +146,17 @@ static struct MHD_Daemon *server;
 static unsigned server_port;
 
 static void server_start(void) {
+  server_stopping = 0;
   memset(hits, 0, sizeof(hits));
   last_auth[0] = 0;
   server = tu_http_start(handler, NULL, &server_port);
 }
 
 static void server_stop(void) {
+  pthread_mutex_lock(&server_lock);
+  server_stopping = 1;
+  pthread_cond_broadcast(&server_cond);
+  pthread_mutex_unlock(&server_lock);
   MHD_stop_daemon(server);
   server = NULL;
 }
@@ -744,6 +772,124 @@ static void test_login(void **state) {
   unlink(pwfile);
 }
 
+/* Scrapes on a thread of the source's own, and stopping them */
+
+static void *loop_thread(void *p) {
+  usage_source_loop(p);
+  return NULL;
+}
+
+static double mono(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static unsigned hits_of(size_t i) {
+  pthread_mutex_lock(&server_lock);
+  unsigned n = hits[i];
+  pthread_mutex_unlock(&server_lock);
+  return n;
+}
+
+/* wait_hits waits (5 s at most) until route i was asked n times. */
+static void wait_hits(size_t i, unsigned n) {
+  for (int k = 0; k < 500 && hits_of(i) < n; k++)
+    usleep(10000);
+  assert_true(hits_of(i) >= n);
+}
+
+/* A trigger waits for its scrape; triggers while one runs make one more
+ * start after it, never two at once, and the first is logged. */
+static void test_loop(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 300, 0, NULL};
+  routes_num = 1;
+  server_start();
+  sink_reset();
+  usage_source_t *s = make_source(NULL, 5000, 1 << 20, 0);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, loop_thread, s), 0);
+  assert_int_equal(usage_source_trigger(s, 10), 1);
+  assert_int_equal(hits_of(0), 1);
+  assert_true(was_committed("service:" G1));
+  assert_true(was_committed("self"));
+  assert_int_equal(log_lines(4), 0);
+
+  assert_int_equal(usage_source_trigger(s, 0), 0); /* scrape 2 starts */
+  wait_hits(0, 2);
+  assert_int_equal(usage_source_trigger(s, 0), 0);  /* busy: 3 waits */
+  assert_int_equal(usage_source_trigger(s, 10), 1); /* busy: still 3 */
+  assert_int_equal(hits_of(0), 3);
+  assert_int_equal(log_lines(4), 1); /* "still running at its next turn" */
+  assert_non_null(strstr(log_text, "still running at its next turn"));
+  assert_int_equal(usage_source_trigger(s, 10), 1); /* idle again */
+  assert_int_equal(hits_of(0), 4);
+  assert_non_null(strstr(log_text, "within their interval again"));
+  assert_int_equal(log_lines(3), 0);
+
+  double t0 = mono();
+  usage_source_stop(s);
+  assert_int_equal(pthread_join(t, NULL), 0);
+  assert_true(mono() - t0 < 1);
+  assert_int_equal(usage_source_trigger(s, 10), 0); /* stopped: at once */
+  assert_int_equal(hits_of(0), 4);
+  usage_source_destroy(s);
+  server_stop();
+}
+
+/* A stop ends a scrape at once wherever it waits: in a transfer the
+ * server holds for 30 s, in a Retry-After sleep of 30 s (straight, and
+ * through the request spacing of MaxRequestsPerSecond). Nothing of the
+ * scrape is published, no error is counted or logged, the stop is. */
+static void test_stop(void **state) {
+  (void)state;
+  static const struct {
+    const char *name;
+    route_t route;
+    double max_rps;
+  } cases[] = {
+      {"transfer", {G1, 200, good_body, 0, 30000, 0, NULL}, 0},
+      {"retry-after", {G1, 200, good_body, 0, 0, 1, NULL}, 0},
+      {"retry-after, spaced", {G1, 200, good_body, 0, 0, 1, NULL}, 1},
+  };
+  retry_after_s = 30;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    routes[0] = cases[i].route;
+    routes_num = 1;
+    server_start();
+    sink_reset();
+    usage_source_t *s = make_source(NULL, 60000, 1 << 20, 0);
+    ((usage_source_conf_t *)usage_source_conf(s))->max_rps = cases[i].max_rps;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, loop_thread, s), 0);
+    assert_int_equal(usage_source_trigger(s, 0.2), 0);
+    wait_hits(0, 1);
+    usleep(100000); /* into the wait (a stop before it ends it as well) */
+    double t0 = mono();
+    usage_source_stop(s);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    double took = mono() - t0;
+    if (took > 0.5)
+      fail_msg("%s: the stop took %.3f s", cases[i].name, took);
+    assert_int_equal(hits_of(0), 1); /* no retry sent */
+    if (committed_num != 0)
+      fail_msg("%s: %s committed after the stop", cases[i].name, committed[0]);
+    assert_int_equal(log_lines(3), 0);
+    assert_non_null(strstr(log_text, "stopped "));
+    assert_non_null(strstr(log_text, "into a scrape"));
+    assert_int_equal(usage_source_reason_count(s, "connect"), 0);
+    assert_int_equal(usage_source_reason_count(s, "timeout"), 0);
+    assert_int_equal(usage_source_reason_count(s, "stopped"), UINT64_MAX);
+    /* a read of a stopped source sends nothing */
+    usage_source_read(s);
+    assert_int_equal(hits_of(0), 1);
+    usage_source_destroy(s);
+    server_stop();
+  }
+  retry_after_s = 1;
+}
+
 int main(void) {
   usage_http_global_init();
   const struct CMUnitTest tests[] = {
@@ -754,6 +900,8 @@ int main(void) {
       cmocka_unit_test(test_retry_after),
       cmocka_unit_test(test_header_file),
       cmocka_unit_test(test_login),
+      cmocka_unit_test(test_loop),
+      cmocka_unit_test(test_stop),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
