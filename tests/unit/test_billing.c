@@ -169,7 +169,14 @@ static void test_golden(void **state) {
     assert_int_equal(res.invalid, golden[i].invalid);
     assert_int_equal(usage_billing_commit(fresh), golden[i].invalid);
     char *got = render(fresh);
-    if (strcmp(got, gold) != 0)
+    if (getenv("BILLING_GOLDEN_WRITE") != NULL) { /* regenerate, then review */
+      char path[512];
+      snprintf(path, sizeof(path), "%s/billing/%s", FIXTURES, golden[i].gold);
+      FILE *f = fopen(path, "w");
+      assert_non_null(f);
+      fputs(got, f);
+      fclose(f);
+    } else if (strcmp(got, gold) != 0)
       fail_msg("%s: got\n%s\nexpected\n%s", golden[i].name, got, gold);
     free(got);
     free(body);
