@@ -21,8 +21,9 @@
  * event date minus the previous one (the first: minus window_start;
  * zigzag, as it may be negative), then the index of its label set among
  * the group lines plus one (0: figures not known) and, when known, its
- * four quantities as usage_billing_dec_pack writes them. About 12 to 20
- * bytes per id.
+ * four quantities in units of 10^S 1e-9 units, S from the "scale" line
+ * (per quantity, the largest power of ten dividing all of them). About 21
+ * bytes per id for figures of 4 to 7 significant digits.
  *
  * Format 2 (read, not written) has the "invalid" line and the ids sorted,
  * delta encoded ("id ID EV" for the first, then "d ID-DELTA EV-DELTA");
@@ -70,6 +71,16 @@ static const char *get_num(const char *p, u128_t *out) {
       return p;
     }
   }
+}
+
+/* Quantities are written in units of 10^scale; scale <= MAX_SCALE. */
+#define MAX_SCALE 30
+
+static u128_t pow10_u128(unsigned e) {
+  u128_t p = 1;
+  while (e-- > 0)
+    p *= 10;
+  return p;
 }
 
 static u128_t zigzag(__int128 v) {
@@ -197,7 +208,29 @@ int usage_billing_serialize(const usage_billing_t *b, usage_buf_t *out) {
     if (i + 1 == nids || e[i + 1].e->id != e[i].e->id)
       e[kept++] = e[i]; /* of equal ids the pending one (sorted last) */
   nids = kept;
-  usage_buf_printf(out, "ids %zu\n", nids);
+  /* the quantities are written in units of 10^scale (1e-9 units): the
+   * largest power of ten that divides every one of them */
+  unsigned scale[USAGE_BILLING_NQ];
+  for (int q = 0; q < USAGE_BILLING_NQ; q++)
+    scale[q] = MAX_SCALE;
+  for (size_t i = 0; i < nids; i++)
+    if (e[i].fig != NULL) {
+      usage_billing_fig_t f;
+      usage_billing_fig_unpack(e[i].fig, &f);
+      for (int q = 0; q < USAGE_BILLING_NQ; q++) {
+        unsigned z = 0;
+        for (usage_billing_nano_t v = f.q[q]; v != 0 && v % 10 == 0 &&
+                                              z < scale[q];
+             v /= 10)
+          z++;
+        if (f.q[q] != 0)
+          scale[q] = z;
+      }
+    }
+  usage_buf_printf(out, "scale");
+  for (int q = 0; q < USAGE_BILLING_NQ; q++)
+    usage_buf_printf(out, " %u", scale[q]);
+  usage_buf_printf(out, "\nids %zu\n", nids);
   int64_t prev_id = -1, prev_ev = ws;
   for (size_t i = 0; i < nids; i++) {
     char line[40 + 26 * USAGE_BILLING_NQ];
@@ -212,7 +245,7 @@ int usage_billing_serialize(const usage_billing_t *b, usage_buf_t *out) {
       usage_billing_fig_unpack(e[i].fig, &f);
       n += put_num(line + n, (u128_t)f.group + 1);
       for (int q = 0; q < USAGE_BILLING_NQ; q++)
-        n += put_num(line + n, usage_billing_dec_pack(f.q[q]));
+        n += put_num(line + n, (u128_t)f.q[q] / pow10_u128(scale[q]));
     }
     line[n++] = '\n';
     usage_buf_append(out, line, n);
@@ -264,6 +297,7 @@ typedef struct {
   int seen_groupby, groups_ok, have_ws, ended;
   size_t ngroups, nids;
   size_t packed_left; /* format 3 id lines still to come */
+  unsigned scale[USAGE_BILLING_NQ];
   int64_t prev_id, prev_ev;
 } rctx_t;
 
@@ -290,9 +324,10 @@ static int restore_packed(usage_billing_t *t, const char *line, rctx_t *c,
   for (int q = 0; q < USAGE_BILLING_NQ && g > 0; q++) {
     u128_t v;
     p = get_num(p, &v);
-    if (p == NULL ||
-        usage_billing_dec_unpack(v, USAGE_BILLING_SUM_MAX, &f.q[q]) != 0)
+    u128_t m = pow10_u128(c->scale[q]);
+    if (p == NULL || (v != 0 && v > (u128_t)USAGE_BILLING_SUM_MAX / m))
       goto bad;
+    f.q[q] = (usage_billing_nano_t)(v * m);
   }
   if (*p != 0)
     goto bad;
@@ -417,6 +452,17 @@ static int restore_line(usage_billing_t *t, char *line, rctx_t *c, char *err,
   if (strcmp(k, "rerated") == 0 && n == 2 && c->format >= 3 &&
       parse_i64(words[1], &a) == 0 && a >= 0) {
     t->rerated = (uint64_t)a;
+    return 0;
+  }
+  if (strcmp(k, "scale") == 0 && n == 1 + USAGE_BILLING_NQ &&
+      c->format >= 3) {
+    for (int q = 0; q < USAGE_BILLING_NQ; q++)
+      if (parse_i64(words[1 + q], &a) != 0 || a < 0 || a > MAX_SCALE) {
+        snprintf(err, errlen, "bad scale line");
+        return EINVAL;
+      }
+      else
+        c->scale[q] = (unsigned)a;
     return 0;
   }
   if (strcmp(k, "ids") == 0 && n == 2 && c->format >= 3 && *have_ws &&
