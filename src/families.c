@@ -151,12 +151,12 @@ const usage_family_t usage_families[FAM_COUNT] = {
          "gauge", 0},
     [FAM_BILLING_OVERFLOW_ADJUSTMENT_RECORDS] =
         {"usage_billing_overflow_adjustment_records_total",
-         "Records that left the label sets past MaxSeries (re-rated).", C,
-         NULL, "derive", 0},
+         "Records that left the label sets past MaxSeries (re-rated).", C, NULL,
+         "derive", 0},
     [FAM_BILLING_OVERFLOW_ADJUSTMENT_DATA_BYTES] =
         {"usage_billing_overflow_adjustment_data_bytes_total",
-         "Downward corrections of the data volume past MaxSeries.", C,
-         "bytes", "total_bytes", 0},
+         "Downward corrections of the data volume past MaxSeries.", C, "bytes",
+         "total_bytes", 0},
     [FAM_BILLING_OVERFLOW_ADJUSTMENT_DURATION_SECONDS] =
         {"usage_billing_overflow_adjustment_duration_seconds_total",
          "Downward corrections of the duration past MaxSeries.", C, "seconds",

@@ -1153,8 +1153,8 @@ static void test_rerate_group_move(void **state) {
   assert_true(V(FAM_BILLING_RECORDS, A1002) == 1);
   assert_true(V(FAM_BILLING_DATA_BYTES, A1002) == 3e6);
   assert_true(V(FAM_BILLING_ADJUSTMENT_RECORDS, A1002) == 0);
-  assert_true(net(b, FAM_BILLING_RECORDS, FAM_BILLING_ADJUSTMENT_RECORDS,
-                  A1001) == 1);
+  assert_true(
+      net(b, FAM_BILLING_RECORDS, FAM_BILLING_ADJUSTMENT_RECORDS, A1001) == 1);
 
   /* to a third label set: past MaxSeries 2, into the overflow families */
   rr_t s3[] = {{1, "1003", "SMS", 4, 0.5}, {2, "1001", "DATA", 1, 0.25}};
@@ -1168,8 +1168,8 @@ static void test_rerate_group_move(void **state) {
   assert_true(V(FAM_BILLING_OVERFLOW_ADJUSTMENT_RECORDS, "") == 1);
   assert_true(V(FAM_BILLING_OVERFLOW_ADJUSTMENT_DATA_BYTES, "") == 4e6);
   assert_true(V(FAM_BILLING_RECORDS, A1001) == 3);
-  assert_true(net(b, FAM_BILLING_RECORDS, FAM_BILLING_ADJUSTMENT_RECORDS,
-                  A1001) == 2);
+  assert_true(
+      net(b, FAM_BILLING_RECORDS, FAM_BILLING_ADJUSTMENT_RECORDS, A1001) == 2);
   assert_true(net(b, FAM_BILLING_DATA_BYTES, FAM_BILLING_ADJUSTMENT_DATA_BYTES,
                   A1001) == 3e6);
   assert_true(V(FAM_BILLING_RERATED_RECORDS, "") == 3);

@@ -196,9 +196,8 @@ static size_t fig_len(const unsigned char *p) {
  * of a that c holds too was superseded by c's). */
 static int kept(const usage_billing_ids_t *s, size_t i,
                 const usage_billing_ids_t *over, int64_t ws) {
-  return s->e[i].ev >= ws &&
-         (over == NULL || over->n == 0 ||
-          !usage_billing_ids_find(over, s->e[i].id));
+  return s->e[i].ev >= ws && (over == NULL || over->n == 0 ||
+                              !usage_billing_ids_find(over, s->e[i].id));
 }
 
 int usage_billing_ids_window(usage_billing_ids_t *out,

@@ -219,9 +219,8 @@ int usage_billing_serialize(const usage_billing_t *b, usage_buf_t *out) {
       usage_billing_fig_unpack(e[i].fig, &f);
       for (int q = 0; q < USAGE_BILLING_NQ; q++) {
         unsigned z = 0;
-        for (usage_billing_nano_t v = f.q[q]; v != 0 && v % 10 == 0 &&
-                                              z < scale[q];
-             v /= 10)
+        for (usage_billing_nano_t v = f.q[q];
+             v != 0 && v % 10 == 0 && z < scale[q]; v /= 10)
           z++;
         if (f.q[q] != 0)
           scale[q] = z;
@@ -454,14 +453,12 @@ static int restore_line(usage_billing_t *t, char *line, rctx_t *c, char *err,
     t->rerated = (uint64_t)a;
     return 0;
   }
-  if (strcmp(k, "scale") == 0 && n == 1 + USAGE_BILLING_NQ &&
-      c->format >= 3) {
+  if (strcmp(k, "scale") == 0 && n == 1 + USAGE_BILLING_NQ && c->format >= 3) {
     for (int q = 0; q < USAGE_BILLING_NQ; q++)
       if (parse_i64(words[1 + q], &a) != 0 || a < 0 || a > MAX_SCALE) {
         snprintf(err, errlen, "bad scale line");
         return EINVAL;
-      }
-      else
+      } else
         c->scale[q] = (unsigned)a;
     return 0;
   }
@@ -472,10 +469,8 @@ static int restore_line(usage_billing_t *t, char *line, rctx_t *c, char *err,
     c->prev_ev = t->window_start;
     if (a == 0)
       return 0;
-    if (usage_billing_ids_reserve(&t->ids, (size_t)a < (1u << 20)
-                                               ? (size_t)a
-                                               : (1u << 20),
-                                  0) != 0) {
+    if (usage_billing_ids_reserve(
+            &t->ids, (size_t)a < (1u << 20) ? (size_t)a : (1u << 20), 0) != 0) {
       snprintf(err, errlen, "out of memory");
       return ENOMEM;
     }
@@ -501,9 +496,9 @@ static int restore_line(usage_billing_t *t, char *line, rctx_t *c, char *err,
     for (int q = 0; q < USAGE_BILLING_NQ; q++)
       if (nano_parse_int(words[3 + q], &sums[q]) != 0 ||
           sums[q] > USAGE_BILLING_SUM_MAX ||
-          (nv && (nano_parse_int(words[4 + USAGE_BILLING_NQ + q], &adj[q]) !=
-                      0 ||
-                  adj[q] > USAGE_BILLING_SUM_MAX))) {
+          (nv &&
+           (nano_parse_int(words[4 + USAGE_BILLING_NQ + q], &adj[q]) != 0 ||
+            adj[q] > USAGE_BILLING_SUM_MAX))) {
         snprintf(err, errlen, "bad number in a group line");
         return EINVAL;
       }

@@ -589,8 +589,8 @@ int usage_billing_samples(const usage_billing_t *b, usage_batch_t *batch) {
       rc = usage_batch_addv(batch, usage_billing_quantities[q].family,
                             (double)g->sum[q] / 1e9, (unsigned)nl, labels);
     if (rc == 0)
-      rc = usage_batch_addv(batch, adj_fam[0], (double)g->adjrec,
-                            (unsigned)nl, labels);
+      rc = usage_batch_addv(batch, adj_fam[0], (double)g->adjrec, (unsigned)nl,
+                            labels);
     for (int q = 0; q < USAGE_BILLING_NQ && rc == 0; q++)
       rc = usage_batch_addv(batch, adj_fam[1 + q], (double)g->adj[q] / 1e9,
                             (unsigned)nl, labels);
@@ -608,8 +608,8 @@ int usage_billing_samples(const usage_billing_t *b, usage_batch_t *batch) {
                            other ? (double)other->adj[q] / 1e9 : 0, NULL);
   }
   if (rc == 0)
-    rc = usage_batch_add(batch, FAM_BILLING_RERATED_RECORDS,
-                         (double)b->rerated, NULL);
+    rc = usage_batch_add(batch, FAM_BILLING_RERATED_RECORDS, (double)b->rerated,
+                         NULL);
   for (int k = 0; k < USAGE_BILLING_NINV && rc == 0; k++) {
     const char *l[2] = {"reason", usage_billing_invalid_reasons[k]};
     rc = usage_batch_addv(batch, FAM_BILLING_INVALID_RECORDS, (double)b->inv[k],
