@@ -564,6 +564,30 @@ static const struct {
     {"bad escape",
      "billing-state 1\ngroupby customerId,callClass,usageDirection\n"
      "window_start 5\ngroup 0 1 2 3 4 5 =a =b =%zz\nend 1 0\n"},
+    /* format 3: "ids N", then N packed lines (id delta 1, event date
+     * delta, label set + 1, quantities) */
+    {"label set past the groups",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\nids 1\n125\nend 0 1\n"},
+    {"fewer id lines than said",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\nids 2\n100\nend 0 1\n"},
+    {"not a packed digit",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\nids 1\n1 0 0\nend 0 1\n"},
+    {"id delta 0",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\nids 2\n100\n000\nend 0 2\n"},
+    {"format 2 id line in format 3",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\nid 1 7\nend 0 1\n"},
+    {"format 2 group line in format 3",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\ngroup 0 1 2 3 4 5 =a =b =c\nend 1 0\n"},
+    {"quantity past 2^63 units",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\ngroup 0 1 0 0 0 0 0 0 0 0 0 =a =b =c\n"
+     "scale 30 0 0 0\nids 1\n101_______0000\nend 1 1\n"},
 };
 
 static void test_corrupt_state(void **state) {

@@ -310,7 +310,8 @@ static int restore_packed(usage_billing_t *t, const char *line, rctx_t *c,
     p = get_num(p, &zev);
   if (p != NULL)
     p = get_num(p, &g);
-  if (p == NULL || did == 0 || did > (u128_t)INT64_MAX + 1)
+  /* both deltas within 2^65: their sums cannot overflow 128 bits */
+  if (p == NULL || did == 0 || did > (u128_t)INT64_MAX + 1 || zev >> 66)
     goto bad;
   __int128 id = (__int128)c->prev_id + (__int128)did;
   __int128 ev = (__int128)c->prev_ev + unzigzag(zev);
