@@ -127,6 +127,53 @@ const usage_family_t usage_families[FAM_COUNT] = {
          "Records refused (not counted anywhere else), once per record of the "
          "window, by reason.",
          C, NULL, "derive", 0},
+    [FAM_BILLING_ADJUSTMENT_RECORDS] =
+        {"usage_billing_adjustment_records_total",
+         "Records that left the label set (re-rated into another); "
+         "records_total minus this is the current count.",
+         C, NULL, "derive", 0},
+    [FAM_BILLING_ADJUSTMENT_DATA_BYTES] =
+        {"usage_billing_adjustment_data_bytes_total",
+         "Downward corrections of the data volume (re-ratings); "
+         "data_bytes_total minus this is the current total.",
+         C, "bytes", "total_bytes", 0},
+    [FAM_BILLING_ADJUSTMENT_DURATION_SECONDS] =
+        {"usage_billing_adjustment_duration_seconds_total",
+         "Downward corrections of the duration (re-ratings).", C, "seconds",
+         "derive", 0},
+    [FAM_BILLING_ADJUSTMENT_SELL_PRICE] =
+        {"usage_billing_adjustment_sell_price_total",
+         "Downward corrections of the sell price (re-ratings).", C, NULL,
+         "gauge", 0},
+    [FAM_BILLING_ADJUSTMENT_BUY_PRICE] =
+        {"usage_billing_adjustment_buy_price_total",
+         "Downward corrections of the buy price (re-ratings).", C, NULL,
+         "gauge", 0},
+    [FAM_BILLING_OVERFLOW_ADJUSTMENT_RECORDS] =
+        {"usage_billing_overflow_adjustment_records_total",
+         "Records that left the label sets past MaxSeries (re-rated).", C, NULL,
+         "derive", 0},
+    [FAM_BILLING_OVERFLOW_ADJUSTMENT_DATA_BYTES] =
+        {"usage_billing_overflow_adjustment_data_bytes_total",
+         "Downward corrections of the data volume past MaxSeries.", C, "bytes",
+         "total_bytes", 0},
+    [FAM_BILLING_OVERFLOW_ADJUSTMENT_DURATION_SECONDS] =
+        {"usage_billing_overflow_adjustment_duration_seconds_total",
+         "Downward corrections of the duration past MaxSeries.", C, "seconds",
+         "derive", 0},
+    [FAM_BILLING_OVERFLOW_ADJUSTMENT_SELL_PRICE] =
+        {"usage_billing_overflow_adjustment_sell_price_total",
+         "Downward corrections of the sell price past MaxSeries.", C, NULL,
+         "gauge", 0},
+    [FAM_BILLING_OVERFLOW_ADJUSTMENT_BUY_PRICE] =
+        {"usage_billing_overflow_adjustment_buy_price_total",
+         "Downward corrections of the buy price past MaxSeries.", C, NULL,
+         "gauge", 0},
+    [FAM_BILLING_RERATED_RECORDS] =
+        {"usage_billing_rerated_records_total",
+         "Records of the window the vendor sent again with other figures or "
+         "another label set (re-ratings), counted as differences.",
+         C, NULL, "derive", 0},
     [FAM_JASPER_RATE_PLAN_INFO] = {"usage_jasper_rate_plan_info",
                                    "Jasper rate plan description (always 1).",
                                    G, NULL, "gauge", 1, 2},

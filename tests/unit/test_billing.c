@@ -173,7 +173,14 @@ static void test_golden(void **state) {
     assert_int_equal(res.invalid, golden[i].invalid);
     assert_int_equal(usage_billing_commit(fresh), golden[i].invalid);
     char *got = render(fresh);
-    if (strcmp(got, gold) != 0)
+    if (getenv("BILLING_GOLDEN_WRITE") != NULL) { /* regenerate, then review */
+      char path[512];
+      snprintf(path, sizeof(path), "%s/billing/%s", FIXTURES, golden[i].gold);
+      FILE *f = fopen(path, "w");
+      assert_non_null(f);
+      fputs(got, f);
+      fclose(f);
+    } else if (strcmp(got, gold) != 0)
       fail_msg("%s: got\n%s\nexpected\n%s", golden[i].name, got, gold);
     free(got);
     free(body);
@@ -561,6 +568,30 @@ static const struct {
     {"bad escape",
      "billing-state 1\ngroupby customerId,callClass,usageDirection\n"
      "window_start 5\ngroup 0 1 2 3 4 5 =a =b =%zz\nend 1 0\n"},
+    /* format 3: "ids N", then N packed lines (id delta 1, event date
+     * delta, label set + 1, quantities) */
+    {"label set past the groups",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\nids 1\n125\nend 0 1\n"},
+    {"fewer id lines than said",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\nids 2\n100\nend 0 1\n"},
+    {"not a packed digit",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\nids 1\n1 0 0\nend 0 1\n"},
+    {"id delta 0",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\nids 2\n100\n000\nend 0 2\n"},
+    {"format 2 id line in format 3",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\nid 1 7\nend 0 1\n"},
+    {"format 2 group line in format 3",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\ngroup 0 1 2 3 4 5 =a =b =c\nend 1 0\n"},
+    {"quantity past 2^63 units",
+     "billing-state 3\ngroupby customerId,callClass,usageDirection\n"
+     "window_start 5\ngroup 0 1 0 0 0 0 0 0 0 0 0 =a =b =c\n"
+     "scale 30 0 0 0\nids 1\n101_______0000\nend 1 1\n"},
 };
 
 static void test_corrupt_state(void **state) {
@@ -1007,27 +1038,351 @@ static void test_alloc_failure_no_double_count(void **state) {
   conf_free(c);
 }
 
+/* ---- re-ratings ---- */
+
+/* one_scrape runs a scrape at now of one page of records given as
+ * "id cust class data sell" tuples (event date T0 - 60, duration 1, buy
+ * 0.5) and commits it; res gets the page's figures. */
+typedef struct {
+  long id;
+  const char *cust, *cls;
+  double data, sell;
+} rr_t;
+
+static void rr_body(usage_buf_t *body, const rr_t *r, size_t n) {
+  usage_buf_reset(body);
+  usage_buf_puts(body, "[");
+  for (size_t i = 0; i < n; i++)
+    rec(body, r[i].id, T0 - 60, r[i].cust, r[i].cls, r[i].data, r[i].sell);
+  usage_buf_puts(body, "]");
+}
+
+static void one_scrape(usage_billing_t *b, double now, const rr_t *r, size_t n,
+                       usage_billing_page_t *res) {
+  usage_buf_t body;
+  usage_buf_init(&body, 0);
+  rr_body(&body, r, n);
+  usage_billing_begin(b, now);
+  assert_int_equal(page_str(b, &body, res), 0);
+  usage_billing_commit(b);
+  usage_buf_free(&body);
+}
+
+#define V(fam, set) value_of(b, fam, set)
+#define A1001 "1001,DATA,OUTBOUND"
+#define A1002 "1002,VOICE,OUTBOUND"
+
+/* the current total of a family: counter minus its adjustment */
+static double net(const usage_billing_t *b, int fam, int adj, const char *s) {
+  return value_of(b, fam, s) - value_of(b, adj, s);
+}
+
+/* A record re-rated up counts the increase in the counter; re-rated down,
+ * the decrease goes to the adjustment family: counter - adjustment is the
+ * sum of the current figures, and no counter goes down. */
+static void test_rerate_up_down(void **state) {
+  usage_billing_conf_t *c = conf_new();
+  usage_billing_t *b = usage_billing_create(c);
+  usage_billing_page_t res;
+  rr_t s1[] = {{1, "1001", "DATA", 2, 0.5}, {2, "1001", "DATA", 1, 0.25}};
+  one_scrape(b, (double)T0, s1, 2, &res);
+  assert_int_equal(res.counted, 2);
+  assert_true(V(FAM_BILLING_DATA_BYTES, A1001) == 3e6);
+
+  /* up: id 1 from 2 MB to 5 MB, same prices */
+  rr_t s2[] = {{1, "1001", "DATA", 5, 0.5}, {2, "1001", "DATA", 1, 0.25}};
+  one_scrape(b, (double)T0 + 60, s2, 2, &res);
+  assert_int_equal(res.counted, 0);
+  assert_int_equal(res.rerated, 1);
+  assert_int_equal(res.duplicates, 1);
+  assert_true(V(FAM_BILLING_RECORDS, A1001) == 2);
+  assert_true(V(FAM_BILLING_DATA_BYTES, A1001) == 6e6);
+  assert_true(V(FAM_BILLING_ADJUSTMENT_DATA_BYTES, A1001) == 0);
+  assert_true(V(FAM_BILLING_SELL_PRICE, A1001) == 0.75);
+  assert_true(V(FAM_BILLING_RERATED_RECORDS, "") == 1);
+
+  /* down: id 1 to 1 MB and a sell price of 0.25 */
+  rr_t s3[] = {{1, "1001", "DATA", 1, 0.25}, {2, "1001", "DATA", 1, 0.25}};
+  for (int again = 0; again < 2; again++) {
+    one_scrape(b, (double)T0 + 120 + again, s3, 2, &res);
+    assert_int_equal(res.rerated, again ? 0 : 1);
+    assert_int_equal(res.duplicates, again ? 2 : 1);
+    assert_true(V(FAM_BILLING_DATA_BYTES, A1001) == 6e6); /* never down */
+    assert_true(V(FAM_BILLING_ADJUSTMENT_DATA_BYTES, A1001) == 4e6);
+    assert_true(net(b, FAM_BILLING_DATA_BYTES,
+                    FAM_BILLING_ADJUSTMENT_DATA_BYTES, A1001) == 2e6);
+    assert_true(V(FAM_BILLING_SELL_PRICE, A1001) == 0.75);
+    assert_true(V(FAM_BILLING_ADJUSTMENT_SELL_PRICE, A1001) == 0.25);
+    assert_true(V(FAM_BILLING_ADJUSTMENT_BUY_PRICE, A1001) == 0);
+    assert_true(V(FAM_BILLING_RECORDS, A1001) == 2);
+    assert_true(V(FAM_BILLING_ADJUSTMENT_RECORDS, A1001) == 0);
+    assert_true(V(FAM_BILLING_RERATED_RECORDS, "") == 2);
+  }
+
+  /* within one scrape: 9 MB on one page, back to 1 MB on the next: the
+   * scrape commits the last copy, nothing changes */
+  usage_buf_t body;
+  usage_buf_init(&body, 0);
+  usage_billing_begin(b, (double)T0 + 180);
+  rr_t p1[] = {{1, "1001", "DATA", 9, 0.25}};
+  rr_body(&body, p1, 1);
+  assert_int_equal(page_str(b, &body, &res), 0);
+  assert_int_equal(res.rerated, 1);
+  rr_body(&body, s3, 2);
+  assert_int_equal(page_str(b, &body, &res), 0);
+  assert_int_equal(res.rerated, 1);
+  usage_billing_commit(b);
+  assert_true(V(FAM_BILLING_DATA_BYTES, A1001) == 6e6);
+  assert_true(V(FAM_BILLING_ADJUSTMENT_DATA_BYTES, A1001) == 4e6);
+  assert_true(V(FAM_BILLING_RERATED_RECORDS, "") == 2);
+
+  /* an aborted scrape's re-rating is not counted */
+  usage_billing_begin(b, (double)T0 + 240);
+  rr_body(&body, p1, 1);
+  assert_int_equal(page_str(b, &body, &res), 0);
+  usage_billing_abort(b);
+  assert_true(V(FAM_BILLING_DATA_BYTES, A1001) == 6e6);
+  /* an invalid copy of a counted record changes nothing */
+  usage_buf_reset(&body);
+  usage_buf_puts(&body, "[");
+  recj(&body, "1", T0 - 60, "1001", "null");
+  usage_buf_puts(&body, "]");
+  usage_billing_begin(b, (double)T0 + 300);
+  assert_int_equal(page_str(b, &body, &res), 0);
+  assert_int_equal(res.duplicates, 1);
+  assert_int_equal(res.invalid, 0);
+  usage_billing_commit(b);
+  assert_true(net(b, FAM_BILLING_DATA_BYTES, FAM_BILLING_ADJUSTMENT_DATA_BYTES,
+                  A1001) == 2e6);
+  usage_buf_free(&body);
+  usage_billing_destroy(b);
+  conf_free(c);
+}
+
+/* A record re-rated into another label set leaves the old one (its
+ * adjustment families count the record and its figures) and is counted
+ * whole in the new one; past MaxSeries, in the overflow families. */
+static void test_rerate_group_move(void **state) {
+  usage_billing_conf_t *c = conf_new();
+  c->max_series = 2;
+  usage_billing_t *b = usage_billing_create(c);
+  usage_billing_page_t res;
+  rr_t s1[] = {{1, "1001", "DATA", 2, 0.5}, {2, "1001", "DATA", 1, 0.25}};
+  one_scrape(b, (double)T0, s1, 2, &res);
+  rr_t s2[] = {{1, "1002", "VOICE", 3, 0.5}, {2, "1001", "DATA", 1, 0.25}};
+  one_scrape(b, (double)T0 + 60, s2, 2, &res);
+  assert_int_equal(res.rerated, 1);
+  assert_true(V(FAM_BILLING_RECORDS, A1001) == 2);
+  assert_true(V(FAM_BILLING_ADJUSTMENT_RECORDS, A1001) == 1);
+  assert_true(V(FAM_BILLING_ADJUSTMENT_DATA_BYTES, A1001) == 2e6);
+  assert_true(V(FAM_BILLING_ADJUSTMENT_SELL_PRICE, A1001) == 0.5);
+  assert_true(V(FAM_BILLING_ADJUSTMENT_DURATION_SECONDS, A1001) == 1);
+  assert_true(V(FAM_BILLING_ADJUSTMENT_BUY_PRICE, A1001) == 0.5);
+  assert_true(V(FAM_BILLING_RECORDS, A1002) == 1);
+  assert_true(V(FAM_BILLING_DATA_BYTES, A1002) == 3e6);
+  assert_true(V(FAM_BILLING_ADJUSTMENT_RECORDS, A1002) == 0);
+  assert_true(
+      net(b, FAM_BILLING_RECORDS, FAM_BILLING_ADJUSTMENT_RECORDS, A1001) == 1);
+
+  /* to a third label set: past MaxSeries 2, into the overflow families */
+  rr_t s3[] = {{1, "1003", "SMS", 4, 0.5}, {2, "1001", "DATA", 1, 0.25}};
+  one_scrape(b, (double)T0 + 120, s3, 2, &res);
+  assert_true(V(FAM_BILLING_ADJUSTMENT_RECORDS, A1002) == 1);
+  assert_true(V(FAM_BILLING_ADJUSTMENT_DATA_BYTES, A1002) == 3e6);
+  assert_true(V(FAM_BILLING_OVERFLOW_RECORDS, "") == 1);
+  assert_true(V(FAM_BILLING_OVERFLOW_DATA_BYTES, "") == 4e6);
+  /* and back: the overflow adjustments take it out again */
+  one_scrape(b, (double)T0 + 180, s1, 2, &res);
+  assert_true(V(FAM_BILLING_OVERFLOW_ADJUSTMENT_RECORDS, "") == 1);
+  assert_true(V(FAM_BILLING_OVERFLOW_ADJUSTMENT_DATA_BYTES, "") == 4e6);
+  assert_true(V(FAM_BILLING_RECORDS, A1001) == 3);
+  assert_true(
+      net(b, FAM_BILLING_RECORDS, FAM_BILLING_ADJUSTMENT_RECORDS, A1001) == 2);
+  assert_true(net(b, FAM_BILLING_DATA_BYTES, FAM_BILLING_ADJUSTMENT_DATA_BYTES,
+                  A1001) == 3e6);
+  assert_true(V(FAM_BILLING_RERATED_RECORDS, "") == 3);
+  usage_billing_destroy(b);
+  conf_free(c);
+}
+
+static usage_billing_t *restored(const usage_billing_conf_t *c,
+                                 const char *body, size_t len) {
+  usage_billing_t *r = usage_billing_create(c);
+  int dropped = -1;
+  char err[256] = "";
+  if (usage_billing_restore(r, body, len, &dropped, err, sizeof(err)) != 0)
+    fail_msg("restore: %s", err);
+  assert_int_equal(dropped, 0);
+  return r;
+}
+
+/* The figures each id was counted with survive a restart: a re-rating
+ * after it counts the difference; a crash between the StateFile holding a
+ * re-rating and the commit counts it once. */
+static void test_rerate_restart(void **state) {
+  usage_billing_conf_t *c = conf_new();
+  usage_billing_t *b = usage_billing_create(c);
+  usage_billing_page_t res;
+  usage_buf_t st, body;
+  usage_buf_init(&st, 0);
+  usage_buf_init(&body, 0);
+  rr_t s1[] = {{1, "1001", "DATA", 2.5, 0.5}, {2, "1001", "DATA", 1, 0.25}};
+  one_scrape(b, (double)T0, s1, 2, &res);
+  assert_int_equal(usage_billing_serialize(b, &st), 0);
+  usage_billing_destroy(b);
+  b = restored(c, usage_buf_str(&st), usage_buf_len(&st));
+  assert_true(V(FAM_BILLING_DATA_BYTES, A1001) == 3.5e6);
+
+  /* re-rated down after the restart */
+  rr_t s2[] = {{1, "1001", "DATA", 0.5, 0.5}, {2, "1001", "DATA", 1, 0.25}};
+  rr_body(&body, s2, 2);
+  usage_billing_begin(b, (double)T0 + 60);
+  assert_int_equal(page_str(b, &body, &res), 0);
+  assert_int_equal(res.rerated, 1);
+  /* the state as written before the commit; then a crash */
+  usage_buf_reset(&st);
+  assert_int_equal(usage_billing_prepare(b), 0);
+  assert_int_equal(usage_billing_serialize(b, &st), 0);
+  usage_billing_destroy(b);
+  b = restored(c, usage_buf_str(&st), usage_buf_len(&st));
+  assert_true(V(FAM_BILLING_ADJUSTMENT_DATA_BYTES, A1001) == 2e6);
+  /* the same copy again: a duplicate, nothing counted twice */
+  for (int i = 0; i < 2; i++) {
+    usage_billing_begin(b, (double)T0 + 120 + i);
+    assert_int_equal(page_str(b, &body, &res), 0);
+    assert_int_equal(res.rerated, 0);
+    assert_int_equal(res.duplicates, 2);
+    usage_billing_commit(b);
+    assert_true(V(FAM_BILLING_DATA_BYTES, A1001) == 3.5e6);
+    assert_true(V(FAM_BILLING_ADJUSTMENT_DATA_BYTES, A1001) == 2e6);
+    assert_true(V(FAM_BILLING_RERATED_RECORDS, "") == 1);
+  }
+  /* up again, through one more restart: the reference is 0.5 MB */
+  usage_buf_reset(&st);
+  assert_int_equal(usage_billing_serialize(b, &st), 0);
+  usage_billing_destroy(b);
+  b = restored(c, usage_buf_str(&st), usage_buf_len(&st));
+  rr_t s3[] = {{1, "1001", "DATA", 1.75, 0.5}, {2, "1001", "DATA", 1, 0.25}};
+  one_scrape(b, (double)T0 + 180, s3, 2, &res);
+  assert_int_equal(res.rerated, 1);
+  assert_true(V(FAM_BILLING_DATA_BYTES, A1001) == 4.75e6);
+  assert_true(net(b, FAM_BILLING_DATA_BYTES, FAM_BILLING_ADJUSTMENT_DATA_BYTES,
+                  A1001) == 2.75e6);
+  usage_buf_free(&st);
+  usage_buf_free(&body);
+  usage_billing_destroy(b);
+  conf_free(c);
+}
+
+/* A state of format 2 keeps no figures: its ids count as counted; the
+ * first copy seen after the upgrade is the reference (not a re-rating),
+ * a change after it is counted. The state written then is format 3. */
+static void test_rerate_old_state(void **state) {
+  usage_billing_conf_t *c = conf_new();
+  char old[512];
+  snprintf(old, sizeof(old),
+           "billing-state 2\ngroupby customerId,callClass,usageDirection\n"
+           "window_start %lld\noverflow 0\n"
+           "group 0 2 3000000000000000 2000000000 750000000 1000000000 "
+           "=1001 =DATA =OUTBOUND\ninvalid 0 0 0\nid 1 %lld\nd 1 0\n"
+           "end 1 2\n",
+           T0 - 3600, T0 - 60);
+  usage_billing_t *b = restored(c, old, strlen(old));
+  assert_int_equal(usage_billing_window_ids(b), 2);
+  assert_true(V(FAM_BILLING_DATA_BYTES, A1001) == 3e6);
+  usage_billing_page_t res;
+  /* id 1 was counted as 2 MB; it is now 5 MB, which cannot be known */
+  rr_t s1[] = {{1, "1001", "DATA", 5, 0.5}, {2, "1001", "DATA", 1, 0.25}};
+  one_scrape(b, (double)T0, s1, 2, &res);
+  assert_int_equal(res.counted, 0);
+  assert_int_equal(res.rerated, 0);
+  assert_int_equal(res.duplicates, 2);
+  assert_true(V(FAM_BILLING_DATA_BYTES, A1001) == 3e6);
+  assert_true(V(FAM_BILLING_RERATED_RECORDS, "") == 0);
+  /* from the reference on, a re-rating is counted */
+  rr_t s2[] = {{1, "1001", "DATA", 4, 0.5}, {2, "1001", "DATA", 1, 0.25}};
+  one_scrape(b, (double)T0 + 60, s2, 2, &res);
+  assert_int_equal(res.rerated, 1);
+  assert_true(V(FAM_BILLING_ADJUSTMENT_DATA_BYTES, A1001) == 1e6);
+  usage_buf_t st;
+  usage_buf_init(&st, 0);
+  assert_int_equal(usage_billing_serialize(b, &st), 0);
+  assert_non_null(strstr(usage_buf_str(&st), "billing-state 3\n"));
+  usage_billing_t *r = restored(c, usage_buf_str(&st), usage_buf_len(&st));
+  one_scrape(r, (double)T0 + 120, s2, 2, &res);
+  assert_int_equal(res.duplicates, 2);
+  assert_true(value_of(r, FAM_BILLING_ADJUSTMENT_DATA_BYTES, A1001) == 1e6);
+  usage_buf_free(&st);
+  usage_billing_destroy(r);
+  usage_billing_destroy(b);
+  conf_free(c);
+}
+
+/* A re-rating that would take a sum past 2^63 units refuses the scrape
+ * (reason overflow), as a new record would. */
+static void test_rerate_overflow(void **state) {
+  usage_billing_conf_t *c = conf_new();
+  usage_billing_t *b = usage_billing_create(c);
+  usage_billing_page_t res;
+  rr_t s1[] = {{1, "1001", "DATA", 5e12, 0.5}, {2, "1001", "DATA", 0, 0}};
+  one_scrape(b, (double)T0, s1, 2, &res);
+  rr_t s2[] = {{1, "1001", "DATA", 0, 0.5}, {2, "1001", "DATA", 0, 0}};
+  one_scrape(b, (double)T0 + 60, s2, 2, &res);
+  assert_true(V(FAM_BILLING_ADJUSTMENT_DATA_BYTES, A1001) == 5e18);
+  usage_buf_t body;
+  usage_buf_init(&body, 0);
+  rr_t s3[] = {{1, "1001", "DATA", 5e12, 0.5}, {2, "1001", "DATA", 0, 0}};
+  rr_body(&body, s3, 2);
+  usage_billing_begin(b, (double)T0 + 120);
+  assert_int_equal(page_str(b, &body, &res), ERANGE);
+  assert_non_null(strstr(res.error, "dataQuantity"));
+  usage_billing_abort(b);
+  assert_true(V(FAM_BILLING_DATA_BYTES, A1001) == 5e18);
+  assert_true(V(FAM_BILLING_ADJUSTMENT_DATA_BYTES, A1001) == 5e18);
+  usage_buf_free(&body);
+  usage_billing_destroy(b);
+  conf_free(c);
+}
+
 /* ---- a large window through the state file ---- */
 
 #define BIG_N 1000000
 #define BIG_PAGE 10000
 
 /* big_page writes records [first, first + BIG_PAGE) of the large window:
- * ids with gaps, one event a second from 2024-04-01 (all in April). */
+ * ids with gaps, one event a second from 2024-04-01 (all in April), 1000
+ * customers, figures as a rating engine writes them (MB with 3 decimals,
+ * whole seconds, prices with 4 decimals). */
 #define BIG_D0 1711929600LL /* 2024-04-01T00:00:00Z */
 static void big_page(usage_buf_t *body, long first) {
   usage_buf_reset(body);
   usage_buf_puts(body, "[");
   for (long i = first; i < first + BIG_PAGE; i++) {
-    long s = i + i % 7;
+    long s = i + i % 7, sell = i * 31 % 1000000;
     usage_buf_printf(body,
-                     "%s{\"id\":%ld,\"eventDate\":\"2024-04-%02ldT%02ld:%02ld:"
-                     "%02ldZ\",\"dataQuantity\":1,\"durationQuantity\":0,"
-                     "\"sellPrice\":0,\"buyPrice\":0}",
-                     i > first ? "," : "", 5000000000L + 3 * i, 1 + s / 86400,
-                     s / 3600 % 24, s / 60 % 60, s % 60);
+                     "%s{\"id\":%ld,\"customerId\":%ld,\"eventDate\":\"2024-04-"
+                     "%02ldT%02ld:%02ld:%02ldZ\",\"dataQuantity\":%ld.%03ld,"
+                     "\"durationQuantity\":%ld,\"sellPrice\":%ld.%04ld,"
+                     "\"buyPrice\":%ld.%04ld}",
+                     i > first ? "," : "", 5000000000L + 3 * i, 1000 + i % 1000,
+                     1 + s / 86400, s / 3600 % 24, s / 60 % 60, s % 60,
+                     i * 7919 % 10000000 / 1000, i * 7919 % 1000, i % 3600,
+                     sell / 10000, sell % 10000, sell * 6 / 10 / 10000,
+                     sell * 6 / 10 % 10000);
   }
   usage_buf_puts(body, "]");
+}
+
+/* total_of: a family summed over its label sets */
+static double total_of(const usage_billing_t *b, int family) {
+  usage_batch_t *batch = usage_batch_create("t", "billing");
+  assert_int_equal(usage_billing_samples(b, batch), 0);
+  double v = 0;
+  for (size_t i = 0; i < usage_batch_size(batch); i++)
+    if (usage_batch_sample(batch, i)->family == family)
+      v += usage_batch_sample(batch, i)->value;
+  usage_batch_destroy(batch);
+  return v;
 }
 
 static void test_state_large_window(void **state) {
@@ -1048,10 +1403,12 @@ static void test_state_large_window(void **state) {
   usage_billing_commit(b);
   assert_int_equal(usage_billing_window_ids(b), BIG_N);
   size_t len = usage_buf_len(&st);
-  print_message("state of %d ids: %zu bytes, %.2f bytes per id (format 1: "
-                "about 25)\n",
-                BIG_N, len, (double)len / BIG_N);
-  assert_true(len < (size_t)BIG_N * 10);
+  print_message("state of %d ids with their figures: %zu bytes, %.2f bytes "
+                "per id; 10 million ids: %.0f MiB of %zu MiB allowed\n",
+                BIG_N, len, (double)len / BIG_N, len * 10.0 / 1048576,
+                USAGE_STATE_MAX / 1048576);
+  /* ten million ids per window fit in what a load accepts */
+  assert_true(len * 10 < USAGE_STATE_MAX);
 
   /* through the file and back */
   char dir[] = "/tmp/test_billing.XXXXXX";
@@ -1071,7 +1428,9 @@ static void test_state_large_window(void **state) {
   assert_int_equal(usage_billing_restore(r, data, dlen, &dropped, err, 512), 0);
   free(data);
   assert_int_equal(usage_billing_window_ids(r), BIG_N);
-  assert_true(value_of(r, FAM_BILLING_RECORDS, ",,") == BIG_N);
+  assert_true(total_of(r, FAM_BILLING_RECORDS) == BIG_N);
+  double bytes = total_of(r, FAM_BILLING_DATA_BYTES);
+  assert_true(bytes == total_of(b, FAM_BILLING_DATA_BYTES) && bytes > 0);
 
   /* every record of the window is a duplicate after the restart */
   usage_billing_begin(r, (double)T0 + 120);
@@ -1084,7 +1443,9 @@ static void test_state_large_window(void **state) {
   }
   assert_int_equal(dups, BIG_N);
   usage_billing_commit(r);
-  assert_true(value_of(r, FAM_BILLING_RECORDS, ",,") == BIG_N);
+  assert_true(total_of(r, FAM_BILLING_RECORDS) == BIG_N);
+  assert_true(total_of(r, FAM_BILLING_DATA_BYTES) == bytes);
+  assert_true(total_of(r, FAM_BILLING_RERATED_RECORDS) == 0);
 
   /* a body over the limit the load accepts is not written (the old file
    * stays): calloc'd pages are never touched */
@@ -1303,6 +1664,11 @@ int main(void) {
       cmocka_unit_test(test_overflow_not_confused),
       cmocka_unit_test(test_sum_overflow),
       cmocka_unit_test(test_alloc_failure_no_double_count),
+      cmocka_unit_test(test_rerate_up_down),
+      cmocka_unit_test(test_rerate_group_move),
+      cmocka_unit_test(test_rerate_restart),
+      cmocka_unit_test(test_rerate_old_state),
+      cmocka_unit_test(test_rerate_overflow),
       cmocka_unit_test(test_state_large_window),
       cmocka_unit_test(test_state_format_1),
       cmocka_unit_test(test_backlog_catches_up),

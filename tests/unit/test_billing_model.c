@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* test_billing_model: a model-based randomized test of the billing
  * aggregator. Each seed generates a history (late, duplicated, shifted and
- * reordered pages, failing pages, held-back invalid copies, restarts
- * through the StateFile body) that the real parser, window and state code
+ * reordered pages, failing pages, held-back invalid copies, re-ratings of
+ * counted records (other quantities, prices or label set, also between
+ * two pages of one scrape), restarts through the StateFile body) that the
+ * real parser, window and state code
  * run, and a plain reference model of the documented counting rules
  * (usage(5), Billing) checks every family of every label set after each
  * committed scrape. BILLING_MODEL_SEEDS sets the number of histories;
@@ -55,24 +57,53 @@ static int chance(unsigned percent) { return below(100) < percent; }
 
 /* ---- the history ---- */
 
+/* The rated figures of a record: label set and quantities in 1e-3 units
+ * ("%d.%03d"). */
+typedef struct {
+  int group;
+  int64_t milli[NQ];
+} mfig_t;
+
+#define MAXVER 3
+
 /* A record of the vendor: served from arrive on (late when arrive > ev),
- * as an invalid copy (a quantity null) before valid_from. */
+ * as an invalid copy (a quantity null) before valid_from; re-rated to
+ * version k from ver_from[k] on (version 0 from arrive). */
 typedef struct {
   int64_t id, ev, arrive, valid_from;
-  int group;
-  int64_t milli[NQ]; /* quantities in 1e-3 units: "%d.%03d" */
-  int null_q;        /* the quantity the invalid copy leaves null */
+  int nver;
+  int64_t ver_from[MAXVER];
+  mfig_t ver[MAXVER];
+  int null_q; /* the quantity the invalid copy leaves null */
 } mrec_t;
 
 /* One occurrence of a record on a page, as served. */
 typedef struct {
   size_t rec;
-  int valid;
+  int valid, ver;
 } occ_t;
+
+/* version_at: the version of r the vendor serves at t. */
+static int version_at(const mrec_t *r, int64_t t) {
+  int v = 0;
+  for (int k = 1; k < r->nver; k++)
+    if (t >= r->ver_from[k])
+      v = k;
+  return v;
+}
+
+static int fig_eq(const mfig_t *a, const mfig_t *b) {
+  return a->group == b->group &&
+         memcmp(a->milli, b->milli, sizeof(a->milli)) == 0;
+}
 
 /* The reference model: what usage(5) promises. A record is counted once,
  * when it is first served valid on a committed scrape with an event date
- * inside the window: the window starts InitialLookback before the first
+ * inside the window; when a committed scrape last served it (valid, in the
+ * window) with other figures than it was counted with, the difference is
+ * counted: increases in the counters, decreases in the adjustments, a
+ * move of label set as the whole record out of one (adjustments) and into
+ * the other (counters). The window starts InitialLookback before the first
  * scrape without saved state, and after each commit at most Lookback
  * before the newest event date counted. That date is capped at the
  * scrape's time, so a record dated in the future does not move the window
@@ -83,16 +114,18 @@ typedef struct {
   int64_t ws;
   int have_newest;
   int64_t newest;
-  unsigned char *counted, *pcounted;
+  unsigned char *counted, *pcounted; /* has committed / pending figures */
+  mfig_t *cfig, *pfig;               /* what each record was counted with */
   int have_pnewest;
   int64_t pnewest;
-  uint64_t records[NGROUPS], precords[NGROUPS];
-  int64_t micro[NGROUPS][NQ], pmicro[NGROUPS][NQ]; /* data: bytes */
+  uint64_t records[NGROUPS], adjrec[NGROUPS], rerated;
+  int64_t micro[NGROUPS][NQ], adj[NGROUPS][NQ]; /* data: bytes */
 } model_t;
 
 typedef struct {
   unsigned long histories, scrapes, aborted, restarts, records_fed, counted,
-      late_counted, invalid_fed, held_then_counted, stale;
+      late_counted, invalid_fed, held_then_counted, stale, rerated, moved,
+      lowered;
 } stats_t;
 
 static stats_t stats;
@@ -112,17 +145,41 @@ typedef struct {
 static void model_discard(model_t *m, size_t n) {
   memset(m->pcounted, 0, n);
   m->have_pnewest = 0;
-  memset(m->precords, 0, sizeof(m->precords));
-  memset(m->pmicro, 0, sizeof(m->pmicro));
 }
 
+/* model_commit: each record served in the scrape counts the difference
+ * between its last copy and what it was counted with. */
 static void model_commit(model_t *m, size_t n, int64_t now) {
-  for (size_t i = 0; i < n; i++)
-    m->counted[i] |= m->pcounted[i];
-  for (int g = 0; g < NGROUPS; g++) {
-    m->records[g] += m->precords[g];
-    for (int q = 0; q < NQ; q++)
-      m->micro[g][q] += m->pmicro[g][q];
+  for (size_t i = 0; i < n; i++) {
+    if (!m->pcounted[i])
+      continue;
+    const mfig_t *p = &m->pfig[i], *c = &m->cfig[i];
+    if (!m->counted[i]) {
+      m->records[p->group]++;
+      for (int q = 0; q < NQ; q++)
+        m->micro[p->group][q] += p->milli[q] * 1000;
+    } else if (c->group != p->group) {
+      m->adjrec[c->group]++;
+      m->records[p->group]++;
+      for (int q = 0; q < NQ; q++) {
+        m->adj[c->group][q] += c->milli[q] * 1000;
+        m->micro[p->group][q] += p->milli[q] * 1000;
+      }
+      m->rerated++;
+      stats.moved++;
+    } else if (!fig_eq(c, p)) {
+      for (int q = 0; q < NQ; q++) {
+        int64_t d = (p->milli[q] - c->milli[q]) * 1000;
+        if (d > 0)
+          m->micro[p->group][q] += d;
+        else
+          m->adj[p->group][q] -= d;
+        stats.lowered += d < 0;
+      }
+      m->rerated++;
+    }
+    m->cfig[i] = *p;
+    m->counted[i] = 1;
   }
   if (m->have_pnewest && (!m->have_newest || m->pnewest > m->newest)) {
     m->newest = m->pnewest;
@@ -136,45 +193,53 @@ static void model_commit(model_t *m, size_t n, int64_t now) {
   model_discard(m, n);
 }
 
-/* model_page: what the page's occurrences change; the counted and
- * duplicate figures the page must report. */
+/* model_page: what the page's occurrences change; the counted, duplicate
+ * and re-rated figures the page must report. */
 static void model_page(hist_t *h, const occ_t *o, size_t n, size_t *counted,
-                       size_t *dups) {
+                       size_t *dups, size_t *rerated) {
   model_t *m = &h->m;
-  *counted = *dups = 0;
+  *counted = *dups = *rerated = 0;
   for (size_t i = 0; i < n; i++) {
-    const mrec_t *r = &h->recs[o[i].rec];
+    size_t k = o[i].rec;
+    const mrec_t *r = &h->recs[k];
+    const mfig_t *f = &r->ver[o[i].ver];
     if (r->ev < m->ws)
       continue; /* before the window: counted earlier or never */
-    if (m->counted[o[i].rec] || m->pcounted[o[i].rec]) {
-      (*dups)++;
-      continue;
-    }
-    if (!o[i].valid)
+    if (m->counted[k] || m->pcounted[k]) {
+      /* an invalid copy changes nothing; a valid one is compared with the
+       * figures of the last copy taken */
+      const mfig_t *cur = m->pcounted[k] ? &m->pfig[k] : &m->cfig[k];
+      if (!o[i].valid || fig_eq(cur, f)) {
+        (*dups)++;
+        continue;
+      }
+      (*rerated)++;
+    } else if (!o[i].valid) {
       continue; /* held back until a valid copy comes */
-    m->pcounted[o[i].rec] = 1;
-    m->precords[r->group]++;
-    for (int q = 0; q < NQ; q++)
-      m->pmicro[r->group][q] += r->milli[q] * 1000;
+    } else {
+      (*counted)++;
+    }
+    m->pcounted[k] = 1;
+    m->pfig[k] = *f;
     if (!m->have_pnewest || r->ev > m->pnewest) {
       m->pnewest = r->ev;
       m->have_pnewest = 1;
     }
-    (*counted)++;
   }
 }
 
 /* ---- pages ---- */
 
-static void put_record(usage_buf_t *out, const mrec_t *r, int valid,
+static void put_record(usage_buf_t *out, const mrec_t *r, int valid, int ver,
                        int first) {
+  const mfig_t *f = &r->ver[ver];
   char ts[32];
   time_t t = (time_t)r->ev;
   struct tm tm;
   gmtime_r(&t, &tm);
   strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  int c = r->group / (NCLASS * NDIR), k = r->group / NDIR % NCLASS,
-      d = r->group % NDIR;
+  int c = f->group / (NCLASS * NDIR), k = f->group / NDIR % NCLASS,
+      d = f->group % NDIR;
   usage_buf_printf(out,
                    "%s{\"id\":%lld,\"customerId\":%s,\"eventDate\":\"%s\","
                    "\"callClass\":\"%s\",\"usageDirection\":\"%s\"",
@@ -185,8 +250,8 @@ static void put_record(usage_buf_t *out, const mrec_t *r, int valid,
       usage_buf_printf(out, ",\"%s\":null", qfields[q]);
     else
       usage_buf_printf(out, ",\"%s\":%lld.%03lld", qfields[q],
-                       (long long)(r->milli[q] / 1000),
-                       (long long)(r->milli[q] % 1000));
+                       (long long)(f->milli[q] / 1000),
+                       (long long)(f->milli[q] % 1000));
   }
   usage_buf_puts(out, "}");
 }
@@ -195,7 +260,7 @@ static void page_body(const hist_t *h, const occ_t *o, size_t n,
                       usage_buf_t *out) {
   usage_buf_puts(out, "[");
   for (size_t i = 0; i < n; i++)
-    put_record(out, &h->recs[o[i].rec], o[i].valid, i == 0);
+    put_record(out, &h->recs[o[i].rec], o[i].valid, o[i].ver, i == 0);
   usage_buf_puts(out, "]");
 }
 
@@ -225,10 +290,18 @@ static int group_of(const usage_sample_t *s) {
  * a second or a price: llround of the double collectd gets, exact at these
  * magnitudes). */
 static int compare(hist_t *h, const char *when) {
-  static const int fams[1 + NQ] = {
-      FAM_BILLING_RECORDS, FAM_BILLING_DATA_BYTES, FAM_BILLING_DURATION_SECONDS,
-      FAM_BILLING_SELL_PRICE, FAM_BILLING_BUY_PRICE};
-  int seen[NGROUPS][1 + NQ];
+  static const int fams[2 * (1 + NQ)] = {
+      FAM_BILLING_RECORDS,
+      FAM_BILLING_DATA_BYTES,
+      FAM_BILLING_DURATION_SECONDS,
+      FAM_BILLING_SELL_PRICE,
+      FAM_BILLING_BUY_PRICE,
+      FAM_BILLING_ADJUSTMENT_RECORDS,
+      FAM_BILLING_ADJUSTMENT_DATA_BYTES,
+      FAM_BILLING_ADJUSTMENT_DURATION_SECONDS,
+      FAM_BILLING_ADJUSTMENT_SELL_PRICE,
+      FAM_BILLING_ADJUSTMENT_BUY_PRICE};
+  int seen[NGROUPS][2 * (1 + NQ)];
   memset(seen, 0, sizeof(seen));
   usage_batch_t *batch = usage_batch_create("t", "billing");
   int rc = usage_billing_samples(h->b, batch);
@@ -239,11 +312,20 @@ static int compare(hist_t *h, const char *when) {
   for (size_t i = 0; i < usage_batch_size(batch); i++) {
     const usage_sample_t *s = usage_batch_sample(batch, i);
     int f = -1;
-    for (int k = 0; k < 1 + NQ; k++)
+    for (int k = 0; k < 2 * (1 + NQ); k++)
       if (s->family == fams[k])
         f = k;
+    if (s->family == FAM_BILLING_RERATED_RECORDS &&
+        s->value != (double)h->m.rerated) {
+      snprintf(h->err, sizeof(h->err),
+               "%s: %g re-rated records, the model "
+               "says %llu",
+               when, s->value, (unsigned long long)h->m.rerated);
+      goto fail;
+    }
     if (f < 0) {
-      if (s->family != FAM_BILLING_INVALID_RECORDS && s->value != 0) {
+      if (s->family != FAM_BILLING_INVALID_RECORDS &&
+          s->family != FAM_BILLING_RERATED_RECORDS && s->value != 0) {
         snprintf(h->err, sizeof(h->err), "%s: %s is %g", when,
                  usage_families[s->family].name, s->value);
         goto fail;
@@ -258,15 +340,17 @@ static int compare(hist_t *h, const char *when) {
     }
     seen[g][f] = 1;
     long long got, want;
-    if (f == 0) {
+    int a = f > NQ; /* an adjustment family */
+    int k = f - a * (1 + NQ);
+    if (k == 0) {
       got = (long long)s->value;
-      want = (long long)h->m.records[g];
-    } else if (f == 1) {
+      want = (long long)(a ? h->m.adjrec[g] : h->m.records[g]);
+    } else if (k == 1) {
       got = round_ll(s->value);
-      want = h->m.micro[g][0]; /* micro-MB are bytes */
+      want = a ? h->m.adj[g][0] : h->m.micro[g][0]; /* micro-MB are bytes */
     } else {
       got = round_ll(s->value * 1e6);
-      want = h->m.micro[g][f - 1];
+      want = a ? h->m.adj[g][k - 1] : h->m.micro[g][k - 1];
     }
     if (got != want) {
       snprintf(h->err, sizeof(h->err),
@@ -279,7 +363,7 @@ static int compare(hist_t *h, const char *when) {
     }
   }
   for (int g = 0; g < NGROUPS; g++)
-    for (int f = 0; f < 1 + NQ; f++)
+    for (int f = 0; f < 2 * (1 + NQ); f++)
       if (!seen[g][f] && h->m.records[g] != 0) {
         snprintf(h->err, sizeof(h->err),
                  "%s: label set %d missing; the model has %llu records", when,
@@ -344,8 +428,10 @@ static size_t build_pages(hist_t *h, int64_t now, int64_t from,
   size_t n = 0;
   int64_t lo = chance(5) ? from - LOOKBACK : from; /* a sloppy vendor */
   for (size_t i = 0; i < h->nrecs; i++)
-    if (h->recs[i].arrive <= now && h->recs[i].ev >= lo)
-      all[n++] = (occ_t){i, now >= h->recs[i].valid_from};
+    if (h->recs[i].arrive <= now && h->recs[i].ev >= lo) {
+      int v = version_at(&h->recs[i], now);
+      all[n++] = (occ_t){i, v > 0 || now >= h->recs[i].valid_from, v};
+    }
   qsort_r(all, n, sizeof(*all), cmp_occ, h->recs);
   size_t psize = 1 + below(8), np = 0, ap = 4;
   page_t *pages = calloc(ap, sizeof(*pages));
@@ -365,9 +451,12 @@ static size_t build_pages(hist_t *h, int64_t now, int64_t from,
     size_t next = pos + len;
     if (next < n && len > 1 && chance(10)) {
       next -= 1 + below(len - 1 < 2 ? len - 1 : 2);
-      /* the repeated copy may have been corrected in between */
-      for (size_t i = next; i < pos + len; i++)
-        all[i].valid |= now + INTERVAL / 2 >= h->recs[all[i].rec].valid_from;
+      /* the repeated copy may have been corrected or re-rated in between */
+      for (size_t i = next; i < pos + len; i++) {
+        const mrec_t *r = &h->recs[all[i].rec];
+        all[i].ver = version_at(r, now + INTERVAL / 2);
+        all[i].valid |= all[i].ver > 0 || now + INTERVAL / 2 >= r->valid_from;
+      }
     } else if (next < n && chance(3)) {
       next++;
     }
@@ -449,8 +538,8 @@ static int scrape(hist_t *h, int64_t now) {
       snprintf(h->err, sizeof(h->err), "page refused: %s", res.error);
       goto out;
     }
-    size_t counted, dups;
-    model_page(h, pages[j].o, pages[j].n, &counted, &dups);
+    size_t counted, dups, rerated;
+    model_page(h, pages[j].o, pages[j].n, &counted, &dups, &rerated);
     for (size_t i = 0; i < pages[j].n; i++) {
       size_t r = pages[j].o[i].rec;
       stats.records_fed++;
@@ -460,12 +549,12 @@ static int scrape(hist_t *h, int64_t now) {
       }
     }
     if (res.records != pages[j].n || res.counted != counted ||
-        res.duplicates != dups) {
+        res.duplicates != dups || res.rerated != rerated) {
       snprintf(h->err, sizeof(h->err),
                "scrape at %lld, page %zu: %zu records, %zu counted, %zu "
-               "duplicates; the model says %zu, %zu, %zu",
+               "duplicates, %zu re-rated; the model says %zu, %zu, %zu, %zu",
                (long long)now, j, res.records, res.counted, res.duplicates,
-               pages[j].n, counted, dups);
+               res.rerated, pages[j].n, counted, dups, rerated);
       goto out;
     }
   }
@@ -480,10 +569,12 @@ static int scrape(hist_t *h, int64_t now) {
   }
   h->have_state = 1;
   for (size_t i = 0; i < h->nrecs; i++)
-    if (m->pcounted[i]) {
+    if (m->pcounted[i] && !m->counted[i]) {
       stats.counted++;
       stats.late_counted += h->recs[i].arrive > h->recs[i].ev;
       stats.held_then_counted += h->was_invalid[i];
+    } else if (m->pcounted[i] && !fig_eq(&m->cfig[i], &m->pfig[i])) {
+      stats.rerated++;
     }
   model_commit(m, h->nrecs, now);
   if (chance(4)) { /* a crash between the StateFile and the commit */
@@ -525,6 +616,8 @@ static int history(unsigned long seed, char *err, size_t errlen) {
   h.was_invalid = calloc(h.nrecs, 1);
   h.m.counted = calloc(h.nrecs, 1);
   h.m.pcounted = calloc(h.nrecs, 1);
+  h.m.cfig = calloc(h.nrecs, sizeof(*h.m.cfig));
+  h.m.pfig = calloc(h.nrecs, sizeof(*h.m.pfig));
   for (size_t i = 0; i < h.nrecs; i++) {
     mrec_t *r = &h.recs[i];
     r->id = chance(5) ? INT64_MAX - (int64_t)i
@@ -541,10 +634,28 @@ static int history(unsigned long seed, char *err, size_t errlen) {
       r->arrive = r->ev - 1 - (int64_t)below(2 * LOOKBACK);
     r->valid_from =
         chance(8) ? r->arrive + (int64_t)below(3 * INTERVAL) : r->arrive;
-    r->group = (int)below(NGROUPS);
+    r->ver[0].group = (int)below(NGROUPS);
     for (int q = 0; q < NQ; q++)
-      r->milli[q] = chance(15) ? 0 : (int64_t)below(q == 0 ? 2000000 : 5000);
+      r->ver[0].milli[q] =
+          chance(15) ? 0 : (int64_t)below(q == 0 ? 2000000 : 5000);
     r->null_q = (int)below(NQ);
+    /* re-ratings: other quantities or prices (up or down, some back to
+     * an earlier figure), sometimes another label set */
+    r->nver = 1;
+    r->ver_from[0] = r->arrive;
+    while (r->nver < MAXVER && chance(r->nver == 1 ? 20 : 30)) {
+      int k = r->nver++;
+      r->ver[k] = r->ver[k - 1];
+      r->ver_from[k] = r->ver_from[k - 1] + 1 + (int64_t)below(4 * INTERVAL);
+      if (chance(25))
+        r->ver[k].group = (int)below(NGROUPS);
+      for (int q = 0; q < NQ; q++)
+        if (chance(50))
+          r->ver[k].milli[q] =
+              chance(10) ? 0 : (int64_t)below(q == 0 ? 2000000 : 5000);
+      if (chance(10))
+        r->ver[k] = r->ver[0];
+    }
   }
   usage_buf_init(&h.state, 0);
   h.b = usage_billing_create(&conf);
@@ -563,6 +674,8 @@ static int history(unsigned long seed, char *err, size_t errlen) {
   free(h.was_invalid);
   free(h.m.counted);
   free(h.m.pcounted);
+  free(h.m.cfig);
+  free(h.m.pfig);
   usage_billing_conf_clear(&conf);
   stats.histories++;
   return rc;
@@ -596,11 +709,13 @@ static void test_model(void **state) {
   double cpu = (double)clock() / CLOCKS_PER_SEC;
   printf("billing model: %lu histories, %lu scrapes (%lu aborted, %lu "
          "restarts), %lu records fed, %lu counted (%lu late, %lu after an "
-         "invalid copy), %lu invalid copies, %lu stale records, %.1f s (%.1f s "
-         "CPU)\n",
+         "invalid copy), %lu re-ratings committed (%lu moves of label set, "
+         "%lu quantities lowered), %lu invalid copies, %lu stale records, "
+         "%.1f s (%.1f s CPU)\n",
          stats.histories, stats.scrapes, stats.aborted, stats.restarts,
          stats.records_fed, stats.counted, stats.late_counted,
-         stats.held_then_counted, stats.invalid_fed, stats.stale, s, cpu);
+         stats.held_then_counted, stats.rerated, stats.moved, stats.lowered,
+         stats.invalid_fed, stats.stale, s, cpu);
 }
 
 int main(void) {

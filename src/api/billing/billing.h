@@ -106,7 +106,9 @@ int usage_billing_cursor(const usage_billing_t *b, int64_t *cursor);
 typedef struct {
   size_t records;    /* elements of the page's array */
   size_t counted;    /* records new to the window (pending) */
-  size_t duplicates; /* ids counted before or earlier in this scrape */
+  size_t duplicates; /* unchanged copies of ids counted before or earlier
+                        in this scrape */
+  size_t rerated;    /* copies with other figures or another label set */
   size_t invalid;    /* records refused + GroupBy values left out */
   uint64_t ids_hash; /* of the page's ids in order (repeat detection) */
   char error[256];   /* why the page was rejected */
@@ -117,7 +119,10 @@ typedef struct {
  * int64, no valid eventDate, or a quantity or price that is null, missing
  * or not a non-negative number is refused: nothing of it is counted, its
  * id is not marked seen (a corrected copy is counted later), and it is
- * counted once in the invalid family. 0, or EINVAL / ENOMEM / ERANGE (a
+ * counted once in the invalid family. A valid copy of an id counted
+ * before, inside the window, with other quantities, prices or label set
+ * is a re-rating: the difference is counted (increases in the counters,
+ * decreases in the adjustment families). 0, or EINVAL / ENOMEM / ERANGE (a
  * sum would overflow) with res->error set: the page
  * is malformed and the caller must usage_billing_abort the scrape (the
  * pending figures then hold part of the page). */
@@ -155,10 +160,13 @@ int usage_billing_restore(usage_billing_t *b, const char *data, size_t len,
                           int *groups_dropped, char *err, size_t errlen);
 
 /* usage_billing_samples adds the committed figures to batch: the five
- * usage_billing_* families per label set; the records past MaxSeries only
- * in the usage_billing_overflow_* families (no GroupBy labels, so a real
- * label value "other" cannot be confused with them); the refused records
- * in usage_billing_invalid_records_total{reason}. */
+ * usage_billing_* families and their five usage_billing_adjustment_*
+ * families (the downward corrections of re-ratings) per label set; the
+ * records past MaxSeries only in the usage_billing_overflow_* families (no
+ * GroupBy labels, so a real label value "other" cannot be confused with
+ * them) and their usage_billing_overflow_adjustment_*; the re-ratings in
+ * usage_billing_rerated_records_total; the refused records in
+ * usage_billing_invalid_records_total{reason}. */
 int usage_billing_samples(const usage_billing_t *b, usage_batch_t *batch);
 
 /* Introspection for tests and the log. */

@@ -49,33 +49,63 @@ extern const char *const usage_billing_invalid_reasons[USAGE_BILLING_NINV];
 #define USAGE_BILLING_SUM_MAX                                                  \
   ((usage_billing_nano_t)(INT64_MAX - 65536) * 1000000000)
 
-/* A set of record ids with their event dates: the entries in an array in
- * insertion order, indexed by id through usage_htable_t. */
+/* The figures a record was counted with: its label set (an index into
+ * the groups) and its four quantities as added to the sums (dataQuantity
+ * in bytes). */
+typedef struct {
+  long group;
+  usage_billing_nano_t q[USAGE_BILLING_NQ];
+} usage_billing_fig_t;
+
+/* usage_billing_fig_pack writes f as a sequence of LEB128 numbers (the
+ * group, then each quantity as m * 40 + e for m * 10^e with the largest e),
+ * at most USAGE_BILLING_FIG_MAX bytes: a typical record takes 8 to 14.
+ * usage_billing_fig_unpack reads it back (the bytes are trusted: only the
+ * packer writes them). */
+#define USAGE_BILLING_FIG_MAX (5 + USAGE_BILLING_NQ * 19)
+size_t usage_billing_fig_pack(const usage_billing_fig_t *f, unsigned char *out);
+void usage_billing_fig_unpack(const unsigned char *p, usage_billing_fig_t *f);
+
+/* A set of record ids with their event dates and the figures each was
+ * counted with: the entries in an array in insertion order, indexed by id
+ * through usage_htable_t; the packed figures in one arena. */
 typedef struct {
   int64_t id, ev;
+  uint64_t fig; /* 1 + offset of its figures in the arena; 0 = not known
+                   (a state of format 1 or 2, or another GroupBy) */
 } usage_billing_ident_t;
 
 typedef struct {
   usage_billing_ident_t *e;
   size_t n, alloc;
   usage_htable_t idx; /* positions in e */
+  unsigned char *arena;
+  size_t alen, aalloc;
 } usage_billing_ids_t;
 
-/* A label set and its committed and pending figures. */
+/* A label set and its committed and pending figures: the records and
+ * sums counted in (increases), and the adjustments (the records that left
+ * it and the decreases of its sums by re-ratings). The true current total
+ * is the sum minus the adjustment; both only grow. */
 typedef struct {
   char *key; /* label values, each NUL-terminated, concatenated */
   size_t keylen;
   uint64_t hash;
   uint64_t records, precords;
   usage_billing_nano_t sum[USAGE_BILLING_NQ], psum[USAGE_BILLING_NQ];
+  uint64_t adjrec, padjrec;
+  usage_billing_nano_t adj[USAGE_BILLING_NQ], padj[USAGE_BILLING_NQ];
   int other; /* the overflow label set */
 } usage_billing_group_t;
 
 /* The aggregator. Invariants (kept by window.c): groups [0, ncommitted)
  * are committed, the rest were created by the scrape under way; gidx
  * indexes every group but "other" (other_idx, -1 = none); ids holds the
- * committed ids dated >= window_start, pids the ids of the scrape under
- * way, and no id is in both. */
+ * committed ids dated >= window_start with the figures they were counted
+ * with, pids the ids of the scrape under way: new ones, and the copies of
+ * committed ones whose figures, label set or event date changed (an id in
+ * both: the pending entry is the current one; the pending figures hold
+ * the difference between the two, see window.c contrib). */
 struct usage_billing_s {
   const usage_billing_conf_t *conf;
   char labels[USAGE_BILLING_MAX_GROUPBY][48];
@@ -92,6 +122,7 @@ struct usage_billing_s {
   int have_newest;
   int64_t newest;
   uint64_t overflow, poverflow;
+  uint64_t rerated, prerated; /* records counted again with new figures */
   uint64_t pinvalid;
   /* refused records: committed and pending counts per reason, and the
    * fingerprints of the refused records of the window (an id, or the
@@ -137,17 +168,20 @@ typedef struct {
   unsigned ginvalid; /* GroupBy fields of a wrong type */
 } usage_billing_record_t;
 
-/* usage_billing_admit decides about a parsed record: 1 when it is new and
- * the caller is to build its label key and call usage_billing_add; 0 when
- * it was handled here (invalid id or date: counted as invalid; older than
- * the window: ignored; an id seen before: a duplicate). */
+/* usage_billing_admit decides about a parsed record: 1 when it is valid
+ * and in the window (new, or a copy of an id seen before) and the caller
+ * is to build its label key and call usage_billing_add; 0 when it was
+ * handled here (invalid id or date: counted as invalid; older than the
+ * window: ignored; an invalid copy of an id seen before: a duplicate). */
 int usage_billing_admit(usage_billing_t *b, const usage_billing_record_t *r,
                         usage_billing_page_t *res);
 /* usage_billing_add adds an admitted record to the pending figures of the
- * label set key (keylen bytes, the values each NUL-terminated). 0, ENOMEM,
- * or ERANGE when a sum would pass USAGE_BILLING_SUM_MAX (res->error says
- * so); on failure nothing of the record is counted and its id is not
- * marked seen. */
+ * label set key (keylen bytes, the values each NUL-terminated): a new id
+ * is counted whole; a copy of an id seen before with other figures or
+ * another label set counts the difference (a re-rating, see window.c
+ * contrib); an unchanged copy is a duplicate. 0, ENOMEM, or ERANGE when a
+ * sum would pass USAGE_BILLING_SUM_MAX (res->error says so); on failure
+ * the pending figures are as before the record. */
 int usage_billing_add(usage_billing_t *b, const usage_billing_record_t *r,
                       const char *key, size_t keylen,
                       usage_billing_page_t *res);
@@ -165,9 +199,41 @@ long usage_billing_group_find(const usage_billing_t *b, const char *key,
 long usage_billing_group_add(usage_billing_t *b, const char *key, size_t keylen,
                              uint64_t hash, int other);
 
-/* usage_billing_ids_find: whether id is in s. usage_billing_ids_put adds
- * an id known to be absent: 0, or ENOMEM with s unchanged. */
+/* usage_billing_ids_get: the entry of id in s, or NULL;
+ * usage_billing_ids_find: whether id is in s. usage_billing_ids_put adds
+ * an id known to be absent with its packed figures (fig, len; NULL: not
+ * known): 0, or ENOMEM with s unchanged. usage_billing_ids_fig: the packed
+ * figures of an entry of s, or NULL. */
+usage_billing_ident_t *usage_billing_ids_get(const usage_billing_ids_t *s,
+                                             int64_t id);
 int usage_billing_ids_find(const usage_billing_ids_t *s, int64_t id);
-int usage_billing_ids_put(usage_billing_ids_t *s, int64_t id, int64_t ev);
+int usage_billing_ids_put(usage_billing_ids_t *s, int64_t id, int64_t ev,
+                          const unsigned char *fig, size_t len);
+const unsigned char *usage_billing_ids_fig(const usage_billing_ids_t *s,
+                                           const usage_billing_ident_t *e);
+/* usage_billing_ids_setfig gives entry e of s new packed figures (NULL:
+ * not known); the old bytes stay in the arena until the set is rebuilt.
+ * 0, or ENOMEM with e unchanged. */
+int usage_billing_ids_setfig(usage_billing_ids_t *s, usage_billing_ident_t *e,
+                             const unsigned char *fig, size_t len);
+/* usage_billing_ids_reserve makes room for n ids in all and figbytes more
+ * bytes of figures, so that adding them cannot fail. 0, or ENOMEM (the set
+ * keeps its contents). usage_billing_ids_free releases the memory; the set
+ * is then empty and usable. */
+int usage_billing_ids_reserve(usage_billing_ids_t *s, size_t n,
+                              size_t figbytes);
+void usage_billing_ids_free(usage_billing_ids_t *s);
+/* usage_billing_ids_window builds into out the ids of a and c dated >= ws
+ * (an id in both: c's entry), figures compacted. 0, or ENOMEM with out
+ * empty. */
+int usage_billing_ids_window(usage_billing_ids_t *out,
+                             const usage_billing_ids_t *a,
+                             const usage_billing_ids_t *c, int64_t ws);
+/* usage_billing_dec_pack writes a quantity v >= 0 as m * 40 + e (v = m *
+ * 10^e, e as large as it gets); usage_billing_dec_unpack reads it back, 0
+ * or ERANGE when the value passes limit. */
+unsigned __int128 usage_billing_dec_pack(usage_billing_nano_t v);
+int usage_billing_dec_unpack(unsigned __int128 n, usage_billing_nano_t limit,
+                             usage_billing_nano_t *out);
 
 #endif

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* billing/window.c: the aggregator and its exactly-once logic. Label sets
- * with committed and pending sums, the ids of the event-date window that
- * were counted already, and the scrape cycle begin / abort / commit that
- * moves pending figures into committed ones whole or not at all; the
- * samples of the committed figures. Pure: no I/O. */
+ * with committed and pending sums and adjustments, the ids of the
+ * event-date window that were counted already (ids.c) with the figures
+ * they were counted with, re-ratings counted as differences, and the
+ * scrape cycle begin / abort / commit that moves pending figures into
+ * committed ones whole or not at all; the samples of the committed
+ * figures. Pure: no I/O. */
 #include "api/billing/internal.h"
 #include "families.h"
 
@@ -15,52 +17,6 @@
 
 const char *const usage_billing_invalid_reasons[USAGE_BILLING_NINV] = {
     "id", "event_date", "quantity"};
-
-/* ---- id sets ---- */
-
-static int ident_eq(const void *ctx, size_t pos, const void *key) {
-  const usage_billing_ids_t *s = ctx;
-  return s->e[pos].id == *(const int64_t *)key;
-}
-
-int usage_billing_ids_find(const usage_billing_ids_t *s, int64_t id) {
-  return usage_htable_find(&s->idx, usage_hash_u64((uint64_t)id), ident_eq, s,
-                           &id) != USAGE_HTABLE_NONE;
-}
-
-/* ids_reserve makes room for n ids in all, so that adding up to n cannot
- * fail. 0, or ENOMEM (the set keeps its contents). */
-static int ids_reserve(usage_billing_ids_t *s, size_t n) {
-  if (n > s->alloc) {
-    size_t a = s->alloc ? s->alloc : 64;
-    while (a < n) {
-      if (a > SIZE_MAX / 2 / sizeof(*s->e))
-        return ENOMEM;
-      a *= 2;
-    }
-    usage_billing_ident_t *e = realloc(s->e, a * sizeof(*e));
-    if (e == NULL)
-      return ENOMEM;
-    s->e = e;
-    s->alloc = a;
-  }
-  return usage_htable_reserve(&s->idx, n);
-}
-
-int usage_billing_ids_put(usage_billing_ids_t *s, int64_t id, int64_t ev) {
-  if (ids_reserve(s, s->n + 1) != 0 ||
-      usage_htable_insert(&s->idx, usage_hash_u64((uint64_t)id), s->n) != 0)
-    return ENOMEM;
-  s->e[s->n++] = (usage_billing_ident_t){id, ev};
-  return 0;
-}
-
-/* ids_free releases the memory; the set is then empty and usable. */
-static void ids_free(usage_billing_ids_t *s) {
-  free(s->e);
-  usage_htable_free(&s->idx);
-  memset(s, 0, sizeof(*s));
-}
 
 /* ---- label sets ---- */
 
@@ -125,7 +81,6 @@ static long group_for(usage_billing_t *b, const char *key, size_t keylen) {
   size_t real = b->ngroups - (b->other_idx >= 0 ? 1 : 0);
   if (real < b->conf->max_series)
     return usage_billing_group_add(b, key, keylen, h, 0);
-  b->poverflow++;
   if (b->other_idx >= 0)
     return b->other_idx;
   char other[USAGE_BILLING_MAX_GROUPBY * 6];
@@ -167,11 +122,11 @@ void usage_billing_destroy(usage_billing_t *b) {
     free(b->groups[i].key);
   free(b->groups);
   usage_htable_free(&b->gidx);
-  ids_free(&b->ids);
-  ids_free(&b->pids);
-  ids_free(&b->refused);
-  ids_free(&b->prefused);
-  ids_free(&b->next);
+  usage_billing_ids_free(&b->ids);
+  usage_billing_ids_free(&b->pids);
+  usage_billing_ids_free(&b->refused);
+  usage_billing_ids_free(&b->prefused);
+  usage_billing_ids_free(&b->next);
   usage_buf_free(&b->vals);
   usage_buf_free(&b->key);
   free(b);
@@ -206,7 +161,7 @@ int usage_billing_cursor(const usage_billing_t *b, int64_t *cursor) {
  * changed, or the scrape was dropped). */
 static void unprepare(usage_billing_t *b) {
   if (b->prepared || b->next.e != NULL)
-    ids_free(&b->next);
+    usage_billing_ids_free(&b->next);
   b->prepared = 0;
 }
 
@@ -218,8 +173,9 @@ void usage_billing_abort(usage_billing_t *b) {
   if (b->other_idx >= (long)b->ngroups)
     b->other_idx = -1;
   for (size_t i = 0; i < b->ngroups; i++) {
-    b->groups[i].precords = 0;
+    b->groups[i].precords = b->groups[i].padjrec = 0;
     memset(b->groups[i].psum, 0, sizeof(b->groups[i].psum));
+    memset(b->groups[i].padj, 0, sizeof(b->groups[i].padj));
   }
   if (dropped) {
     /* Re-index the committed groups: fewer than the table held, so no
@@ -229,10 +185,11 @@ void usage_billing_abort(usage_billing_t *b) {
       if (!b->groups[i].other)
         usage_htable_insert(&b->gidx, b->groups[i].hash, i);
   }
-  ids_free(&b->pids);
-  ids_free(&b->prefused);
+  usage_billing_ids_free(&b->pids);
+  usage_billing_ids_free(&b->prefused);
   unprepare(b);
   b->poverflow = 0;
+  b->prerated = 0;
   b->pinvalid = 0;
   memset(b->pinv, 0, sizeof(b->pinv));
   b->have_pnewest = 0;
@@ -263,33 +220,12 @@ void usage_billing_next_window(const usage_billing_t *b, int64_t *ws,
     *ws = b->plast;
 }
 
-/* ids_window builds into out the ids of the sets dated >= ws. 0, or ENOMEM
- * with out empty. */
-static int ids_window(usage_billing_ids_t *out, const usage_billing_ids_t *a,
-                      const usage_billing_ids_t *c, int64_t ws) {
-  const usage_billing_ids_t *sets[2] = {a, c};
-  size_t keep = 0;
-  for (int s = 0; s < 2; s++)
-    for (size_t i = 0; i < sets[s]->n; i++)
-      keep += sets[s]->e[i].ev >= ws;
-  ids_free(out);
-  if (ids_reserve(out, keep) != 0) {
-    ids_free(out);
-    return ENOMEM;
-  }
-  for (int s = 0; s < 2; s++)
-    for (size_t i = 0; i < sets[s]->n; i++)
-      if (sets[s]->e[i].ev >= ws) /* reserved: cannot fail */
-        usage_billing_ids_put(out, sets[s]->e[i].id, sets[s]->e[i].ev);
-  return 0;
-}
-
 int usage_billing_prepare(usage_billing_t *b) {
   int64_t ws, newest;
   int have_newest;
   usage_billing_next_window(b, &ws, &have_newest, &newest);
   unprepare(b);
-  if (ids_window(&b->next, &b->ids, &b->pids, ws) != 0)
+  if (usage_billing_ids_window(&b->next, &b->ids, &b->pids, ws) != 0)
     return ENOMEM;
   b->prepared = 1;
   return 0;
@@ -308,29 +244,35 @@ uint64_t usage_billing_commit(usage_billing_t *b) {
   for (size_t i = 0; i < b->ngroups; i++) {
     usage_billing_group_t *g = &b->groups[i];
     g->records += g->precords;
-    for (int q = 0; q < USAGE_BILLING_NQ; q++)
+    g->adjrec += g->padjrec;
+    for (int q = 0; q < USAGE_BILLING_NQ; q++) {
       g->sum[q] += g->psum[q];
-    g->precords = 0;
+      g->adj[q] += g->padj[q];
+    }
+    g->precords = g->padjrec = 0;
     memset(g->psum, 0, sizeof(g->psum));
+    memset(g->padj, 0, sizeof(g->padj));
   }
   b->ncommitted = b->ngroups;
   b->overflow += b->poverflow;
+  b->rerated += b->prerated;
+  b->prerated = 0;
   for (int k = 0; k < USAGE_BILLING_NINV; k++)
     b->inv[k] += b->pinv[k];
-  ids_free(&b->ids);
+  usage_billing_ids_free(&b->ids);
   b->ids = b->next;
   memset(&b->next, 0, sizeof(b->next));
   usage_htable_init(&b->next.idx);
   b->prepared = 0;
-  ids_free(&b->pids);
+  usage_billing_ids_free(&b->pids);
   /* The refused fingerprints only keep the invalid counter from counting a
    * record twice: out of memory they are forgotten (counted again). */
   usage_billing_ids_t fresh;
   memset(&fresh, 0, sizeof(fresh));
   usage_htable_init(&fresh.idx);
-  ids_window(&fresh, &b->refused, &b->prefused, ws);
-  ids_free(&b->refused);
-  ids_free(&b->prefused);
+  usage_billing_ids_window(&fresh, &b->refused, &b->prefused, ws);
+  usage_billing_ids_free(&b->refused);
+  usage_billing_ids_free(&b->prefused);
   b->refused = fresh;
   b->window_start = ws;
   b->have_window = 1;
@@ -366,7 +308,8 @@ static void refuse(usage_billing_t *b, const usage_billing_record_t *r,
       usage_billing_ids_find(&b->prefused, key))
     return;
   /* out of memory it is counted again next time: only this counter */
-  usage_billing_ids_put(&b->prefused, key, r->ev_ok ? r->ev : b->window_start);
+  usage_billing_ids_put(&b->prefused, key, r->ev_ok ? r->ev : b->window_start,
+                        NULL, 0);
 count:
   b->pinv[reason]++;
   b->pinvalid++;
@@ -380,11 +323,6 @@ int usage_billing_admit(usage_billing_t *b, const usage_billing_record_t *r,
   }
   if (r->ev_ok && r->ev < b->window_start)
     return 0; /* outside the window: counted before it moved, or never */
-  if (r->id_ok && (usage_billing_ids_find(&b->ids, r->id) ||
-                   usage_billing_ids_find(&b->pids, r->id))) {
-    res->duplicates++;
-    return 0;
-  }
   int reason = -1;
   if (!r->id_ok)
     reason = USAGE_BILLING_INV_ID;
@@ -394,6 +332,17 @@ int usage_billing_admit(usage_billing_t *b, const usage_billing_record_t *r,
     for (int q = 0; q < USAGE_BILLING_NQ; q++)
       if (!r->q_ok[q])
         reason = USAGE_BILLING_INV_QUANTITY;
+  if (r->id_ok && (usage_billing_ids_find(&b->ids, r->id) ||
+                   usage_billing_ids_find(&b->pids, r->id))) {
+    /* A copy of a counted record: compared with what was counted unless
+     * it is invalid (or a GroupBy value has the wrong type, which would
+     * move it to the empty label): then what was counted stands. */
+    if (reason >= 0 || r->ginvalid) {
+      res->duplicates++;
+      return 0;
+    }
+    return 1;
+  }
   if (reason >= 0) {
     /* Held back: the id is not marked seen, so the corrected copy the
      * vendor sends later is counted then, once. */
@@ -404,39 +353,194 @@ int usage_billing_admit(usage_billing_t *b, const usage_billing_record_t *r,
   return 1;
 }
 
+/* What one id adds to the pending figures: its new figures counted into a
+ * label set (up: a new record, the increases of a re-rating, or the whole
+ * record in the label set it moved to), and the adjustments of one (down:
+ * the decreases of a re-rating, or the whole record as it was counted in
+ * the label set it left). g = -1: no such part. */
+typedef struct {
+  long g;
+  uint64_t rec;
+  usage_billing_nano_t q[USAGE_BILLING_NQ];
+} part_t;
+
+typedef struct {
+  part_t up, down;
+  uint64_t rerated;
+} contrib_t;
+
+/* contrib: the difference between what an id was counted with (was; NULL
+ * for a new id; known = 0 when a state of format 1 or 2 did not keep it:
+ * then nothing is counted and the figures seen become the reference) and
+ * its current figures now. The pending figures always hold, for each id
+ * of pids, the contribution of its committed entry to its pending one, so
+ * that the commit makes counter - adjustment equal the sum of the current
+ * figures of every record counted. */
+static contrib_t contrib(const usage_billing_fig_t *was, int known,
+                         const usage_billing_fig_t *now) {
+  contrib_t c;
+  memset(&c, 0, sizeof(c));
+  c.up.g = c.down.g = -1;
+  if (was != NULL && !known)
+    return c;
+  if (was == NULL || was->group != now->group) {
+    c.up.g = now->group;
+    c.up.rec = 1;
+    memcpy(c.up.q, now->q, sizeof(c.up.q));
+    if (was != NULL) {
+      c.down.g = was->group;
+      c.down.rec = 1;
+      memcpy(c.down.q, was->q, sizeof(c.down.q));
+      c.rerated = 1;
+    }
+    return c;
+  }
+  c.up.g = c.down.g = now->group;
+  for (int q = 0; q < USAGE_BILLING_NQ; q++) {
+    if (now->q[q] > was->q[q])
+      c.up.q[q] = now->q[q] - was->q[q];
+    else
+      c.down.q[q] = was->q[q] - now->q[q];
+    c.rerated |= now->q[q] != was->q[q];
+  }
+  return c;
+}
+
+/* contrib_fits: whether adding c keeps every sum and adjustment of its
+ * label sets within USAGE_BILLING_SUM_MAX; else the quantity that would
+ * not (its index + 1 in *which). */
+static int contrib_fits(const usage_billing_t *b, const contrib_t *c,
+                        int *which) {
+  for (int q = 0; q < USAGE_BILLING_NQ; q++) {
+    if (c->up.g >= 0) {
+      const usage_billing_group_t *g = &b->groups[c->up.g];
+      if (c->up.q[q] > USAGE_BILLING_SUM_MAX - g->sum[q] - g->psum[q]) {
+        *which = q + 1;
+        return 0;
+      }
+    }
+    if (c->down.g >= 0) {
+      const usage_billing_group_t *g = &b->groups[c->down.g];
+      if (c->down.q[q] > USAGE_BILLING_SUM_MAX - g->adj[q] - g->padj[q]) {
+        *which = q + 1;
+        return 0;
+      }
+    }
+  }
+  return 1;
+}
+
+/* contrib_apply adds c to the pending figures (sign 1) or takes back what
+ * an earlier contrib_apply added (sign -1). */
+static void contrib_apply(usage_billing_t *b, const contrib_t *c, int sign) {
+  if (c->up.g >= 0) {
+    usage_billing_group_t *g = &b->groups[c->up.g];
+    g->precords += (uint64_t)sign * c->up.rec;
+    if (g->other)
+      b->poverflow += (uint64_t)sign * c->up.rec;
+    for (int q = 0; q < USAGE_BILLING_NQ; q++)
+      g->psum[q] += sign * c->up.q[q];
+  }
+  if (c->down.g >= 0) {
+    usage_billing_group_t *g = &b->groups[c->down.g];
+    g->padjrec += (uint64_t)sign * c->down.rec;
+    for (int q = 0; q < USAGE_BILLING_NQ; q++)
+      g->padj[q] += sign * c->down.q[q];
+  }
+  b->prerated += (uint64_t)sign * c->rerated;
+}
+
+static int fig_eq(const usage_billing_fig_t *x, const usage_billing_fig_t *y) {
+  if (x->group != y->group)
+    return 0;
+  for (int q = 0; q < USAGE_BILLING_NQ; q++)
+    if (x->q[q] != y->q[q])
+      return 0;
+  return 1;
+}
+
 int usage_billing_add(usage_billing_t *b, const usage_billing_record_t *r,
                       const char *key, size_t keylen,
                       usage_billing_page_t *res) {
   unprepare(b);
+  usage_billing_ident_t *pc = usage_billing_ids_get(&b->ids, r->id);
+  usage_billing_ident_t *pp = usage_billing_ids_get(&b->pids, r->id);
   long gi = group_for(b, key, keylen);
   if (gi < 0)
     return ENOMEM;
-  usage_billing_group_t *g = &b->groups[gi];
-  usage_billing_nano_t v[USAGE_BILLING_NQ];
-  for (int q = 0; q < USAGE_BILLING_NQ; q++) {
-    v[q] = q == USAGE_BILLING_Q_DATA
-               ? r->q[q] * (usage_billing_nano_t)b->conf->data_factor
-               : r->q[q];
-    if (v[q] > USAGE_BILLING_SUM_MAX - g->sum[q] - g->psum[q]) {
-      snprintf(res->error, sizeof(res->error),
-               "record %" PRId64 ": the %s sum of its label set would pass "
-               "2^63 units",
-               r->id, usage_billing_quantities[q].field);
-      return ERANGE;
+  usage_billing_fig_t now, was, cur;
+  now.group = gi;
+  for (int q = 0; q < USAGE_BILLING_NQ; q++)
+    now.q[q] = q == USAGE_BILLING_Q_DATA
+                   ? r->q[q] * (usage_billing_nano_t)b->conf->data_factor
+                   : r->q[q];
+  const unsigned char *fc = pc ? usage_billing_ids_fig(&b->ids, pc) : NULL;
+  const unsigned char *fp = pp ? usage_billing_ids_fig(&b->pids, pp) : NULL;
+  if (fc != NULL)
+    usage_billing_fig_unpack(fc, &was);
+  /* the figures the id has now: its pending copy's, else its committed */
+  int have_cur = fp != NULL || fc != NULL;
+  if (fp != NULL)
+    usage_billing_fig_unpack(fp, &cur);
+  else if (fc != NULL)
+    cur = was;
+  int64_t ev = r->ev;
+  if (pp != NULL && pp->ev > ev)
+    ev = pp->ev;
+  if (pc != NULL && pc->ev > ev)
+    ev = pc->ev; /* kept while any copy of it is in the window */
+  int changed = have_cur && !fig_eq(&cur, &now);
+  if ((pc != NULL || pp != NULL) && have_cur && !changed &&
+      ev == (pp ? pp->ev : pc->ev)) {
+    res->duplicates++;
+    return 0;
+  }
+  /* New, re-rated, first seen since a state without figures, or its
+   * event date moved on: the pending entry takes the new figures. */
+  contrib_t old, c;
+  int have_old = pp != NULL;
+  if (have_old) {
+    old = contrib(pc ? &was : NULL, fc != NULL, &cur);
+    contrib_apply(b, &old, -1);
+  }
+  c = contrib(pc ? &was : NULL, fc != NULL, &now);
+  int which = 0, rc = 0;
+  if (!contrib_fits(b, &c, &which)) {
+    snprintf(res->error, sizeof(res->error),
+             "record %" PRId64 ": the %s sum of its label set would pass "
+             "2^63 units",
+             r->id, usage_billing_quantities[which - 1].field);
+    rc = ERANGE;
+  } else {
+    unsigned char packed[USAGE_BILLING_FIG_MAX];
+    size_t len = usage_billing_fig_pack(&now, packed);
+    if (pp != NULL) {
+      rc = usage_billing_ids_setfig(&b->pids, pp, packed, len);
+      if (rc == 0)
+        pp->ev = ev;
+    } else {
+      rc = usage_billing_ids_put(&b->pids, r->id, ev, packed, len);
     }
   }
-  if (usage_billing_ids_put(&b->pids, r->id, r->ev) != 0)
-    return ENOMEM;
-  g->precords++;
-  for (int q = 0; q < USAGE_BILLING_NQ; q++)
-    g->psum[q] += v[q];
-  res->invalid += r->ginvalid;
-  b->pinvalid += r->ginvalid;
+  if (rc != 0) {
+    if (have_old)
+      contrib_apply(b, &old, 1);
+    return rc;
+  }
+  contrib_apply(b, &c, 1);
+  if (pc == NULL && pp == NULL) {
+    res->invalid += r->ginvalid;
+    b->pinvalid += r->ginvalid;
+    res->counted++;
+  } else if (changed) {
+    res->rerated++;
+  } else {
+    res->duplicates++;
+  }
   if (!b->have_pnewest || r->ev > b->pnewest) {
     b->pnewest = r->ev;
     b->have_pnewest = 1;
   }
-  res->counted++;
   return 0;
 }
 
@@ -449,16 +553,28 @@ int64_t usage_billing_window_start(const usage_billing_t *b) {
 }
 
 int usage_billing_samples(const usage_billing_t *b, usage_batch_t *batch) {
-  static const int overflow_fam[USAGE_BILLING_NQ] = {
-      FAM_BILLING_OVERFLOW_DATA_BYTES, FAM_BILLING_OVERFLOW_DURATION_SECONDS,
-      FAM_BILLING_OVERFLOW_SELL_PRICE, FAM_BILLING_OVERFLOW_BUY_PRICE};
+  static const int adj_fam[1 + USAGE_BILLING_NQ] = {
+      FAM_BILLING_ADJUSTMENT_RECORDS, FAM_BILLING_ADJUSTMENT_DATA_BYTES,
+      FAM_BILLING_ADJUSTMENT_DURATION_SECONDS,
+      FAM_BILLING_ADJUSTMENT_SELL_PRICE, FAM_BILLING_ADJUSTMENT_BUY_PRICE};
+  static const int overflow_fam[1 + USAGE_BILLING_NQ] = {
+      FAM_BILLING_OVERFLOW_RECORDS, FAM_BILLING_OVERFLOW_DATA_BYTES,
+      FAM_BILLING_OVERFLOW_DURATION_SECONDS, FAM_BILLING_OVERFLOW_SELL_PRICE,
+      FAM_BILLING_OVERFLOW_BUY_PRICE};
+  static const int overflow_adj_fam[1 + USAGE_BILLING_NQ] = {
+      FAM_BILLING_OVERFLOW_ADJUSTMENT_RECORDS,
+      FAM_BILLING_OVERFLOW_ADJUSTMENT_DATA_BYTES,
+      FAM_BILLING_OVERFLOW_ADJUSTMENT_DURATION_SECONDS,
+      FAM_BILLING_OVERFLOW_ADJUSTMENT_SELL_PRICE,
+      FAM_BILLING_OVERFLOW_ADJUSTMENT_BUY_PRICE};
   const char *labels[2 * USAGE_MAX_LABELS];
   size_t nl = b->conf->group_by_num;
-  usage_billing_nano_t osum[USAGE_BILLING_NQ] = {0};
-  for (size_t i = 0; i < b->ncommitted; i++) {
+  const usage_billing_group_t *other = NULL;
+  int rc = 0;
+  for (size_t i = 0; i < b->ncommitted && rc == 0; i++) {
     const usage_billing_group_t *g = &b->groups[i];
     if (g->other) { /* past MaxSeries: in no GroupBy label set */
-      memcpy(osum, g->sum, sizeof(osum));
+      other = g;
       continue;
     }
     const char *v = g->key;
@@ -467,18 +583,33 @@ int usage_billing_samples(const usage_billing_t *b, usage_batch_t *batch) {
       labels[2 * k + 1] = v;
       v += strlen(v) + 1;
     }
-    int rc = usage_batch_addv(batch, FAM_BILLING_RECORDS, (double)g->records,
-                              (unsigned)nl, labels);
+    rc = usage_batch_addv(batch, FAM_BILLING_RECORDS, (double)g->records,
+                          (unsigned)nl, labels);
     for (int q = 0; q < USAGE_BILLING_NQ && rc == 0; q++)
       rc = usage_batch_addv(batch, usage_billing_quantities[q].family,
                             (double)g->sum[q] / 1e9, (unsigned)nl, labels);
-    if (rc != 0)
-      return rc;
+    if (rc == 0)
+      rc = usage_batch_addv(batch, adj_fam[0], (double)g->adjrec, (unsigned)nl,
+                            labels);
+    for (int q = 0; q < USAGE_BILLING_NQ && rc == 0; q++)
+      rc = usage_batch_addv(batch, adj_fam[1 + q], (double)g->adj[q] / 1e9,
+                            (unsigned)nl, labels);
   }
-  int rc = usage_batch_add(batch, FAM_BILLING_OVERFLOW_RECORDS,
-                           (double)b->overflow, NULL);
-  for (int q = 0; q < USAGE_BILLING_NQ && rc == 0; q++)
-    rc = usage_batch_add(batch, overflow_fam[q], (double)osum[q] / 1e9, NULL);
+  if (rc == 0)
+    rc = usage_batch_add(batch, overflow_fam[0], (double)b->overflow, NULL);
+  if (rc == 0)
+    rc = usage_batch_add(batch, overflow_adj_fam[0],
+                         other ? (double)other->adjrec : 0, NULL);
+  for (int q = 0; q < USAGE_BILLING_NQ && rc == 0; q++) {
+    rc = usage_batch_add(batch, overflow_fam[1 + q],
+                         other ? (double)other->sum[q] / 1e9 : 0, NULL);
+    if (rc == 0)
+      rc = usage_batch_add(batch, overflow_adj_fam[1 + q],
+                           other ? (double)other->adj[q] / 1e9 : 0, NULL);
+  }
+  if (rc == 0)
+    rc = usage_batch_add(batch, FAM_BILLING_RERATED_RECORDS, (double)b->rerated,
+                         NULL);
   for (int k = 0; k < USAGE_BILLING_NINV && rc == 0; k++) {
     const char *l[2] = {"reason", usage_billing_invalid_reasons[k]};
     rc = usage_batch_addv(batch, FAM_BILLING_INVALID_RECORDS, (double)b->inv[k],
