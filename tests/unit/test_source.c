@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,7 +44,23 @@ typedef struct {
   unsigned delay_ms;
   unsigned fail_first; /* answer 429 + Retry-After: 1 this many times */
   const char *content_type;
+  int fault; /* FAULT_DROP or FAULT_CUT: the body is not answered whole */
 } route_t;
+
+/* FAULT_DROP closes the connection without any answer; FAULT_CUT sends
+ * the status, the headers with the full Content-Length and half the body,
+ * then closes. */
+enum { FAULT_NONE = 0, FAULT_DROP, FAULT_CUT };
+
+static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+  const route_t *r = cls;
+  size_t half = strlen(r->body) / 2;
+  if (pos >= half)
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+  size_t n = half - (size_t)pos < max ? half - (size_t)pos : max;
+  memcpy(buf, r->body + pos, n);
+  return (ssize_t)n;
+}
 
 static route_t routes[4];
 static size_t routes_num;
@@ -95,10 +112,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     resp = MHD_create_response_from_buffer(2, "{}", MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(resp, "Retry-After", "1");
     status = 429;
+  } else if (r->fault == FAULT_DROP) {
+    return MHD_NO; /* closes the connection, nothing sent */
   } else {
     if (r->delay_ms)
       usleep(r->delay_ms * 1000);
-    if (r->body != NULL) {
+    if (r->fault == FAULT_CUT) {
+      resp = MHD_create_response_from_callback(strlen(r->body), 64, cut_reader,
+                                               (void *)r, NULL);
+    } else if (r->body != NULL) {
       resp = MHD_create_response_from_buffer(strlen(r->body), (void *)r->body,
                                              MHD_RESPMEM_PERSISTENT);
     } else {
@@ -583,6 +605,9 @@ static void test_reasons(void **state) {
   } cases[] = {
       {USAGE_HTTP_TIMEOUT, 0, "timeout"},
       {USAGE_HTTP_CONNECT, 0, "connect"},
+      {USAGE_HTTP_REFUSED, 0, "connection_refused"},
+      {USAGE_HTTP_DROPPED, 0, "connection_dropped"},
+      {USAGE_HTTP_TRUNCATED, 200, "body_truncated"},
       {USAGE_HTTP_TLS, 0, "tls"},
       {USAGE_HTTP_TOO_LARGE, 0, "too_large"},
       {USAGE_HTTP_SECRET, 0, "secret"},
@@ -599,6 +624,79 @@ static void test_reasons(void **state) {
   for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
     assert_string_equal(usage_source_http_reason(cases[i].err, cases[i].status),
                         cases[i].reason);
+}
+
+/* closed_port: a loopback port nobody listens on (bound, then closed). */
+static unsigned closed_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof(sa);
+  assert_true(fd >= 0);
+  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+/* A connection refused, a connection closed before any answer and a body
+ * cut off half-way: three reasons, the source down, and a log line that
+ * says which in words. */
+static void test_transport_reasons(void **state) {
+  static const struct {
+    const char *name;
+    int fault; /* -1: nobody listens on the port */
+    const char *reason;
+    const char *log_has;
+  } cases[] = {
+      {"refused", -1, "connection_refused", "connection refused"},
+      {"dropped", FAULT_DROP, "connection_dropped",
+       "connection closed by the server before any answer"},
+      {"cut off", FAULT_CUT, "body_truncated", "answer cut off: HTTP 200, "},
+  };
+  static const char *const all[] = {"connection_refused",
+                                    "connection_dropped",
+                                    "body_truncated",
+                                    "connect",
+                                    "timeout",
+                                    "parse"};
+  (void)state;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    routes[0] = (route_t){G1, 200, good_body, 0, 0, 0, NULL, 0};
+    routes[0].fault = cases[i].fault > 0 ? cases[i].fault : FAULT_NONE;
+    routes_num = 1;
+    server_start();
+    if (cases[i].fault < 0) {
+      server_stop();
+      server_port = closed_port();
+    }
+    usage_store_remove(store, "acme", "");
+    sink_reset();
+    usage_source_t *s = make_source(NULL, 3000, 1 << 20, 0);
+    usage_source_read(s);
+    assert_false(was_committed("service:" G1));
+    char *text = tu_store_text(store);
+    tu_expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 0\n",
+                   1);
+    for (size_t k = 0; k < sizeof(all) / sizeof(*all); k++) {
+      char line[160];
+      snprintf(line, sizeof(line),
+               "usage_scrape_errors_total{source=\"acme\",reason=\"%s\"} %d\n",
+               all[k], strcmp(all[k], cases[i].reason) == 0);
+      if (strstr(text, line) == NULL)
+        fail_msg("%s: no line %s in\n%s\nlog: %s", cases[i].name, line, text,
+                 log_text);
+    }
+    free(text);
+    if (log_lines(3) != 1 || strstr(log_text, cases[i].log_has) == NULL)
+      fail_msg("%s: want one line with \"%s\":\n%s", cases[i].name,
+               cases[i].log_has, log_text);
+    if (getenv("TEST_VERBOSE") != NULL)
+      fprintf(stderr, "%s: %s", cases[i].name, log_text);
+    usage_source_destroy(s);
+    if (cases[i].fault >= 0)
+      server_stop();
+  }
 }
 
 /* <Login>: a login endpoint and a data endpoint that wants its token. */
@@ -749,6 +847,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reasons),
       cmocka_unit_test(test_failures),
+      cmocka_unit_test(test_transport_reasons),
       cmocka_unit_test(test_throttle),
       cmocka_unit_test(test_secret_rotation),
       cmocka_unit_test(test_retry_after),
