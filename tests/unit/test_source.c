@@ -701,6 +701,7 @@ static void test_transport_reasons(void **state) {
 
 /* <Login>: a login endpoint and a data endpoint that wants its token. */
 static unsigned login_hits, login_refuse, data_hits;
+static int login_down; /* 1: the login endpoint answers 503; 2: it drops */
 static char login_valid[64], login_body[512];
 
 static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
@@ -723,13 +724,19 @@ static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
     *upload_size = 0;
     return MHD_YES;
   }
-  char body[128] = "{}";
+  char body[512] = "{}";
   unsigned status = 200;
   pthread_mutex_lock(&server_lock);
   if (strcmp(url, "/api/login") == 0) {
     login_hits++;
-    if (login_refuse ||
-        strstr(login_body, "\"Password\":\"pw-SECRET\"") == NULL)
+    if (login_down == 2) {
+      pthread_mutex_unlock(&server_lock);
+      return MHD_NO; /* closes the connection, nothing sent */
+    }
+    if (login_down)
+      status = 503;
+    else if (login_refuse ||
+             strstr(login_body, "\"Password\":\"pw-SECRET\"") == NULL)
       status = 401;
     else {
       snprintf(login_valid, sizeof(login_valid), "sess-SECRET-%u", login_hits);
@@ -741,6 +748,8 @@ static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
                                                   "x-sm-session-token");
     if (tok == NULL || strcmp(tok, login_valid) != 0)
       status = 401;
+    else
+      snprintf(body, sizeof(body), "%s", good_body);
   }
   pthread_mutex_unlock(&server_lock);
   struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -842,6 +851,103 @@ static void test_login(void **state) {
   unlink(pwfile);
 }
 
+/* The login endpoint down (503, then the connection dropped): the source is
+ * down with reason login, sign-ins back off, and the block recovers by
+ * itself once the endpoint is back. */
+static void test_login_down(void **state) {
+  (void)state;
+  unsigned port;
+  struct MHD_Daemon *d = tu_http_start(login_handler, NULL, &port);
+  usage_source_conf_t *c = calloc(1, sizeof(*c));
+  c->name = strdup("acme");
+  c->kind = USAGE_KIND_CCC;
+  char url[64];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
+  c->http.url = strdup(url);
+  c->http.verify_peer = c->http.verify_host = 1;
+  c->http.timeout_ms = 5000;
+  c->http.max_body = 65536;
+  c->max_concurrent = 1;
+  c->kind_conf = usage_ccc_vendor.conf_create();
+  usage_ccc_conf_t *cc = c->kind_conf;
+  cc->services = calloc(1, sizeof(*cc->services));
+  memcpy(cc->services[0].guid, G1, 33);
+  cc->services_num = 1;
+  c->login = usage_login_conf_create();
+  c->login->preset = USAGE_LOGIN_PRESET_CCC;
+  c->login->user = strdup("monitor");
+  c->login->password.value = strdup("pw-SECRET");
+  c->login->ttl = 100;
+  const char *option;
+  char err[256];
+  assert_int_equal(
+      usage_login_conf_finish(c->login, url, &option, err, sizeof(err)), 0);
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
+  usage_source_t *s = usage_source_create(c, &sink);
+  assert_non_null(s);
+  pthread_mutex_lock(&server_lock);
+  login_hits = data_hits = 0;
+  login_refuse = 0;
+  pthread_mutex_unlock(&server_lock);
+  static const struct {
+    const char *name;
+    double advance;
+    int down;
+    unsigned failed, ok; /* usage_login_total by result */
+    int up;
+    uint64_t login_errors; /* usage_scrape_errors_total{reason="login"} */
+    const char *log_has;
+  } steps[] = {
+      {"503: down, reason login", 0, 1, 1, 0, 0, 1, "HTTP 503"},
+      {"within the backoff: no attempt", 0.2, 1, 1, 0, 0, 2, NULL},
+      {"dropped: down, reason login", 1.0, 2, 2, 0, 0, 3,
+       "connection closed by the server before any answer"},
+      {"within the longer backoff: no attempt", 0.4, 2, 2, 0, 0, 4, NULL},
+      {"back: recovers by itself", 2.0, 0, 2, 1, 1, 4, "signed in again"},
+  };
+  for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
+    fake_time += steps[i].advance;
+    pthread_mutex_lock(&server_lock);
+    login_down = steps[i].down;
+    pthread_mutex_unlock(&server_lock);
+    sink_reset();
+    usage_source_read(s);
+    usage_source_status_t st;
+    usage_source_get_status(s, &st);
+    char *text = tu_store_text(store);
+    char want[2][128];
+    snprintf(want[0], sizeof(want[0]),
+             "usage_login_total{source=\"acme\",result=\"failed\"} %u\n",
+             steps[i].failed);
+    snprintf(want[1], sizeof(want[1]),
+             "usage_login_total{source=\"acme\",result=\"ok\"} %u\n",
+             steps[i].ok);
+    int counted =
+        strstr(text, want[0]) != NULL && strstr(text, want[1]) != NULL;
+    free(text);
+    if (!counted || st.up != steps[i].up ||
+        usage_source_reason_count(s, "login") != steps[i].login_errors ||
+        usage_source_reason_count(s, "auth") != 0)
+      fail_msg("%s: logins %u up %d login errors %llu auth %llu\n%s",
+               steps[i].name, login_hits, st.up,
+               (unsigned long long)usage_source_reason_count(s, "login"),
+               (unsigned long long)usage_source_reason_count(s, "auth"),
+               log_text);
+    if (steps[i].log_has != NULL && strstr(log_text, steps[i].log_has) == NULL)
+      fail_msg("%s: log lacks \"%s\":\n%s", steps[i].name, steps[i].log_has,
+               log_text);
+    assert_null(strstr(log_text, "SECRET"));
+  }
+  assert_true(was_committed("service:" G1));
+  pthread_mutex_lock(&server_lock);
+  login_down = 0;
+  pthread_mutex_unlock(&server_lock);
+  usage_source_destroy(s);
+  MHD_stop_daemon(d);
+}
+
 int main(void) {
   usage_http_global_init();
   const struct CMUnitTest tests[] = {
@@ -853,6 +959,7 @@ int main(void) {
       cmocka_unit_test(test_retry_after),
       cmocka_unit_test(test_header_file),
       cmocka_unit_test(test_login),
+      cmocka_unit_test(test_login_down),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
