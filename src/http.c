@@ -286,17 +286,30 @@ int usage_http_escape(usage_buf_t *b, const char *s) {
   return usage_buf_failed(b);
 }
 
-static usage_http_err_t classify(CURLcode rc) {
+/* classify: the error class of a failed transfer. A connection refused
+ * (nothing listens), one closed before any answer (a crashing server, a
+ * proxy giving up) and a body cut off part-way (the server died while
+ * answering) are told apart: each points at a different fault. `status`
+ * is the HTTP status received, 0 when no answer began. */
+static usage_http_err_t classify(CURL *curl, CURLcode rc, long status) {
+  long os_errno = 0;
   switch (rc) {
   case CURLE_OPERATION_TIMEDOUT:
     return USAGE_HTTP_TIMEOUT;
+  case CURLE_COULDNT_CONNECT:
+    if (curl_easy_getinfo(curl, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK &&
+        os_errno == ECONNREFUSED)
+      return USAGE_HTTP_REFUSED;
+    return USAGE_HTTP_CONNECT;
+  case CURLE_GOT_NOTHING:
+    return USAGE_HTTP_DROPPED;
+  case CURLE_SEND_ERROR:
+  case CURLE_RECV_ERROR:
+    return status > 0 ? USAGE_HTTP_TRUNCATED : USAGE_HTTP_DROPPED;
+  case CURLE_PARTIAL_FILE:
+    return USAGE_HTTP_TRUNCATED;
   case CURLE_COULDNT_RESOLVE_HOST:
   case CURLE_COULDNT_RESOLVE_PROXY:
-  case CURLE_COULDNT_CONNECT:
-  case CURLE_RECV_ERROR:
-  case CURLE_SEND_ERROR:
-  case CURLE_GOT_NOTHING:
-  case CURLE_PARTIAL_FILE:
     return USAGE_HTTP_CONNECT;
   case CURLE_SSL_CONNECT_ERROR:
   case CURLE_PEER_FAILED_VERIFICATION:
@@ -307,6 +320,38 @@ static usage_http_err_t classify(CURLcode rc) {
     return USAGE_HTTP_TLS;
   default:
     return USAGE_HTTP_FAILED;
+  }
+}
+
+/* describe writes the cause of a failed transfer of class err into out:
+ * what happened in words, then libcurl's own text. */
+static void describe(CURL *curl, usage_http_err_t err, long status,
+                     const char *detail, char *out, size_t len) {
+  curl_off_t got = -1, want = -1;
+  switch (err) {
+  case USAGE_HTTP_REFUSED:
+    snprintf(out, len, "connection refused (%s)", detail);
+    break;
+  case USAGE_HTTP_DROPPED:
+    snprintf(out, len, "connection closed by the server before any answer (%s)",
+             detail);
+    break;
+  case USAGE_HTTP_TRUNCATED:
+    curl_easy_getinfo(curl, CURLINFO_SIZE_DOWNLOAD_T, &got);
+    curl_easy_getinfo(curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &want);
+    if (got >= 0 && want > 0)
+      snprintf(out, len,
+               "answer cut off: HTTP %ld, %" CURL_FORMAT_CURL_OFF_T
+               " of %" CURL_FORMAT_CURL_OFF_T " body bytes arrived (%s)",
+               status, got, want, detail);
+    else
+      snprintf(out, len,
+               "answer cut off: HTTP %ld, the connection closed after "
+               "%" CURL_FORMAT_CURL_OFF_T " body bytes (%s)",
+               status, got > 0 ? got : 0, detail);
+    break;
+  default:
+    snprintf(out, len, "%s", detail);
   }
 }
 
@@ -474,12 +519,13 @@ int usage_http_request(usage_http_t *h, const usage_http_req_t *req,
                "response body larger than %zu bytes (MaxResponseSize)",
                c->max_body);
     } else {
-      resp->err = classify(rc);
-      snprintf(resp->error, sizeof(resp->error), "%s",
-               h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
-      size_t len = strlen(resp->error);
-      while (len > 0 && resp->error[len - 1] == '\n')
-        resp->error[--len] = 0;
+      resp->err = classify(curl, rc, resp->status);
+      size_t len = strlen(h->errbuf);
+      while (len > 0 && h->errbuf[len - 1] == '\n')
+        h->errbuf[--len] = 0;
+      describe(curl, resp->err, resp->status,
+               h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc), resp->error,
+               sizeof(resp->error));
     }
     ret = (int)resp->err;
     usage_buf_shrink(&h->body, HTTP_BODY_KEEP); /* e.g. a refused body */

@@ -58,14 +58,17 @@ void usage_http_conf_clear(usage_http_conf_t *c);
 typedef enum {
   USAGE_HTTP_OK = 0,     /* an HTTP answer arrived (any status) */
   USAGE_HTTP_TIMEOUT,    /* connect or transfer timeout */
-  USAGE_HTTP_CONNECT,    /* name resolution, connection refused, reset */
+  USAGE_HTTP_CONNECT,    /* no connection: name resolution, unreachable */
   USAGE_HTTP_TLS,        /* handshake or verification failed */
   USAGE_HTTP_TOO_LARGE,  /* body over max_body */
   USAGE_HTTP_SECRET,     /* a secret file could not be read */
   USAGE_HTTP_FAILED,     /* anything else */
   USAGE_HTTP_LOGIN,      /* signing in (<Login>) failed */
   USAGE_HTTP_LOGIN_AUTH, /* the login endpoint refused (401, 403) */
-  USAGE_HTTP_STOPPED     /* usage_http_cancel: aborted or never sent */
+  USAGE_HTTP_STOPPED,    /* usage_http_cancel: aborted or never sent */
+  USAGE_HTTP_REFUSED,    /* the connection was refused (ECONNREFUSED) */
+  USAGE_HTTP_DROPPED,    /* connected, but closed before any answer */
+  USAGE_HTTP_TRUNCATED   /* an answer began, its body was cut off */
 } usage_http_err_t;
 
 typedef struct {

@@ -410,7 +410,7 @@ static int b64url_value(char ch) {
   return -1;
 }
 
-int usage_login_jwt_exp(const char *token, double *exp) {
+int usage_login_jwt_claims(const char *token, double *iat, double *exp) {
   const char *dot1 = strchr(token, '.');
   const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
   if (dot1 == NULL || dot2 == NULL || dot2 - dot1 - 1 > 8192)
@@ -435,13 +435,40 @@ int usage_login_jwt_exp(const char *token, double *exp) {
   usage_json_t *root = usage_json_parse(json, n, 8, err, sizeof(err));
   if (root == NULL)
     return ENOENT;
-  double v;
+  double v, i;
   int status = usage_json_double(root, "exp", &v);
+  if (usage_json_double(root, "iat", &i) != 0 || !(i > 0))
+    i = -1;
   usage_json_free(root);
   if (status != 0)
     return ENOENT;
   *exp = v;
+  *iat = i;
   return 0;
+}
+
+int usage_login_jwt_exp(const char *token, double *exp) {
+  double iat;
+  return usage_login_jwt_claims(token, &iat, exp);
+}
+
+/* The sign-in server's clock and ours agree when exp - now is within this
+ * many seconds below exp - iat: iat is whole seconds (the token may be up
+ * to a second younger than it says) and the answer took a moment. */
+#define JWT_CLOCK_TOLERANCE 2.0
+
+double usage_login_jwt_lifetime(double iat, double exp, double now) {
+  double left = exp - now;
+  if (iat > 0 && exp > iat) {
+    double full = exp - iat;
+    if (left <= full && left >= full - JWT_CLOCK_TOLERANCE && left >= full / 2)
+      return left; /* the clocks agree: exact */
+    /* The server's clock is ahead of ours (exp - now too long) or behind
+     * (too short, even expired on arrival): exp - iat does not depend on
+     * it. Less the second iat may have been rounded down by. */
+    return fmax(full - 1, full / 2);
+  }
+  return left > 0 ? left : 0;
 }
 
 /* json_dotted follows a dotted path ("data.token") from v. */
@@ -526,9 +553,9 @@ int usage_login_parse(const usage_login_conf_t *c, const char *body, size_t len,
         life = v;
     }
   }
-  double exp;
-  if (life <= 0 && usage_login_jwt_exp(tok, &exp) == 0 && exp > now)
-    life = exp - now;
+  double iat, exp;
+  if (life <= 0 && usage_login_jwt_claims(tok, &iat, &exp) == 0)
+    life = usage_login_jwt_lifetime(iat, exp, now);
   if (life <= 0)
     life = c->ttl > 0 ? c->ttl : USAGE_LOGIN_DEFAULT_TTL;
   *token = strdup(tok);

@@ -101,16 +101,27 @@ void usage_login_req_free(usage_login_req_t *req);
 
 /* usage_login_parse reads the token from the answer: the header value
  * (when TokenHeader is set; NULL when absent) or the body's TokenField, and
- * its lifetime in seconds from ExpiresField, else the JWT exp claim
- * (relative to now), else TTL, else USAGE_LOGIN_DEFAULT_TTL. 0 with *token
+ * its lifetime in seconds from ExpiresField, else the JWT's exp claim
+ * (usage_login_jwt_lifetime at now), else TTL, else
+ * USAGE_LOGIN_DEFAULT_TTL. 0 with *token
  * (free it) and *lifetime, or EINVAL/ENOMEM with the cause in err. */
 int usage_login_parse(const usage_login_conf_t *c, const char *body, size_t len,
                       const char *header_value, double now, char **token,
                       double *lifetime, char *err, size_t errlen);
 
 /* usage_login_jwt_exp reads the exp claim of a JWT (header.payload.sig,
- * base64url). 0, or ENOENT when token is no JWT or has no exp. */
+ * base64url). 0, or ENOENT when token is no JWT or has no exp.
+ * usage_login_jwt_claims reads exp and iat (-1 when absent) alike. */
 int usage_login_jwt_exp(const char *token, double *exp);
+int usage_login_jwt_claims(const char *token, double *iat, double *exp);
+
+/* usage_login_jwt_lifetime: the seconds a token with claims iat (-1 when
+ * absent) and exp has left at our clock's now; 0 when unknown. exp - now
+ * when both clocks agree; with iat, a sign-in server whose clock is ahead
+ * of ours or behind it is recognised and exp - iat taken instead (less a
+ * second for iat's rounding), so that a skewed clock never makes a token
+ * expired on arrival or longer-lived than it is. */
+double usage_login_jwt_lifetime(double iat, double exp, double now);
 
 /* usage_login_base64 appends the standard base64 of data to b. */
 int usage_login_base64(usage_buf_t *b, const void *data, size_t len);

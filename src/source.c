@@ -99,10 +99,13 @@ const usage_vendor_t *usage_vendor(usage_kind_t kind) {
 
 /* Reasons every source publishes from the start, at 0, so that increase()
  * sees the first error of each. */
+/* clang-format off */
 static const char *const common_reasons[] = {
-    "auth",          "http_4xx",  "http_5xx", "timeout",    "connect",
-    "tls",           "too_large", "parse",    "pagination", "rate_limited",
-    "invalid_value", "secret",    "login"};
+    "auth", "http_4xx", "http_5xx", "timeout", "connect",
+    "connection_refused", "connection_dropped", "body_truncated",
+    "tls", "too_large", "parse", "pagination", "rate_limited",
+    "invalid_value", "secret", "login"};
+/* clang-format on */
 
 static usage_reason_count_t *reason_slot(usage_source_t *s,
                                          const char *reason) {
@@ -324,6 +327,12 @@ const char *usage_source_http_reason(int err, long status) {
     return "timeout";
   case USAGE_HTTP_CONNECT:
     return "connect";
+  case USAGE_HTTP_REFUSED:
+    return "connection_refused";
+  case USAGE_HTTP_DROPPED:
+    return "connection_dropped";
+  case USAGE_HTTP_TRUNCATED:
+    return "body_truncated";
   case USAGE_HTTP_TLS:
     return "tls";
   case USAGE_HTTP_TOO_LARGE:

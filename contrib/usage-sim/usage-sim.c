@@ -72,6 +72,7 @@ static struct {
   int login;    /* --login: data endpoints want tokens from the login endpoints */
   int quirks;   /* --quirks: vendor answers as real deployments send them */
   int token_ttl; /* seconds */
+  int clock_skew; /* seconds the sign-in clock (iat, exp) is ahead (< 0: behind) */
   char login_user[128], login_password[128], client_id[128], client_secret[128];
 } opt = {
     .token_ttl = 300,
@@ -331,6 +332,8 @@ struct reply {
   const char *ctype;
   int retry_after; /* <0: none */
   int huge;        /* stream 64 MiB */
+  int cut;         /* send the full Content-Length, half the body, close */
+  int drop;        /* close the connection without any answer */
   const char *allow;
   char cycle[16];  /* Jasper usages page: its cycle start (quirks mode adds it) */
 };
@@ -1612,9 +1615,11 @@ static void jasper_handle(struct rq *q, struct reply *r) {
 /* ------------------------------------------------------------------ */
 /* faults, rate limit, request accounting                              */
 
-enum { F_500, F_503, F_429, F_401, F_MALFORMED, F_HTML, F_LATIN1, F_SLOW, F_DEEP, F_HUGE, F_WRONGTYPE, F_EMPTY, F_NMODES };
+enum { F_500, F_503, F_429, F_401, F_MALFORMED, F_HTML, F_LATIN1, F_SLOW, F_DEEP, F_HUGE, F_WRONGTYPE, F_EMPTY,
+       F_DROP, F_CUT, F_NMODES };
 static const char *fault_names[F_NMODES] = {"http500", "http503", "http429", "http401", "malformed", "html",
-                                            "latin1", "slow", "deep", "huge", "wrongtype", "empty"};
+                                            "latin1", "slow", "deep", "huge", "wrongtype", "empty",
+                                            "drop", "cut"};
 struct fault { char prefix[256]; int mode; long remaining; /* -1 = until cleared */ unsigned status; long delay_ms; long hits;
                 int retry_after; /* seconds; -1 = the mode's own (2 for http503, 1 for http429, else none) */ };
 #define MAX_FAULTS 64
@@ -1689,6 +1694,23 @@ static ssize_t huge_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     pos++;
   }
   return (ssize_t)n;
+}
+
+/* cut: the body's first half, then an error, which makes MHD close the
+ * connection short of the Content-Length it announced */
+struct cut { char *body; size_t len; };
+static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+  struct cut *c = cls;
+  size_t half = c->len / 2;
+  if (g_stopping || pos >= half) return MHD_CONTENT_READER_END_WITH_ERROR;
+  size_t n = half - (size_t)pos < max ? half - (size_t)pos : max;
+  memcpy(buf, c->body + pos, n);
+  return (ssize_t)n;
+}
+static void cut_free(void *cls) {
+  struct cut *c = cls;
+  free(c->body);
+  free(c);
 }
 
 /* wrongtype: re-emit the JSON with every number turned into a string or an object */
@@ -2470,7 +2492,7 @@ static void sim_fault(struct rq *q, struct reply *r) {
   const char *sv = qget(q, "status", 1), *dv = qget(q, "delay", 1), *rv = qget(q, "retry_after", 1);
   int mode = -1;
   for (int i = 0; mv && i < F_NMODES; i++) if (strcmp(mv, fault_names[i]) == 0) mode = i;
-  if (mode < 0) { bad(r, 400, "mode must be one of http500 http503 http429 http401 malformed html latin1 slow deep huge wrongtype empty"); return; }
+  if (mode < 0) { bad(r, 400, "mode must be one of http500 http503 http429 http401 malformed html latin1 slow deep huge wrongtype empty drop cut"); return; }
   if (!pv || !*pv) pv = "/";
   if (pv[0] != '/' || strlen(pv) >= sizeof g_faults[0].prefix) { bad(r, 400, "path must be a URL path prefix starting with /"); return; }
   long long count = 1, st = 0, delay = 7000, ra = -1;
@@ -2574,6 +2596,8 @@ static void sim_requests_reset(struct reply *r) {
 static struct { char tok[512]; double exp; } g_tokens[MAX_TOKENS];
 static unsigned g_ntokens, g_token_seq;
 static unsigned long g_logins[3], g_logins_refused, g_token_rejected;
+static int g_login_down;               /* 0 up, 1 answer 503, 2 drop the connection */
+static unsigned long g_logins_while_down; /* sign-in attempts while down */
 
 static void b64(const unsigned char *in, size_t n, char *out, int url) {
   const char *t = url ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -2593,11 +2617,15 @@ static void issue_token(int kind, char *out, size_t n, double *exp) {
   double now = now_d();
   *exp = now + opt.token_ttl;
   unsigned seq = ++g_token_seq;
-  if (kind == 0) { /* billing: a JWT-like token with an exp claim */
+  if (kind == 0) { /* billing: a JWT-like token with iat and exp claims */
+    /* the claims come from the sign-in clock (--clock-skew); the token is
+     * rejected by its true lifetime all the same */
     char payload[256], p64[400];
-    snprintf(payload, sizeof payload, "{\"sub\":\"%s\",\"exp\":%lld,\"jti\":%u}", opt.login_user,
-             (long long)floor(*exp), seq);
-    *exp = floor(*exp);
+    long long iat = (long long)floor(now + opt.clock_skew);
+    long long cexp = (long long)floor(now + opt.clock_skew + opt.token_ttl);
+    snprintf(payload, sizeof payload, "{\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld,\"jti\":%u}", opt.login_user,
+             iat, cexp, seq);
+    *exp = (double)(cexp - opt.clock_skew);
     b64((const unsigned char *)payload, strlen(payload), p64, 1);
     snprintf(out, n, "eyJhbGciOiJub25lIn0.%s.c2ltLXNpZw", p64);
   } else {
@@ -2661,6 +2689,12 @@ static int login_handle(struct rq *q, struct reply *r) {
   int kind = !strcmp(u, "/authenticate") ? 0 : !strcmp(u, "/api/login") ? 1 : !strcmp(u, "/oauth2/token") ? 2 : -1;
   if (kind < 0 || !opt.login) return 0;
   if (!is_post(q)) { r->allow = "POST"; reply_text_json(r, 405, "{\"message\":\"use POST\"}"); return 1; }
+  pthread_mutex_lock(&g_lock);
+  int down = g_login_down;
+  if (down) g_logins_while_down++;
+  pthread_mutex_unlock(&g_lock);
+  if (down == 2) { r->drop = 1; return 1; }
+  if (down) { reply_text_json(r, 503, "{\"message\":\"Service Unavailable\"}"); return 1; }
   int ok = 0;
   char *body = q->ctx->body;
   if (kind < 2) {
@@ -2700,9 +2734,11 @@ static void sim_logins(struct reply *r) {
   char out[300];
   pthread_mutex_lock(&g_lock);
   snprintf(out, sizeof out,
-           "{\"logins\":%lu,\"billing\":%lu,\"ccc\":%lu,\"oauth2\":%lu,\"refused\":%lu,\"tokenRejected\":%lu}",
+           "{\"logins\":%lu,\"billing\":%lu,\"ccc\":%lu,\"oauth2\":%lu,\"refused\":%lu,\"tokenRejected\":%lu,"
+           "\"whileDown\":%lu,\"down\":%s,\"clockSkew\":%d}",
            g_logins[0] + g_logins[1] + g_logins[2], g_logins[0], g_logins[1], g_logins[2], g_logins_refused,
-           g_token_rejected);
+           g_token_rejected, g_logins_while_down, g_login_down == 2 ? "\"drop\"" : g_login_down ? "\"http503\"" : "false",
+           opt.clock_skew);
   pthread_mutex_unlock(&g_lock);
   reply_text_json(r, 200, out);
 }
@@ -2712,6 +2748,32 @@ static void sim_login_revoke(struct reply *r) {
   g_ntokens = 0;
   pthread_mutex_unlock(&g_lock);
   reply_text_json(r, 200, "{\"ok\":true}");
+}
+
+/* POST /_sim/login/down?on=1[&mode=http503|drop]: the login endpoints
+ * answer 503 (or close the connection without an answer) until on=0 */
+static void sim_login_down(struct rq *q, struct reply *r) {
+  const char *on = qget(q, "on", 1), *mode = qget(q, "mode", 1);
+  if (!on || (strcmp(on, "0") && strcmp(on, "1")) || (mode && strcmp(mode, "http503") && strcmp(mode, "drop"))) {
+    bad(r, 400, "on=0|1 required; mode=http503|drop");
+    return;
+  }
+  pthread_mutex_lock(&g_lock);
+  g_login_down = !strcmp(on, "1") ? (mode && !strcmp(mode, "drop") ? 2 : 1) : 0;
+  pthread_mutex_unlock(&g_lock);
+  sim_logins(r);
+}
+
+/* POST /_sim/login/clock-skew?seconds=N: the sign-in clock (JWT iat and
+ * exp) runs N seconds ahead of the true one (behind when N < 0) */
+static void sim_clock_skew(struct rq *q, struct reply *r) {
+  const char *v = qget(q, "seconds", 1);
+  long long n;
+  if (!v || parse_ll(v, &n) || n < -86400 * 30 || n > 86400 * 30) { bad(r, 400, "seconds must be -2592000..2592000"); return; }
+  pthread_mutex_lock(&g_lock);
+  opt.clock_skew = (int)n;
+  pthread_mutex_unlock(&g_lock);
+  sim_logins(r);
 }
 
 static void sim_route(struct rq *q, struct reply *r) {
@@ -2732,6 +2794,8 @@ static void sim_route(struct rq *q, struct reply *r) {
   }
   else if (!strcmp(u, "/logins")) { NEED_GET(); sim_logins(r); }
   else if (!strcmp(u, "/login/revoke")) { NEED_POST(); sim_login_revoke(r); }
+  else if (!strcmp(u, "/login/down")) { NEED_POST(); sim_login_down(q, r); }
+  else if (!strcmp(u, "/login/clock-skew")) { NEED_POST(); sim_clock_skew(q, r); }
   else if (!strcmp(u, "/jasper/grow")) { NEED_POST(); sim_jasper_grow(q, r); }
   else if (!strcmp(u, "/jasper/reset-cycle")) { NEED_POST(); sim_jasper_reset(r); }
   else if (!strcmp(u, "/jasper/shift")) { NEED_POST(); sim_jasper_shift(q, r); }
@@ -2812,8 +2876,19 @@ static void completed(void *cls, struct MHD_Connection *con, void **con_cls, enu
 
 static enum MHD_Result send_reply(struct MHD_Connection *con, struct req_ctx *ctx, struct reply *r) {
   struct MHD_Response *resp;
+  if (r->drop) {
+    free(r->body);
+    r->body = NULL;
+    return MHD_NO; /* MHD closes the connection, nothing sent */
+  }
   if (r->huge) {
     resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 65536, huge_reader, NULL, NULL);
+  } else if (r->cut && r->len >= 2) {
+    struct cut *c = xrealloc(NULL, sizeof *c);
+    c->body = r->body;
+    c->len = r->len;
+    resp = MHD_create_response_from_callback(r->len, 4096, cut_reader, c, cut_free);
+    if (!resp) cut_free(c);
   } else if (r->len == 0) {
     resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     free(r->body);
@@ -2898,7 +2973,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     apply_quirks(&r, url, con);
     return send_reply(con, ctx, &r);
   }
-  if (fmode >= 0 && fmode != F_SLOW && fmode != F_MALFORMED && fmode != F_WRONGTYPE) {
+  if (fmode == F_DROP) {
+    r.drop = 1;
+    return send_reply(con, ctx, &r);
+  }
+  if (fmode >= 0 && fmode != F_SLOW && fmode != F_MALFORMED && fmode != F_WRONGTYPE && fmode != F_CUT) {
     fault_reply(fmode, url, fstatus, &r);
     if (fretry >= 0) r.retry_after = fretry;
     apply_quirks(&r, url, con);
@@ -2929,7 +3008,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     if (keep < 1 || r.len < 2) { reply_text_json(&r, r.status, "{\"trunc"); }
     else r.len = keep;
   } else if (fmode == F_WRONGTYPE) apply_wrongtype(&r);
-  if (fstatus && (fmode == F_SLOW || fmode == F_MALFORMED || fmode == F_WRONGTYPE)) r.status = fstatus;
+  else if (fmode == F_CUT) r.cut = 1;
+  if (fstatus && (fmode == F_SLOW || fmode == F_MALFORMED || fmode == F_WRONGTYPE || fmode == F_CUT)) r.status = fstatus;
   return send_reply(con, ctx, &r);
 }
 
@@ -2944,7 +3024,7 @@ static void usage(FILE *f) {
           "                 [--jasper-rate-plans N] [--jasper-devices N] [--jasper-user U] [--jasper-key K]\n"
           "                 [--request-log FILE] [--threads N]\n"
           "                 [--login] [--token-ttl SECONDS] [--login-user U] [--login-password P]\n"
-          "                 [--client-id ID] [--client-secret S] [--quirks]\n");
+          "                 [--client-id ID] [--client-secret S] [--clock-skew SECONDS] [--quirks]\n");
 }
 static long long arg_num(const char *name, const char *v, long long lo, long long hi) {
   long long x;
@@ -2968,6 +3048,7 @@ int main(int argc, char **argv) {
       {"request-log", 1, 0, 10}, {"threads", 1, 0, 11}, {"now", 1, 0, 12}, {"login", 0, 0, 13}, {"token-ttl", 1, 0, 14},
       {"login-user", 1, 0, 15}, {"login-password", 1, 0, 16}, {"client-id", 1, 0, 17}, {"client-secret", 1, 0, 18},
       {"quirks", 0, 0, 19},
+      {"clock-skew", 1, 0, 20},
       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "a:p:P:s:h", lo, NULL)) != -1) {
@@ -2995,6 +3076,7 @@ int main(int argc, char **argv) {
     case 17: copy_arg("client-id", opt.client_id, sizeof opt.client_id, optarg); break;
     case 18: copy_arg("client-secret", opt.client_secret, sizeof opt.client_secret, optarg); break;
     case 19: opt.quirks = 1; break;
+    case 20: opt.clock_skew = (int)arg_num("clock-skew", optarg, -86400LL * 30, 86400LL * 30); break;
     case 'h': usage(stdout); return 0;
     default: usage(stderr); return 2;
     }

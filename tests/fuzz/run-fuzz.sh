@@ -21,7 +21,7 @@ cc=${FUZZ_CC:-clang}
 seconds=${FUZZ_SECONDS:-20}
 jobs=${FUZZ_JOBS:-2}
 all="billing_page billing_state jasper_page ccc ccc_state json
-exporter_headers config"
+exporter_headers config login"
 harnesses=${FUZZ_HARNESSES:-$all}
 flags="-gline-tables-only -O1 -fno-omit-frame-pointer -fsanitize=address,undefined
 -fno-sanitize-recover=undefined"

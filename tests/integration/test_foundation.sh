@@ -3,7 +3,9 @@
 # GetServiceUsage from the simulator, and serves the figures on /metrics;
 # the collectd side carries the same figures; promtool accepts the output;
 # an upstream failure turns usage_source_up to 0 and keeps the figures;
-# no credential or stack trace reaches the log.
+# a connection refused, a connection dropped without an answer and a body
+# cut off half-way are told apart by their reasons and in the log, and the
+# source recovers from each; no credential or stack trace reaches the log.
 . "$(dirname "$0")/lib.sh"
 
 it_setup foundation
@@ -28,6 +30,13 @@ TOKEN="tok-$RANDOM-SECRET"
     echo "    <Service \"$g\">"
     echo '    </Service>'
   done
+  echo '  </CCC>'
+  # a block whose URL nobody listens on
+  echo '  <CCC "nowhere">'
+  echo "    URL \"http://127.0.0.1:$(it_free_port)\""
+  echo "    BearerToken \"$TOKEN\""
+  echo '    Interval 1'
+  echo "    Service \"${guids%% *}\""
   echo '  </CCC>'
 } >"$IT_DIR/usage.conf"
 it_start_collectd "$IT_DIR/usage.conf"
@@ -87,6 +96,39 @@ it_metrics
 it_assert "the last figures are kept after a malformed body" \
   python3 "$top_srcdir/tests/integration/check_ccc.py" compare "$IT_DIR/expected.json" "$IT_DIR/last.prom" acme
 curl -sf -X POST "$SIM_URL/_sim/fault/clear" >/dev/null
+it_assert "usage_source_up back to 1 after the malformed bodies" \
+  it_wait_value 'usage_source_up{source="acme",kind="ccc"}' 1
+
+# Transport faults, each with its own reason and words in the log, the
+# source down while it lasts and up again after. (Faults until cleared:
+# libcurl repeats a request once when a reused connection closes without an
+# answer.)
+# down_with SOURCE REASON: one /metrics shows the reason counted and the
+# source down; up SOURCE: the source up
+down_with() {
+  it_metrics &&
+    grep -q "^usage_scrape_errors_total{source=\"$1\",reason=\"$2\"} [1-9]" "$IT_DIR/last.prom" &&
+    grep -q "^usage_source_up{source=\"$1\",kind=\"ccc\"} 0$" "$IT_DIR/last.prom"
+}
+up() { it_metrics && grep -q "^usage_source_up{source=\"$1\",kind=\"ccc\"} 1$" "$IT_DIR/last.prom"; }
+it_assert "a port nobody listens on: down, reason connection_refused" \
+  it_until 15 down_with nowhere connection_refused
+it_assert "the log says the connection was refused" \
+  grep -q 'CCC "nowhere": service .*failed: connection refused' "$IT_DIR/collectd.log"
+transport_fault() { # MODE REASON WORDS
+  curl -sf -X POST "$SIM_URL/_sim/fault?path=/api/services/&mode=$1&count=0" >/dev/null
+  it_assert "$1: down, reason $2" it_until 15 down_with acme "$2"
+  it_assert "$1: the log says: $3" grep -q "CCC \"acme\": service .*failed: $3" "$IT_DIR/collectd.log"
+  curl -sf -X POST "$SIM_URL/_sim/fault/clear" >/dev/null
+  it_assert "$1: usage_source_up back to 1" it_until 15 up acme
+}
+transport_fault drop connection_dropped "connection closed by the server before any answer"
+transport_fault cut body_truncated "answer cut off: HTTP 200, [0-9]* of [0-9]* body bytes arrived"
+it_metrics
+it_assert "the other transport reasons stay 0 (acme)" sh -c \
+  "grep -q '^usage_scrape_errors_total{source=\"acme\",reason=\"connection_refused\"} 0$' '$IT_DIR/last.prom' &&
+   grep -q '^usage_scrape_errors_total{source=\"acme\",reason=\"connect\"} 0$' '$IT_DIR/last.prom' &&
+   grep -q '^usage_scrape_errors_total{source=\"acme\",reason=\"timeout\"} 0$' '$IT_DIR/last.prom'"
 
 it_assert "the bearer token never reaches the log" \
   sh -c "! grep -q '$TOKEN' '$IT_DIR/collectd.log' '$IT_DIR/collectd.out'"

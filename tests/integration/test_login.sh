@@ -6,8 +6,11 @@
 # lifetimes. No data request fails, tokens are renewed at about 80% of their
 # lifetime, a revoked token recovers within a scrape, a wrong password backs
 # off (sign-in attempts grow slowly, not every scrape) and fixing the file
-# recovers without a restart; no password or token reaches the log,
-# /metrics or the status page.
+# recovers without a restart; the login endpoint down (503, then dropped
+# connections) turns the blocks down with reason login, backs off and
+# recovers by itself; a login server whose clock is 10 minutes ahead or
+# behind changes nothing (no data request refused); no password or token
+# reaches the log, /metrics or the status page.
 . "$(dirname "$0")/lib.sh"
 
 it_setup login
@@ -145,6 +148,66 @@ it_assert "the oauth2 block is not disturbed" it_wait_value 'usage_source_up{sou
 printf 'pw-SECRET-1\n' >"$IT_DIR/password.new" && mv "$IT_DIR/password.new" "$IT_DIR/password"
 it_assert "billing recovers without a restart" it_wait_value 'usage_source_up{source="acme-billing",kind="billing"}' 1 30
 it_assert "ccc recovers without a restart" it_wait_value 'usage_source_up{source="acme",kind="ccc"}' 1 30
+
+# the login endpoint down: first 503, then connections closed without an
+# answer; tokens run out within 2 s and every block goes down with reason
+# login. The attempts back off: pauses of 1, 2, 4, ... s (+- jitter) make
+# at most log2(T + 1) + 2 attempts per block in T seconds, where a sign-in
+# every 1 s scrape would be T.
+reason_count() { it_sum "usage_scrape_errors_total{source=\"$1\",reason=\"$2\"}" | python3 -c 'print(int(float(input())))'; }
+for b in acme-billing acme acme-oauth; do
+  eval "l0_${b//-/_}=$(reason_count $b login) a0_${b//-/_}=$(reason_count $b auth)"
+done
+t0=$(date +%s.%N)
+d0=$(sim_logins whileDown)
+curl -sf -X POST "$SIM_URL/_sim/login/down?on=1" >/dev/null
+it_assert "login down: billing down" it_wait_value 'usage_source_up{source="acme-billing",kind="billing"}' 0 10
+sleep 4
+curl -sf -X POST "$SIM_URL/_sim/login/down?on=1&mode=drop" >/dev/null
+sleep 4
+d=$(($(sim_logins whileDown) - d0))
+t=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
+it_log "$t s with the login endpoint down: $d sign-in attempts (three blocks)"
+it_assert "login down: the sign-ins back off ($d attempts in $t s, three blocks)" \
+  python3 -c "import math; d, t = $d, $t; exit(0 if 3 <= d <= 3 * (math.log2(t + 1) + 2) else 1)"
+for b in acme-billing acme acme-oauth; do
+  eval "l0=\$l0_${b//-/_} a0=\$a0_${b//-/_}"
+  it_assert "login down: $b counts reason login" test "$(reason_count $b login)" -gt "$l0"
+  it_assert_eq "login down: $b counts no auth error" "$a0" "$(reason_count $b auth)"
+done
+it_assert "login down: the log names the 503" grep -q 'sign-in at .*HTTP 503; next attempt in' "$IT_DIR/collectd.log"
+it_assert "login down: the log says the connection closed without an answer" \
+  grep -q 'sign-in at .*failed: connection closed by the server before any answer' "$IT_DIR/collectd.log"
+curl -sf -X POST "$SIM_URL/_sim/login/down?on=0" >/dev/null
+it_assert "login back: billing recovers by itself" it_wait_value 'usage_source_up{source="acme-billing",kind="billing"}' 1 20
+it_assert "login back: ccc recovers by itself" it_wait_value 'usage_source_up{source="acme",kind="ccc"}' 1 20
+it_assert "login back: oauth2 recovers by itself" it_wait_value 'usage_source_up{source="acme-oauth",kind="billing"}' 1 20
+
+# clock skew: the login server's clock 10 minutes ahead, then behind (the
+# JWT's iat and exp move, the token still lives 2 s). Read as exp - now the
+# token would live 10 minutes too long (refused after 2 s) or be expired on
+# arrival; over 4 lifetimes each, no data request is refused.
+skew_run() {
+  curl -sf -X POST "$SIM_URL/_sim/login/clock-skew?seconds=$1" >/dev/null
+  local r0 e0 b0 n t0 t
+  sleep 1 # a token of the old clock may still be in use
+  r0=$(sim_logins tokenRejected)
+  e0=$(errors acme-billing)
+  t0=$(date +%s.%N)
+  b0=$(sim_logins billing)
+  sleep $((4 * TTL))
+  n=$(($(sim_logins billing) - b0))
+  t=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
+  it_log "clock skew $1 s: $n billing sign-ins in $t s"
+  it_assert_eq "clock skew $1 s: no data request refused" "$r0" "$(sim_logins tokenRejected)"
+  it_assert_eq "clock skew $1 s: no scrape errors (billing)" "$e0" "$(errors acme-billing)"
+  # renewed (not kept for 10 minutes), at most once a 1 s scrape
+  it_assert "clock skew $1 s: tokens renewed ($n in $t s)" \
+    python3 -c "n, t = $n, $t; exit(0 if 3 <= n <= t + 2 else 1)"
+}
+skew_run 600
+skew_run -600
+curl -sf -X POST "$SIM_URL/_sim/login/clock-skew?seconds=0" >/dev/null
 
 it_metrics
 it_assert "no password or token in the log or on /metrics" sh -c \

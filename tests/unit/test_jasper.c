@@ -74,6 +74,13 @@ static const struct {
     {"10000443", 400, "bad_cycle_start_date", 0, "billing cycle"},
     {"20000058", 400, "rate_plan_shared", 1, "shared"},
     {"30000001", 500, "http_5xx", 0, "server error"},
+    /* the catch-all code counts by the HTTP status it came with */
+    {"30000001", 401, "auth", 0, "credentials were refused"},
+    {"30000001", 403, "auth", 0, "credentials were refused"},
+    {"30000001", 404, "http_4xx", 0, "not found"},
+    {"30000001", 429, "rate_limited", 0, "rate limited by the vendor"},
+    {"30000001", 400, "http_4xx", 0, "request refused"},
+    {"30000001", 503, "http_5xx", 0, "server error"},
     {"30000003", 400, "bad_request", 0, "usage type"},
 };
 #define NERRORS (sizeof(error_cases) / sizeof(*error_cases))
@@ -85,10 +92,15 @@ static void test_error_table(void **state) {
         usage_jasper_error_lookup(error_cases[i].code);
     if (e == NULL)
       fail_msg("code %s not in the table", error_cases[i].code);
-    assert_string_equal(e->reason, error_cases[i].reason);
+    const char *text = NULL;
+    const char *reason =
+        usage_jasper_error_reason(e, error_cases[i].http, &text);
+    if (strcmp(reason, error_cases[i].reason) != 0)
+      fail_msg("code %s with HTTP %ld: reason %s, want %s", e->code,
+               error_cases[i].http, reason, error_cases[i].reason);
     assert_int_equal(e->refusal, error_cases[i].refusal);
-    if (strstr(e->text, error_cases[i].text) == NULL)
-      fail_msg("code %s: \"%s\" lacks \"%s\"", e->code, e->text,
+    if (strstr(text, error_cases[i].text) == NULL)
+      fail_msg("code %s: \"%s\" lacks \"%s\"", e->code, text,
                error_cases[i].text);
   }
   assert_null(usage_jasper_error_lookup("99999999"));
@@ -530,7 +542,7 @@ static void test_scrape_paging(void **state) {
        1,
        0,
        0,
-       "http_5xx",
+       "http_4xx", /* the catch-all code counts by the status */
        "pageNumber=1",
        NULL},
       {"unparseable 200",
@@ -663,6 +675,16 @@ static void test_scrape_errors(void **state) {
         strstr(log, error_cases[i].code) == NULL ||
         strstr(log, error_cases[i].text) == NULL)
       fail_msg("code %s: log %s", error_cases[i].code, log);
+    /* a 429 says when the rate plan is asked for again */
+    if ((error_cases[i].http == 429) !=
+        (strstr(log, "; next attempt at the next scrape") != NULL))
+      fail_msg("code %s, HTTP %ld: log %s", error_cases[i].code,
+               error_cases[i].http, log);
+    /* the catch-all code is no unknown server error with 401, 404, 429 */
+    if (error_cases[i].http < 500 &&
+        strstr(log, "unknown server error") != NULL)
+      fail_msg("code %s, HTTP %ld: log %s", error_cases[i].code,
+               error_cases[i].http, log);
     usage_source_destroy(s);
   }
   MHD_stop_daemon(d);

@@ -208,11 +208,60 @@ static void test_jwt_exp(void **state) {
   assert_int_equal(usage_login_jwt_exp("a.!!!.b", &exp), ENOENT);
 }
 
+/* A sign-in server whose clock is ahead of ours or behind it: the token's
+ * lifetime is read the same, never expired on arrival, never longer than
+ * it lives. Our clock reads 1000000 when the answer arrives. */
+static void test_jwt_lifetime(void **state) {
+  (void)state;
+  static const struct {
+    const char *name;
+    double iat, exp; /* iat -1: no iat claim */
+    double want_min, want_max;
+  } cases[] = {
+      {"same clock", 1000000, 1000900, 900, 900},
+      {"same clock, iat rounded, answer took 0.5 s", 999999, 1000899.5, 899.5,
+       899.5},
+      {"server 10 min ahead", 1000600, 1001500, 899, 899},
+      {"server 10 min behind", 999400, 1000300, 899, 899},
+      {"server 3 s ahead, short token", 1000003, 1000006, 2, 2},
+      {"server 3 s behind, short token", 999997, 1000000, 2, 2},
+      {"server 1 h ahead, 15 min token", 1003600, 1004500, 899, 899},
+      {"2 s token, same clock", 1000000, 1000002, 2, 2},
+      {"2 s token, server 10 min behind", 999400, 999402, 1, 1},
+      {"no iat: exp - now", -1, 1000900, 900, 900},
+      {"no iat, expired on arrival: unknown", -1, 999000, 0, 0},
+      {"iat after exp: exp - now", 1000900, 1000300, 300, 300},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    double got =
+        usage_login_jwt_lifetime(cases[i].iat, cases[i].exp, 1000000.0);
+    if (got < cases[i].want_min - 1e-9 || got > cases[i].want_max + 1e-9)
+      fail_msg("%s: lifetime %g, want %g..%g", cases[i].name, got,
+               cases[i].want_min, cases[i].want_max);
+  }
+  /* the claims as usage_login_parse reads them */
+  double iat = 0, exp = 0;
+  char *t = jwt("{\"sub\":\"x\",\"iat\":1000600,\"exp\":1001500}");
+  assert_int_equal(usage_login_jwt_claims(t, &iat, &exp), 0);
+  assert_true(iat == 1000600 && exp == 1001500);
+  free(t);
+  t = jwt("{\"exp\":1001500}");
+  assert_int_equal(usage_login_jwt_claims(t, &iat, &exp), 0);
+  assert_true(iat == -1 && exp == 1001500);
+  free(t);
+}
+
 static void test_parse(void **state) {
   (void)state;
   char *j = jwt("{\"exp\":1000003}");
   char jbody[512];
   snprintf(jbody, sizeof(jbody), "{\"token\":\"%s\"}", j);
+  /* the same 300 s token from servers 10 min ahead and behind */
+  char *ja = jwt("{\"iat\":1000600,\"exp\":1000900}");
+  char *jb = jwt("{\"iat\":999400,\"exp\":999700}");
+  char jabody[512], jbbody[512];
+  snprintf(jabody, sizeof(jabody), "{\"token\":\"%s\"}", ja);
+  snprintf(jbbody, sizeof(jbbody), "{\"token\":\"%s\"}", jb);
   static const char *const no_header = NULL;
   const struct {
     const char *name, *token_field, *token_header, *expires_field;
@@ -235,6 +284,10 @@ static void test_parse(void **state) {
       {"expires absent", "access_token", NULL, "expires_in", 60,
        "{\"access_token\":\"x\"}", NULL, 0, "x", 60},
       {"jwt", "token", NULL, NULL, 60, jbody, NULL, 0, j, 3},
+      {"jwt, server clock ahead", "token", NULL, NULL, 60, jabody, NULL, 0, ja,
+       299},
+      {"jwt, server clock behind", "token", NULL, NULL, 60, jbbody, NULL, 0, jb,
+       299},
       {"header", NULL, "X-Auth-Token", NULL, 0, "", "hdr", 0, "hdr", 300},
       {"header missing", NULL, "X-Auth-Token", NULL, 0, "{}", no_header, EINVAL,
        NULL, 0},
@@ -271,6 +324,8 @@ static void test_parse(void **state) {
     free(token);
   }
   free(j);
+  free(ja);
+  free(jb);
 }
 
 static void test_conf_errors(void **state) {
@@ -370,6 +425,7 @@ int main(void) {
       cmocka_unit_test(test_explicit_overrides),
       cmocka_unit_test(test_generic_bodies),
       cmocka_unit_test(test_jwt_exp),
+      cmocka_unit_test(test_jwt_lifetime),
       cmocka_unit_test(test_parse),
       cmocka_unit_test(test_conf_errors),
       cmocka_unit_test(test_secret_errors),

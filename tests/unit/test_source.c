@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,7 +45,23 @@ typedef struct {
   unsigned delay_ms;
   unsigned fail_first; /* answer 429 + Retry-After this many times */
   const char *content_type;
+  int fault; /* FAULT_DROP or FAULT_CUT: the body is not answered whole */
 } route_t;
+
+/* FAULT_DROP closes the connection without any answer; FAULT_CUT sends
+ * the status, the headers with the full Content-Length and half the body,
+ * then closes. */
+enum { FAULT_NONE = 0, FAULT_DROP, FAULT_CUT };
+
+static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+  const route_t *r = cls;
+  size_t half = strlen(r->body) / 2;
+  if (pos >= half)
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+  size_t n = half - (size_t)pos < max ? half - (size_t)pos : max;
+  memcpy(buf, r->body + pos, n);
+  return (ssize_t)n;
+}
 
 static route_t routes[4];
 static size_t routes_num;
@@ -118,10 +135,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     snprintf(ra, sizeof(ra), "%u", retry_after_s);
     MHD_add_response_header(resp, "Retry-After", ra);
     status = 429;
+  } else if (r->fault == FAULT_DROP) {
+    return MHD_NO; /* closes the connection, nothing sent */
   } else {
     if (r->delay_ms)
       server_hold(r->delay_ms);
-    if (r->body != NULL) {
+    if (r->fault == FAULT_CUT) {
+      resp = MHD_create_response_from_callback(strlen(r->body), 64, cut_reader,
+                                               (void *)r, NULL);
+    } else if (r->body != NULL) {
       resp = MHD_create_response_from_buffer(strlen(r->body), (void *)r->body,
                                              MHD_RESPMEM_PERSISTENT);
     } else {
@@ -611,6 +633,9 @@ static void test_reasons(void **state) {
   } cases[] = {
       {USAGE_HTTP_TIMEOUT, 0, "timeout"},
       {USAGE_HTTP_CONNECT, 0, "connect"},
+      {USAGE_HTTP_REFUSED, 0, "connection_refused"},
+      {USAGE_HTTP_DROPPED, 0, "connection_dropped"},
+      {USAGE_HTTP_TRUNCATED, 200, "body_truncated"},
       {USAGE_HTTP_TLS, 0, "tls"},
       {USAGE_HTTP_TOO_LARGE, 0, "too_large"},
       {USAGE_HTTP_SECRET, 0, "secret"},
@@ -629,8 +654,82 @@ static void test_reasons(void **state) {
                         cases[i].reason);
 }
 
+/* closed_port: a loopback port nobody listens on (bound, then closed). */
+static unsigned closed_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof(sa);
+  assert_true(fd >= 0);
+  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  close(fd);
+  return ntohs(sa.sin_port);
+}
+
+/* A connection refused, a connection closed before any answer and a body
+ * cut off half-way: three reasons, the source down, and a log line that
+ * says which in words. */
+static void test_transport_reasons(void **state) {
+  static const struct {
+    const char *name;
+    int fault; /* -1: nobody listens on the port */
+    const char *reason;
+    const char *log_has;
+  } cases[] = {
+      {"refused", -1, "connection_refused", "connection refused"},
+      {"dropped", FAULT_DROP, "connection_dropped",
+       "connection closed by the server before any answer"},
+      {"cut off", FAULT_CUT, "body_truncated", "answer cut off: HTTP 200, "},
+  };
+  static const char *const all[] = {"connection_refused",
+                                    "connection_dropped",
+                                    "body_truncated",
+                                    "connect",
+                                    "timeout",
+                                    "parse"};
+  (void)state;
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    routes[0] = (route_t){G1, 200, good_body, 0, 0, 0, NULL, 0};
+    routes[0].fault = cases[i].fault > 0 ? cases[i].fault : FAULT_NONE;
+    routes_num = 1;
+    server_start();
+    if (cases[i].fault < 0) {
+      server_stop();
+      server_port = closed_port();
+    }
+    usage_store_remove(store, "acme", "");
+    sink_reset();
+    usage_source_t *s = make_source(NULL, 3000, 1 << 20, 0);
+    usage_source_read(s);
+    assert_false(was_committed("service:" G1));
+    char *text = tu_store_text(store);
+    tu_expect_line(text, "usage_source_up{source=\"acme\",kind=\"ccc\"} 0\n",
+                   1);
+    for (size_t k = 0; k < sizeof(all) / sizeof(*all); k++) {
+      char line[160];
+      snprintf(line, sizeof(line),
+               "usage_scrape_errors_total{source=\"acme\",reason=\"%s\"} %d\n",
+               all[k], strcmp(all[k], cases[i].reason) == 0);
+      if (strstr(text, line) == NULL)
+        fail_msg("%s: no line %s in\n%s\nlog: %s", cases[i].name, line, text,
+                 log_text);
+    }
+    free(text);
+    if (log_lines(3) != 1 || strstr(log_text, cases[i].log_has) == NULL)
+      fail_msg("%s: want one line with \"%s\":\n%s", cases[i].name,
+               cases[i].log_has, log_text);
+    if (getenv("TEST_VERBOSE") != NULL)
+      fprintf(stderr, "%s: %s", cases[i].name, log_text);
+    usage_source_destroy(s);
+    if (cases[i].fault >= 0)
+      server_stop();
+  }
+}
+
 /* <Login>: a login endpoint and a data endpoint that wants its token. */
 static unsigned login_hits, login_refuse, data_hits;
+static int login_down; /* 1: the login endpoint answers 503; 2: it drops */
 static char login_valid[64], login_body[512];
 
 static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
@@ -653,13 +752,19 @@ static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
     *upload_size = 0;
     return MHD_YES;
   }
-  char body[128] = "{}";
+  char body[512] = "{}";
   unsigned status = 200;
   pthread_mutex_lock(&server_lock);
   if (strcmp(url, "/api/login") == 0) {
     login_hits++;
-    if (login_refuse ||
-        strstr(login_body, "\"Password\":\"pw-SECRET\"") == NULL)
+    if (login_down == 2) {
+      pthread_mutex_unlock(&server_lock);
+      return MHD_NO; /* closes the connection, nothing sent */
+    }
+    if (login_down)
+      status = 503;
+    else if (login_refuse ||
+             strstr(login_body, "\"Password\":\"pw-SECRET\"") == NULL)
       status = 401;
     else {
       snprintf(login_valid, sizeof(login_valid), "sess-SECRET-%u", login_hits);
@@ -671,6 +776,8 @@ static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
                                                   "x-sm-session-token");
     if (tok == NULL || strcmp(tok, login_valid) != 0)
       status = 401;
+    else
+      snprintf(body, sizeof(body), "%s", good_body);
   }
   pthread_mutex_unlock(&server_lock);
   struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -890,11 +997,109 @@ static void test_stop(void **state) {
   retry_after_s = 1;
 }
 
+/* The login endpoint down (503, then the connection dropped): the source is
+ * down with reason login, sign-ins back off, and the block recovers by
+ * itself once the endpoint is back. */
+static void test_login_down(void **state) {
+  (void)state;
+  unsigned port;
+  struct MHD_Daemon *d = tu_http_start(login_handler, NULL, &port);
+  usage_source_conf_t *c = calloc(1, sizeof(*c));
+  c->name = strdup("acme");
+  c->kind = USAGE_KIND_CCC;
+  char url[64];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
+  c->http.url = strdup(url);
+  c->http.verify_peer = c->http.verify_host = 1;
+  c->http.timeout_ms = 5000;
+  c->http.max_body = 65536;
+  c->max_concurrent = 1;
+  c->kind_conf = usage_ccc_vendor.conf_create();
+  usage_ccc_conf_t *cc = c->kind_conf;
+  cc->services = calloc(1, sizeof(*cc->services));
+  memcpy(cc->services[0].guid, G1, 33);
+  cc->services_num = 1;
+  c->login = usage_login_conf_create();
+  c->login->preset = USAGE_LOGIN_PRESET_CCC;
+  c->login->user = strdup("monitor");
+  c->login->password.value = strdup("pw-SECRET");
+  c->login->ttl = 100;
+  const char *option;
+  char err[256];
+  assert_int_equal(
+      usage_login_conf_finish(c->login, url, &option, err, sizeof(err)), 0);
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
+  usage_source_t *s = usage_source_create(c, &sink);
+  assert_non_null(s);
+  pthread_mutex_lock(&server_lock);
+  login_hits = data_hits = 0;
+  login_refuse = 0;
+  pthread_mutex_unlock(&server_lock);
+  static const struct {
+    const char *name;
+    double advance;
+    int down;
+    unsigned failed, ok; /* usage_login_total by result */
+    int up;
+    uint64_t login_errors; /* usage_scrape_errors_total{reason="login"} */
+    const char *log_has;
+  } steps[] = {
+      {"503: down, reason login", 0, 1, 1, 0, 0, 1, "HTTP 503"},
+      {"within the backoff: no attempt", 0.2, 1, 1, 0, 0, 2, NULL},
+      {"dropped: down, reason login", 1.0, 2, 2, 0, 0, 3,
+       "connection closed by the server before any answer"},
+      {"within the longer backoff: no attempt", 0.4, 2, 2, 0, 0, 4, NULL},
+      {"back: recovers by itself", 2.0, 0, 2, 1, 1, 4, "signed in again"},
+  };
+  for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
+    fake_time += steps[i].advance;
+    pthread_mutex_lock(&server_lock);
+    login_down = steps[i].down;
+    pthread_mutex_unlock(&server_lock);
+    sink_reset();
+    usage_source_read(s);
+    usage_source_status_t st;
+    usage_source_get_status(s, &st);
+    char *text = tu_store_text(store);
+    char want[2][128];
+    snprintf(want[0], sizeof(want[0]),
+             "usage_login_total{source=\"acme\",result=\"failed\"} %u\n",
+             steps[i].failed);
+    snprintf(want[1], sizeof(want[1]),
+             "usage_login_total{source=\"acme\",result=\"ok\"} %u\n",
+             steps[i].ok);
+    int counted =
+        strstr(text, want[0]) != NULL && strstr(text, want[1]) != NULL;
+    free(text);
+    if (!counted || st.up != steps[i].up ||
+        usage_source_reason_count(s, "login") != steps[i].login_errors ||
+        usage_source_reason_count(s, "auth") != 0)
+      fail_msg("%s: logins %u up %d login errors %llu auth %llu\n%s",
+               steps[i].name, login_hits, st.up,
+               (unsigned long long)usage_source_reason_count(s, "login"),
+               (unsigned long long)usage_source_reason_count(s, "auth"),
+               log_text);
+    if (steps[i].log_has != NULL && strstr(log_text, steps[i].log_has) == NULL)
+      fail_msg("%s: log lacks \"%s\":\n%s", steps[i].name, steps[i].log_has,
+               log_text);
+    assert_null(strstr(log_text, "SECRET"));
+  }
+  assert_true(was_committed("service:" G1));
+  pthread_mutex_lock(&server_lock);
+  login_down = 0;
+  pthread_mutex_unlock(&server_lock);
+  usage_source_destroy(s);
+  MHD_stop_daemon(d);
+}
+
 int main(void) {
   usage_http_global_init();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reasons),
       cmocka_unit_test(test_failures),
+      cmocka_unit_test(test_transport_reasons),
       cmocka_unit_test(test_throttle),
       cmocka_unit_test(test_secret_rotation),
       cmocka_unit_test(test_retry_after),
@@ -902,6 +1107,7 @@ int main(void) {
       cmocka_unit_test(test_login),
       cmocka_unit_test(test_loop),
       cmocka_unit_test(test_stop),
+      cmocka_unit_test(test_login_down),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -33,7 +33,9 @@ static const usage_jasper_error_t jasper_errors[] = {
      "CycleStartDate does not start a valid billing cycle"},
     {"20000058", "rate_plan_shared", 1,
      "shared rate plans cannot be queried by this API"},
-    {"30000001", "http_5xx", 0, "unknown server error"},
+    /* the vendor's catch-all, also sent with 401, 404 and 429: counted
+     * by the HTTP status (usage_jasper_error_reason) */
+    {"30000001", NULL, 0, "unknown server error"},
     {"30000003", "bad_request", 0, "invalid usage type"},
 };
 
@@ -51,6 +53,26 @@ const usage_jasper_error_t *usage_jasper_error_lookup(const char *code) {
     if (strcmp(jasper_errors[i].code, code) == 0)
       return &jasper_errors[i];
   return NULL;
+}
+
+const char *usage_jasper_error_reason(const usage_jasper_error_t *e,
+                                      long status, const char **text) {
+  *text = e->text;
+  if (e->reason != NULL)
+    return e->reason;
+  const char *reason = usage_source_http_reason(0, status);
+  if (strcmp(reason, "auth") == 0)
+    *text = "the credentials were refused (check User and the API key in "
+            "Password/PasswordFile)";
+  else if (strcmp(reason, "rate_limited") == 0)
+    *text = "rate limited by the vendor";
+  else if (status == 404)
+    *text = "not found (check URL)";
+  else if (strcmp(reason, "http_4xx") == 0)
+    *text = "request refused";
+  else
+    reason = "http_5xx"; /* a server error, whatever the status */
+  return reason;
 }
 
 /* The copy goes through a bounded scratch buffer: dst gets at most

@@ -129,13 +129,21 @@ int usage_jasper_agg_hold(usage_jasper_agg_t *a, usage_jasper_hold_t *h,
 /* An upstream error code and what the plugin makes of it. */
 typedef struct {
   const char *code;   /* "10000013" */
-  const char *reason; /* usage_scrape_errors_total{reason} */
+  const char *reason; /* usage_scrape_errors_total{reason}; NULL: by the
+                       * HTTP status (usage_jasper_error_reason) */
   int refusal;        /* documented refusal: the source stays up */
   const char *text;   /* what it means, for the log line */
 } usage_jasper_error_t;
 
 /* usage_jasper_error_lookup: the table entry of code, or NULL. */
 const usage_jasper_error_t *usage_jasper_error_lookup(const char *code);
+/* usage_jasper_error_reason: the reason e counts under when it came with
+ * HTTP status `status`, and its meaning in *text (static). Most codes mean
+ * one thing whatever the status; the catch-all 30000001 ("unknown server
+ * error", reason NULL in the table) counts by the status: auth for 401 and
+ * 403, rate_limited for 429, http_4xx for another 4xx, else http_5xx. */
+const char *usage_jasper_error_reason(const usage_jasper_error_t *e,
+                                      long status, const char **text);
 /* usage_jasper_reasons: the vendor's own reasons, NULL-terminated. */
 extern const char *const usage_jasper_reasons[];
 

@@ -23,33 +23,55 @@ typedef struct {
   int warned; /* the politeness warning was considered */
 } jasper_state_t;
 
+/* next_attempt tells when a rate plan refused with 429 is asked for
+ * again: at the next scrape, and not before the Retry-After that came with
+ * the refusal (the source's next request waits for it). */
+static void next_attempt(usage_source_t *s, long retry_after, char *out,
+                         size_t len) {
+  double interval = usage_source_conf(s)->interval;
+  double in = interval > 0 ? usage_source_now(s) + interval - usage_now() : -1;
+  if (retry_after >= 0 && retry_after > in)
+    snprintf(out, len, "; next attempt in %ld s (Retry-After)", retry_after);
+  else if (in >= 0)
+    snprintf(out, len, "; next attempt at the next scrape, in %.0f s", in);
+  else
+    snprintf(out, len, "; next attempt at the next scrape");
+}
+
 /* http_failure reports a page that came back with an error status. */
 static void http_failure(usage_source_t *s, const char *key, const char *what,
                          const usage_http_resp_t *resp) {
-  char code[32], message[256];
+  char code[32], message[256], next[96] = "";
   usage_jasper_api_error(resp->body, resp->len, code, sizeof(code), message,
                          sizeof(message));
+  if (resp->status == 429)
+    next_attempt(s, resp->retry_after, next, sizeof(next));
   const usage_jasper_error_t *e = usage_jasper_error_lookup(code);
   if (e != NULL) {
-    usage_source_error(s, e->reason, e->refusal, key,
-                       "%s: HTTP %ld, errorCode %s (\"%s\"): %s", what,
-                       resp->status, code, message, e->text);
+    const char *text;
+    const char *reason = usage_jasper_error_reason(e, resp->status, &text);
+    usage_source_error(s, reason, e->refusal, key,
+                       "%s: HTTP %ld, errorCode %s (\"%s\"): %s%s", what,
+                       resp->status, code, message, text, next);
     return;
   }
   const char *reason = usage_source_http_reason(0, resp->status);
   if (code[0] != 0) {
-    usage_source_error(s, reason, 0, key, "%s: HTTP %ld, errorCode %s (\"%s\")",
-                       what, resp->status, code, message);
+    usage_source_error(
+        s, reason, 0, key, "%s: HTTP %ld, errorCode %s (\"%s\")%s%s", what,
+        resp->status, code, message,
+        resp->status == 429 ? ": rate limited by the vendor" : "", next);
     return;
   }
   char ctype[96];
   usage_jasper_text_copy(ctype, sizeof(ctype), resp->content_type,
                          strlen(resp->content_type), 1);
-  usage_source_error(s, reason, 0, key,
-                     "%s: HTTP %ld with a %s body of %zu bytes and no error "
-                     "code",
-                     what, resp->status, ctype[0] ? ctype : "untyped",
-                     resp->len);
+  usage_source_error(
+      s, reason, 0, key,
+      "%s: HTTP %ld with a %s body of %zu bytes and no error "
+      "code%s%s",
+      what, resp->status, ctype[0] ? ctype : "untyped", resp->len,
+      resp->status == 429 ? ": rate limited by the vendor" : "", next);
 }
 
 /* jasper_plan scrapes the page set of one rate plan; the number of pages
@@ -93,11 +115,12 @@ static void jasper_plan(usage_source_t *s, jasper_state_t *st,
       if (rc == ERANGE)
         usage_source_error(s, "overflow", 0, key, "%s: %s; figures not updated",
                            what, pg.error);
-      else if (e != NULL)
-        usage_source_error(s, e->reason, e->refusal, key,
-                           "%s: HTTP 200 with errorCode %s: %s", what,
-                           pg.error_code, e->text);
-      else
+      else if (e != NULL) {
+        const char *text;
+        usage_source_error(
+            s, usage_jasper_error_reason(e, 200, &text), e->refusal, key,
+            "%s: HTTP 200 with errorCode %s: %s", what, pg.error_code, text);
+      } else
         usage_source_error(s, "parse", 0, key,
                            "%s: HTTP 200 with an unusable body: %s", what,
                            pg.error);
