@@ -6,7 +6,8 @@
 #   make check-sanitize   the unit tests again under ASan and UBSan
 #   make check-tsan       the concurrency tests under ThreadSanitizer
 #   make fuzz             each libFuzzer harness for 20 seconds
-#   make distcheck        the release tarball builds and passes its tests
+#   make distcheck        the release tarball builds and passes its unit
+#                         tests and one end-to-end test
 # and ends with the line "N passed, N failed" over all the runs. Exit
 # status 0 only when nothing failed.
 #
