@@ -114,7 +114,8 @@ void usage_jasper_hold_destroy(usage_jasper_hold_t *h); /* accepts NULL */
  * remembers for the same cycle: a lower figure is raised to the remembered
  * one and counted in *held. With another cycle, or cycle "" (unknown),
  * nothing is raised (a new cycle may reset). Then h remembers a's figures
- * and cycle. 0, or ENOMEM with a and h unchanged. */
+ * and cycle, and in the same cycle keeps those a lacks (a zone or device
+ * missing from one answer is still raised when it comes back). 0, or ENOMEM with a and h unchanged. */
 int usage_jasper_agg_hold(usage_jasper_agg_t *a, usage_jasper_hold_t *h,
                           const char *cycle, uint64_t *held);
 
