@@ -204,7 +204,7 @@ static void page_body(hist_t *h, usage_buf_t *b, const slice_t *s, long page,
 /* failed_body: a page the parser must refuse. */
 static void failed_body(usage_buf_t *b, const char *good) {
   usage_buf_reset(b);
-  switch (below(3)) {
+  switch (below(4)) {
   case 0: /* cut short */
     usage_buf_append(b, good, strlen(good) / 2);
     break;

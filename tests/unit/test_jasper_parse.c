@@ -266,8 +266,25 @@ static void test_bodies(void **state) {
        0, "", 1, 1, -1, 2},
       {"deviceId too long",
        "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":"
-       "\"12345678901234567890123456789012345\"}]}]}",
+       "\"12345678901234567890123456789012345\",\"usage\":{\"dataUsage\":1}}]}]}",
        0, "", 0, 0, -1, 1},
+      /* A 200 answer the parser cannot read is refused, not taken as an
+       * empty rate plan or as devices without usage: a wrong (zero)
+       * figure is worse than a missing one. */
+      {"no known key at top", "{\"Zonez\":[],\"foo\":1}", EINVAL,
+       "body: none of the known fields", 0, 0, -1, 0},
+      {"error message without a code", "{\"errorMessage\":\"Invalid\"}",
+       EINVAL, "body: none of the known fields", 0, 0, -1, 0},
+      {"no entry names a usage field",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":\"1\","
+       "\"usage\":{\"data_usage\":5}},{\"deviceId\":\"2\"}]}],"
+       "\"lastPage\":true}",
+       EINVAL, "devices: no entry names a usage field", 0, 0, -1, 0},
+      {"a null usage field is named",
+       "{\"zones\":[{\"zone\":\"A\",\"devices\":[{\"deviceId\":\"1\","
+       "\"usage\":{\"dataUsage\":null}},{\"deviceId\":\"2\"}]}],"
+       "\"lastPage\":true}",
+       0, "", 1, 1, -1, 0},
       {"keys in any case", "{\"LASTPAGE\":true,\"PageNumber\":2}", 0, "", 1, 1,
        2, 0},
       {"huge number",
