@@ -402,12 +402,18 @@ static int scrape(hist_t *h, usage_jasper_agg_t *a, usage_jasper_hold_t *hold) {
         rc = -1;
         goto out;
       }
-      if (complete && !h->left[zn] && z->v[k] != expect[zn][k]) {
+      /* every device seen: the sum of their figures, or the figure
+       * published before in the cycle when a device left since */
+      uint64_t want = expect[zn][k];
+      if (h->pub_have[zn] && h->pub[zn][k] > want)
+        want = h->pub[zn][k];
+      if (complete && z->v[k] != want) {
         snprintf(h->err, sizeof(h->err),
-                 "zone %s %s: %llu published, the model's sum %llu (every "
-                 "device seen)",
+                 "zone %s %s: %llu published, the model %llu (every device "
+                 "seen, sum %llu, left %d)",
                  z->name, vkeys[k], (unsigned long long)z->v[k],
-                 (unsigned long long)expect[zn][k]);
+                 (unsigned long long)want, (unsigned long long)expect[zn][k],
+                 h->left[zn]);
         rc = -1;
         goto out;
       }
@@ -437,6 +443,17 @@ static int scrape(hist_t *h, usage_jasper_agg_t *a, usage_jasper_hold_t *hold) {
                  "device %s %s went down inside cycle %d: %llu after %llu",
                  e->iccid, vkeys[k], h->cycle, (unsigned long long)e->v[k],
                  (unsigned long long)h->pub_dev_max[d][k]);
+        rc = -1;
+        goto out;
+      }
+      uint64_t want = seen_v[d][k] > h->pub_dev_max[d][k]
+                          ? seen_v[d][k]
+                          : h->pub_dev_max[d][k];
+      if (e->kept && e->v[k] != want) {
+        snprintf(h->err, sizeof(h->err),
+                 "device %s %s: %llu published, the model %llu", e->iccid,
+                 vkeys[k], (unsigned long long)e->v[k],
+                 (unsigned long long)want);
         rc = -1;
         goto out;
       }
