@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* jasper/hold.c: cycle-to-date counters that never go down inside one
- * billing cycle. What a rate plan last published (its cycle, its zone and
- * device counters) is remembered from scrape to scrape; a lower figure in
- * the same cycle (a device the offset paging skipped) is raised to the
- * remembered one. Pure. */
+ * billing cycle. What a rate plan published in the cycle (its zone and
+ * device counters, including those missing from the last answer) is
+ * remembered from scrape to scrape; a lower figure in the same cycle (a
+ * device the offset paging skipped, a zone whose devices left) is raised
+ * to the remembered one. Pure. */
 #include "api/jasper/internal.h"
 
 #include <errno.h>
@@ -130,8 +131,20 @@ int usage_jasper_agg_hold(usage_jasper_agg_t *a, usage_jasper_hold_t *h,
     if (hold_add(n, a->zones[d->zone].name, d->iccid, v) != 0)
       goto fail;
   }
+  /* A zone or device missing from this answer (every device of the zone
+   * left the plan, or the paging skipped it) stays remembered for the
+   * cycle: when it comes back lower, it is raised too. */
+  for (size_t i = 0; same && i < h->num; i++) {
+    const hold_entry_t *e = &h->e[i];
+    hold_key_t k = {e->zone, e->iccid};
+    if (usage_htable_find(&n->index, hold_hash(e->zone, e->iccid), hold_eq, n,
+                          &k) == USAGE_HTABLE_NONE &&
+        hold_add(n, e->zone, e->iccid, e->v) != 0)
+      goto fail;
+  }
   /* Nothing fails past here: publish the raised figures (n holds the
-   * zones, then the kept devices, in a's order), and keep them. */
+   * zones, then the kept devices, in a's order, then the ones carried
+   * over), and keep them. */
   size_t pos = 0;
   for (size_t i = 0; i < a->zones_num; i++)
     memcpy(a->zones[i].v, n->e[pos++].v, sizeof(a->zones[i].v));

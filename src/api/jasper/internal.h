@@ -41,6 +41,7 @@ typedef struct {
 typedef struct {
   char iccid[USAGE_JASPER_ICCID_MAX + 1];
   int id_state; /* 0 absent, 1 ok, 2 unusable */
+  int known;    /* a usage field was named (null counts) */
   uint64_t v[NV];
 } usage_jasper_pend_t;
 
@@ -84,7 +85,10 @@ struct usage_jasper_agg_s {
   char zone[256];
   int have_zone;
   int nomem;
-  int overflow; /* a sum would pass 2^64 - 1 */
+  int overflow;        /* a sum would pass 2^64 - 1 */
+  size_t root_keys;    /* keys of the page's top object */
+  size_t root_known;   /* of them, the ones the parser knows */
+  size_t known_entries; /* device entries naming a usage field */
 };
 
 /* usage_jasper_grow_array makes room for one more element of size sz in

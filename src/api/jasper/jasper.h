@@ -92,7 +92,9 @@ typedef struct {
  * (deviceId and zone) already seen on an earlier page of the set counts
  * once, with the larger of its figures (paging is by offset: a list that
  * changes between pages repeats devices); listed twice on one page, it
- * counts twice. 0, or EINVAL (page->error says why), ERANGE (a sum would
+ * counts twice. 0, or EINVAL (page->error says why; a top object with
+ * keys but none the parser knows, or devices of which none names a usage
+ * field, is refused, not read as zero), ERANGE (a sum would
  * pass 2^64 - 1) or ENOMEM; after an error the aggregation holds a partial
  * page and must be reset before it is used again. */
 int usage_jasper_parse_page(usage_jasper_agg_t *a, const char *body, size_t len,
@@ -122,7 +124,8 @@ void usage_jasper_hold_destroy(usage_jasper_hold_t *h); /* accepts NULL */
  * remembers for the same cycle: a lower figure is raised to the remembered
  * one and counted in *held. With another cycle, or cycle "" (unknown),
  * nothing is raised (a new cycle may reset). Then h remembers a's figures
- * and cycle. 0, or ENOMEM with a and h unchanged. */
+ * and cycle, and in the same cycle keeps those a lacks (a zone or device
+ * missing from one answer is still raised when it comes back). 0, or ENOMEM with a and h unchanged. */
 int usage_jasper_agg_hold(usage_jasper_agg_t *a, usage_jasper_hold_t *h,
                           const char *cycle, uint64_t *held);
 

@@ -286,6 +286,14 @@ static int cb_key(void *c, const unsigned char *k, size_t n) {
       a->key = keys[i].key;
       break;
     }
+  if (ctx == C_ROOT) {
+    a->root_keys++;
+    a->root_known += a->key != K_OTHER;
+  } else if (ctx == C_USAGE && a->key >= K_DATA && a->key <= K_VMT &&
+             !a->pend[a->pend_num - 1].known) {
+    a->pend[a->pend_num - 1].known = 1;
+    a->known_entries++;
+  }
   return 1;
 }
 
@@ -424,6 +432,7 @@ int usage_jasper_parse_page(usage_jasper_agg_t *a, const char *body, size_t len,
   a->pend_num = 0;
   a->pids_num = 0;
   a->nomem = a->overflow = 0;
+  a->root_keys = a->root_known = a->known_entries = 0;
   a->page_index++;
   usage_htable_clear(&a->by_pageid);
   if (body == NULL || len == 0) {
@@ -448,6 +457,19 @@ int usage_jasper_parse_page(usage_jasper_agg_t *a, const char *body, size_t len,
   } else if (page->error_code[0] != 0) {
     snprintf(page->error, sizeof(page->error), "the body carries errorCode %s",
              page->error_code);
+    ret = EINVAL;
+  } else if (a->root_keys > 0 && a->root_known == 0) {
+    /* not an empty rate plan: an answer the parser cannot read */
+    snprintf(page->error, sizeof(page->error),
+             "body: none of the known fields (zones, lastPage, pageNumber, "
+             "ratePlanName, ...)");
+    ret = EINVAL;
+  } else if (page->entries > 0 && a->known_entries == 0) {
+    /* devices listed without a single usage field a figure could come
+     * from: zero figures would be wrong ones */
+    snprintf(page->error, sizeof(page->error),
+             "devices: no entry names a usage field (dataUsage, smsMOUsage, "
+             "smsMTUsage, voiceMOUsage, voiceMTUsage)");
     ret = EINVAL;
   }
   yajl_free(h);
