@@ -63,7 +63,8 @@ typedef enum {
   USAGE_HTTP_SECRET,    /* a secret file could not be read */
   USAGE_HTTP_FAILED,    /* anything else */
   USAGE_HTTP_LOGIN,     /* signing in (<Login>) failed */
-  USAGE_HTTP_LOGIN_AUTH /* the login endpoint refused (401, 403) */
+  USAGE_HTTP_LOGIN_AUTH, /* the login endpoint refused (401, 403) */
+  USAGE_HTTP_DEADLINE    /* the scrape's deadline came first (source.c) */
 } usage_http_err_t;
 
 typedef struct {
@@ -91,6 +92,7 @@ typedef struct {
   const char *header2;      /* and another, or NULL */
   int no_conf_auth;         /* leave out User/Password and BearerToken */
   const char *capture;      /* name of a response header to keep, or NULL */
+  long timeout_ms;          /* whole request; 0 = conf->timeout_ms */
 } usage_http_req_t;
 
 typedef struct usage_http_s usage_http_t;

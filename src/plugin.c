@@ -353,6 +353,8 @@ static int usage_init(void) {
       goto fail;
     }
     g->interval = interval > 0 ? interval : plugin_get_interval();
+    if (c->scrape_timeout <= 0) /* ScrapeTimeout defaults to the Interval */
+      c->scrape_timeout = CDTIME_T_TO_DOUBLE(g->interval);
     sink.ud = g;
     usage_source_t *s = usage_source_create(c, &sink);
     if (s == NULL) {

@@ -217,6 +217,7 @@ static usage_source_t *make_source(const char *token_file, long timeout_ms,
 static int setup(void **state) {
   (void)state;
   usage_now = fake_now;
+  usage_backoff_base = 0.02; /* retries after 5xx and timeouts come fast */
   store = usage_store_create();
   sink_reset();
   return 0;
@@ -405,9 +406,12 @@ static void test_failures(void **state) {
           text, "usage_scrape_requests_total{source=\"acme\",code=\"200\"} 1\n",
           1);
       if (cases[i].code != NULL) {
+        /* a 5xx answer is retried USAGE_RETRY_MAX times */
         snprintf(line, sizeof(line),
-                 "usage_scrape_requests_total{source=\"acme\",code=\"%s\"} 1\n",
-                 cases[i].code);
+                 "usage_scrape_requests_total{source=\"acme\",code=\"%s\"} "
+                 "%d\n",
+                 cases[i].code,
+                 atoi(cases[i].code) >= 500 ? 1 + USAGE_RETRY_MAX : 1);
         tu_expect_line(text, line, 1);
       }
     }
