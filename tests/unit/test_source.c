@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -51,6 +52,20 @@ static unsigned hits[4];
 static char last_auth[256];
 static char last_key[256]; /* the X-Api-Key header (HeaderFile) */
 static pthread_mutex_t server_lock = PTHREAD_MUTEX_INITIALIZER;
+/* route i's fail_first answers: fail_status[i] instead of 429, with
+ * fail_retry_after[i] instead of Retry-After: 1 ("" = none); server_stop
+ * resets them */
+static unsigned fail_status[4];
+static const char *fail_retry_after[4];
+static unsigned hang_ms; /* every request waits this long first */
+static int released;     /* server_stop: waits end now */
+
+/* wait_ms sleeps ms milliseconds, or until server_stop. */
+static void wait_ms(unsigned ms) {
+  for (unsigned t = 0;
+       t < ms && !__atomic_load_n(&released, __ATOMIC_SEQ_CST); t += 10)
+    usleep(10000);
+}
 
 static const char good_body[] =
     "{\"serviceGuid\":\"" G1 "\",\"name\":\"Acme\",\"status\":\"TrialActive\","
@@ -70,7 +85,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_AUTHORIZATION);
   const route_t *r = NULL;
-  unsigned hit = 0;
+  unsigned hit = 0, fstatus = 0;
+  const char *fra = NULL;
+  wait_ms(hang_ms);
   pthread_mutex_lock(&server_lock);
   snprintf(last_auth, sizeof(last_auth), "%s", auth ? auth : "");
   const char *key =
@@ -83,6 +100,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     if (strcmp(url, path) == 0) {
       r = &routes[i];
       hit = hits[i]++;
+      fstatus = fail_status[i];
+      fra = fail_retry_after[i];
     }
   }
   pthread_mutex_unlock(&server_lock);
@@ -93,11 +112,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     status = 404;
   } else if (hit < r->fail_first) {
     resp = MHD_create_response_from_buffer(2, "{}", MHD_RESPMEM_PERSISTENT);
-    MHD_add_response_header(resp, "Retry-After", "1");
-    status = 429;
+    const char *ra = fra ? fra : "1";
+    if (ra[0])
+      MHD_add_response_header(resp, "Retry-After", ra);
+    status = fstatus ? fstatus : 429;
   } else {
-    if (r->delay_ms)
-      usleep(r->delay_ms * 1000);
+    wait_ms(r->delay_ms);
     if (r->body != NULL) {
       resp = MHD_create_response_from_buffer(strlen(r->body), (void *)r->body,
                                              MHD_RESPMEM_PERSISTENT);
@@ -123,13 +143,18 @@ static struct MHD_Daemon *server;
 static unsigned server_port;
 
 static void server_start(void) {
+  __atomic_store_n(&released, 0, __ATOMIC_SEQ_CST);
   memset(hits, 0, sizeof(hits));
   last_auth[0] = 0;
   server = tu_http_start(handler, NULL, &server_port);
 }
 
 static void server_stop(void) {
+  __atomic_store_n(&released, 1, __ATOMIC_SEQ_CST);
   MHD_stop_daemon(server);
+  hang_ms = 0;
+  memset(fail_status, 0, sizeof(fail_status));
+  memset(fail_retry_after, 0, sizeof(fail_retry_after));
   server = NULL;
 }
 
@@ -186,6 +211,12 @@ static void sink_reset(void) {
 static double fake_time = 1700000000;
 static double fake_now(void) { return fake_time; }
 
+/* make_source's ScrapeTimeout (0 = the default), users under G1 and
+ * MaxConcurrentRequests (0 = 1), for the next call */
+static double next_scrape_timeout;
+static size_t next_users;
+static int next_workers;
+
 static usage_source_t *make_source(const char *token_file, long timeout_ms,
                                    size_t max_body, int two) {
   usage_source_conf_t *c = calloc(1, sizeof(*c));
@@ -208,6 +239,17 @@ static usage_source_t *make_source(const char *token_file, long timeout_ms,
   memcpy(cc->services[0].guid, G1, 33);
   memcpy(cc->services[1].guid, G2, 33);
   cc->services_num = two ? 2 : 1;
+  c->scrape_timeout = next_scrape_timeout;
+  c->max_concurrent = next_workers > 0 ? next_workers : 1;
+  if (next_users > 0) {
+    cc->services[0].users = calloc(next_users, sizeof(*cc->services[0].users));
+    for (size_t u = 0; u < next_users; u++)
+      snprintf(cc->services[0].users[u], 33, "%032zx", u + 1);
+    cc->services[0].users_num = next_users;
+  }
+  next_scrape_timeout = 0;
+  next_users = 0;
+  next_workers = 0;
   usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
   usage_source_t *s = usage_source_create(c, &sink);
   assert_non_null(s);
@@ -455,6 +497,7 @@ static void test_throttle(void **state) {
   routes_num = 1;
   server_start();
   sink_reset();
+  next_scrape_timeout = 0.5; /* the retries' backoff grows past it */
   usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
   usage_source_read(s);
   assert_int_equal(log_lines(3), 1);
@@ -748,6 +791,205 @@ static void test_login(void **state) {
   unlink(pwfile);
 }
 
+/* The scrape's deadline and the backoff of the data requests. */
+
+static double mono(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* expect_self fails the test unless the self figure `family{labels}` of
+ * "acme" is want (to 1e-9). */
+static void expect_self(const char *family, const char *labels, double want) {
+  char *text = tu_store_text(store);
+  char prefix[256];
+  snprintf(prefix, sizeof(prefix), "\n%s{source=\"acme\"%s%s} ", family,
+           labels[0] ? "," : "", labels);
+  const char *p = strstr(text, prefix);
+  if (p == NULL || fabs(strtod(p + strlen(prefix), NULL) - want) > 1e-9)
+    fail_msg("want %s%.17g in:\n%s", prefix + 1, want, text);
+  free(text);
+}
+
+/* A server that never answers: one CCC scrape of two services and eight
+ * users on four workers, with Timeout 3 s, ends at its deadline of 1 s
+ * (plus slack for a busy machine): every request shares it. */
+static void test_deadline_hang(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 0, NULL};
+  routes[1] = (route_t){G2, 200, good_body, 0, 0, 0, NULL};
+  routes_num = 2;
+  server_start();
+  hang_ms = 60000;
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  next_scrape_timeout = 1.0;
+  next_users = 8;
+  next_workers = 4;
+  usage_source_t *s = make_source(NULL, 3000, 1 << 20, 1);
+  double t0 = mono();
+  usage_source_read(s);
+  double took = mono() - t0;
+  if (took < 0.9 || took > 1.8)
+    fail_msg("the scrape took %.2f s, its deadline is 1 s", took);
+  expect_self("usage_source_up", "kind=\"ccc\"", 0);
+  expect_self("usage_scrape_errors_total", "reason=\"deadline\"", 1);
+  expect_self("usage_scrape_errors_total", "reason=\"timeout\"", 0);
+  expect_self("usage_source_backoff_seconds", "kind=\"ccc\"", 0);
+  /* one line naming the block and how far the scrape got */
+  if (log_lines(3) != 1)
+    fail_msg("want one error line:\n%s", log_text);
+  tu_expect_line(log_text, "usage plugin: CCC \"acme\": the scrape ran out of "
+                           "its deadline (ScrapeTimeout 1 s)",
+                 1);
+  tu_expect_line(log_text, "answered", 1);
+  tu_expect_line(log_text, "10 entities left with its last figures", 1);
+  usage_source_status_t st;
+  usage_source_get_status(s, &st);
+  assert_int_equal(st.up, 0);
+  assert_non_null(strstr(st.last_error, "deadline"));
+  usage_source_destroy(s);
+  server_stop();
+}
+
+/* 503 with a Retry-After longer than the deadline: no sleep, the scrape
+ * fails at once, and the next scrape asks again on schedule. */
+static void test_deadline_retry_after(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1000, NULL};
+  fail_status[0] = 503;
+  fail_retry_after[0] = "30";
+  routes_num = 1;
+  server_start();
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  next_scrape_timeout = 5;
+  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  for (unsigned scrape = 1; scrape <= 2; scrape++) {
+    double t0 = mono();
+    usage_source_read(s);
+    double took = mono() - t0;
+    if (took > 1.0)
+      fail_msg("scrape %u took %.2f s", scrape, took);
+    assert_int_equal(hits[0], scrape); /* not retried, not skipped */
+    expect_self("usage_source_up", "kind=\"ccc\"", 0);
+    expect_self("usage_scrape_errors_total", "reason=\"http_5xx\"", scrape);
+    expect_self("usage_scrape_errors_total", "reason=\"deadline\"", 0);
+    /* the server's delay stands in for the computed one */
+    expect_self("usage_source_backoff_seconds", "kind=\"ccc\"", 30);
+  }
+  usage_source_destroy(s);
+  server_stop();
+}
+
+/* 5xx twice, then an answer: the retries come after a growing backoff,
+ * the scrape succeeds, the backoff is reset. */
+static void test_backoff_recovery(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 2, NULL};
+  fail_status[0] = 500;
+  fail_retry_after[0] = "";
+  routes_num = 1;
+  server_start();
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  usage_backoff_base = 0.2;
+  next_scrape_timeout = 5;
+  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  double t0 = mono();
+  usage_source_read(s);
+  double took = mono() - t0;
+  /* equal jitter: at least 0.1 + 0.2 s, at most 0.2 + 0.4 s (+ slack) */
+  if (took < 0.3 || took > 2.0)
+    fail_msg("the scrape took %.2f s", took);
+  assert_int_equal(hits[0], 3);
+  assert_true(was_committed("service:" G1));
+  expect_self("usage_source_up", "kind=\"ccc\"", 1);
+  expect_self("usage_scrape_requests_total", "code=\"500\"", 2);
+  expect_self("usage_scrape_requests_total", "code=\"200\"", 1);
+  expect_self("usage_scrape_errors_total", "reason=\"http_5xx\"", 0);
+  expect_self("usage_source_backoff_seconds", "kind=\"ccc\"", 0);
+  assert_true(usage_source_backoff(s) == 0);
+  assert_int_equal(log_lines(3), 0);
+  usage_source_destroy(s);
+  server_stop();
+  usage_backoff_base = 0.02;
+}
+
+/* Failures in a row: every scrape still asks (once: the backoff passes its
+ * deadline), the delay doubles within equal-jitter bounds up to the cap
+ * and is random within them; an answer resets it. */
+static void test_backoff_growth(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1000, NULL};
+  fail_status[0] = 502;
+  fail_retry_after[0] = "";
+  routes_num = 1;
+  server_start();
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  usage_backoff_base = 1;
+  next_scrape_timeout = 0.4;
+  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  double lo_frac = 1, hi_frac = 0;
+  for (unsigned k = 1; k <= 9; k++) {
+    double t0 = mono();
+    usage_source_read(s);
+    if (mono() - t0 > 1.0)
+      fail_msg("scrape %u took %.2f s", k, mono() - t0);
+    assert_int_equal(hits[0], k);
+    double d = fmin(USAGE_BACKOFF_MAX, ldexp(1.0, (int)k - 1));
+    double b = usage_source_backoff(s);
+    if (b < d / 2 || b > d)
+      fail_msg("failure %u: backoff %.3f s, want [%.1f, %.1f]", k, b, d / 2,
+               d);
+    expect_self("usage_source_backoff_seconds", "kind=\"ccc\"", b);
+    expect_self("usage_source_up", "kind=\"ccc\"", 0);
+    lo_frac = fmin(lo_frac, b / d);
+    hi_frac = fmax(hi_frac, b / d);
+  }
+  if (hi_frac - lo_frac < 1e-6)
+    fail_msg("no jitter: every delay was %.6f of its bound", lo_frac);
+  pthread_mutex_lock(&server_lock);
+  routes[0].fail_first = 0;
+  pthread_mutex_unlock(&server_lock);
+  usage_source_read(s);
+  expect_self("usage_source_up", "kind=\"ccc\"", 1);
+  expect_self("usage_source_backoff_seconds", "kind=\"ccc\"", 0);
+  usage_source_destroy(s);
+  server_stop();
+  usage_backoff_base = 0.02;
+}
+
+/* Retry-After wins over the computed backoff: with a base of 20 s the
+ * backoff would pass the deadline, the server's 1 s does not. */
+static void test_backoff_retry_after_wins(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1, NULL};
+  fail_status[0] = 503;
+  fail_retry_after[0] = "1";
+  routes_num = 1;
+  server_start();
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  usage_backoff_base = 20;
+  next_scrape_timeout = 4;
+  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  double t0 = mono();
+  usage_source_read(s);
+  double took = mono() - t0;
+  if (took < 0.9 || took > 3.0)
+    fail_msg("the scrape took %.2f s, want about 1 s", took);
+  assert_int_equal(hits[0], 2);
+  expect_self("usage_source_up", "kind=\"ccc\"", 1);
+  expect_self("usage_scrape_requests_total", "code=\"503\"", 1);
+  expect_self("usage_source_backoff_seconds", "kind=\"ccc\"", 0);
+  usage_source_destroy(s);
+  server_stop();
+  usage_backoff_base = 0.02;
+}
+
 int main(void) {
   usage_http_global_init();
   const struct CMUnitTest tests[] = {
@@ -758,6 +1000,11 @@ int main(void) {
       cmocka_unit_test(test_retry_after),
       cmocka_unit_test(test_header_file),
       cmocka_unit_test(test_login),
+      cmocka_unit_test(test_deadline_hang),
+      cmocka_unit_test(test_deadline_retry_after),
+      cmocka_unit_test(test_backoff_recovery),
+      cmocka_unit_test(test_backoff_growth),
+      cmocka_unit_test(test_backoff_retry_after_wins),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
