@@ -404,6 +404,7 @@ void usage_source_read(usage_source_t *s) {
   pthread_mutex_lock(&s->acct);
   s->deadline = t0 + scrape_timeout(s->conf);
   s->deadline_hit = 0;
+  s->deadline_cause[0] = 0;
   s->sent = s->answered = s->left_out = 0;
   /* every scrape starts on schedule: the waits of the last one are over */
   s->hold_until = 0;
@@ -416,14 +417,17 @@ void usage_source_read(usage_source_t *s) {
   s->deadline = 0;
   int hit = s->deadline_hit;
   unsigned sent = s->sent, answered = s->answered, left_out = s->left_out;
+  char cause[sizeof(s->deadline_cause)];
+  memcpy(cause, s->deadline_cause, sizeof(cause));
   pthread_mutex_unlock(&s->acct);
   if (hit)
     usage_source_error(s, "deadline", 0, "scrape deadline",
                        "the scrape ran out of its deadline (ScrapeTimeout "
-                       "%g s) after %.1f s: %u request(s) sent, %u answered; "
-                       "%u entit%s left with its last figures",
+                       "%g s) after %.1f s: %u request(s) sent, %u answered, "
+                       "%u entit%s left with %s last figures (first: %s)",
                        scrape_timeout(s->conf), duration, sent, answered,
-                       left_out, left_out == 1 ? "y" : "ies");
+                       left_out, left_out == 1 ? "y" : "ies",
+                       left_out == 1 ? "its" : "their", cause);
   else
     usage_source_ok(s, "scrape deadline");
   pthread_mutex_lock(&s->lock);

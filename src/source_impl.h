@@ -49,6 +49,7 @@ struct usage_source_s {
   unsigned sent;       /* requests sent in this scrape */
   unsigned answered;   /* of them, answered */
   unsigned left_out;   /* entities that failed for the deadline */
+  char deadline_cause[160]; /* the first request it stopped, and how */
 
   /* backoff of the data requests (acct): hold_until (monotonic) is when
    * the source's next request may start, after a failure (our backoff) or

@@ -64,6 +64,8 @@ static int deadline_fail(usage_source_t *s, usage_http_resp_t *resp,
            "%s before the scrape's deadline (ScrapeTimeout %g s)", what,
            s->conf->scrape_timeout);
   pthread_mutex_lock(&s->acct);
+  if (!s->deadline_hit)
+    snprintf(s->deadline_cause, sizeof(s->deadline_cause), "%s", what);
   s->deadline_hit = 1;
   pthread_mutex_unlock(&s->acct);
   return USAGE_HTTP_DEADLINE;

@@ -1610,7 +1610,7 @@ static void jasper_handle(struct rq *q, struct reply *r) {
 enum { F_500, F_503, F_429, F_401, F_MALFORMED, F_HTML, F_LATIN1, F_SLOW, F_DEEP, F_HUGE, F_WRONGTYPE, F_EMPTY, F_NMODES };
 static const char *fault_names[F_NMODES] = {"http500", "http503", "http429", "http401", "malformed", "html",
                                             "latin1", "slow", "deep", "huge", "wrongtype", "empty"};
-struct fault { char prefix[256]; int mode; long remaining; /* -1 = until cleared */ unsigned status; long delay_ms; long hits; };
+struct fault { char prefix[256]; int mode; long remaining; /* -1 = until cleared */ unsigned status; long delay_ms; long hits; long retry_after; /* -1 = the mode's */ };
 #define MAX_FAULTS 64
 static struct fault g_faults[MAX_FAULTS];
 static int g_nfaults;
@@ -2110,16 +2110,17 @@ static void sim_jasper_plans(struct reply *r) {
 
 static void sim_fault(struct rq *q, struct reply *r) {
   const char *pv = qget(q, "path", 1), *mv = qget(q, "mode", 1), *cv = qget(q, "count", 1);
-  const char *sv = qget(q, "status", 1), *dv = qget(q, "delay", 1);
+  const char *sv = qget(q, "status", 1), *dv = qget(q, "delay", 1), *rv = qget(q, "retry_after", 1);
   int mode = -1;
   for (int i = 0; mv && i < F_NMODES; i++) if (strcmp(mv, fault_names[i]) == 0) mode = i;
   if (mode < 0) { bad(r, 400, "mode must be one of http500 http503 http429 http401 malformed html latin1 slow deep huge wrongtype empty"); return; }
   if (!pv || !*pv) pv = "/";
   if (pv[0] != '/' || strlen(pv) >= sizeof g_faults[0].prefix) { bad(r, 400, "path must be a URL path prefix starting with /"); return; }
-  long long count = 1, st = 0, delay = 7000;
+  long long count = 1, st = 0, delay = 7000, ra = -1;
   if (cv && (parse_ll(cv, &count) || count < 0 || count > 1000000000)) { bad(r, 400, "count must be >= 0"); return; }
   if (sv && (parse_ll(sv, &st) || st < 100 || st > 599)) { bad(r, 400, "status must be 100..599"); return; }
   if (dv && (parse_ll(dv, &delay) || delay < 0 || delay > 600000)) { bad(r, 400, "delay must be 0..600000 ms"); return; }
+  if (rv && (parse_ll(rv, &ra) || ra < 0 || ra > 86400)) { bad(r, 400, "retry_after must be 0..86400 s"); return; }
   pthread_mutex_lock(&g_lock);
   if (g_nfaults == MAX_FAULTS) { pthread_mutex_unlock(&g_lock); bad(r, 400, "too many faults armed"); return; }
   struct fault *f = &g_faults[g_nfaults++];
@@ -2129,6 +2130,7 @@ static void sim_fault(struct rq *q, struct reply *r) {
   f->remaining = count == 0 ? -1 : (long)count;
   f->status = (unsigned)st;
   f->delay_ms = (long)delay;
+  f->retry_after = (long)ra;
   int n = g_nfaults;
   pthread_mutex_unlock(&g_lock);
   yajl_gen g = jnew();
@@ -2510,7 +2512,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
   int limited = 0;
   int fmode = -1;
   unsigned fstatus = 0;
-  long fdelay = 0;
+  long fdelay = 0, fretry = -1;
   pthread_mutex_lock(&g_lock);
   if (g_rate > 0) {
     double t = now_d();
@@ -2521,7 +2523,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
     for (int i = 0; i < g_nfaults; i++) {
       struct fault *f = &g_faults[i];
       if (strncmp(url, f->prefix, strlen(f->prefix)) != 0) continue;
-      fmode = f->mode; fstatus = f->status; fdelay = f->delay_ms;
+      fmode = f->mode; fstatus = f->status; fdelay = f->delay_ms; fretry = f->retry_after;
       f->hits++;
       if (f->remaining > 0 && --f->remaining == 0) { /* exhausted: drop it, keep order */
         memmove(f, f + 1, (size_t)(g_nfaults - i - 1) * sizeof *f);
@@ -2538,6 +2540,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *con, const char
   }
   if (fmode >= 0 && fmode != F_SLOW && fmode != F_MALFORMED && fmode != F_WRONGTYPE) {
     fault_reply(fmode, url, fstatus, &r);
+    if (fretry >= 0) r.retry_after = (int)fretry;
     return send_reply(con, ctx, &r);
   }
   if (fmode == F_SLOW) sim_sleep_ms(fdelay);
