@@ -63,8 +63,8 @@ typedef enum {
   USAGE_HTTP_SECRET,    /* a secret file could not be read */
   USAGE_HTTP_FAILED,    /* anything else */
   USAGE_HTTP_LOGIN,     /* signing in (<Login>) failed */
-  USAGE_HTTP_LOGIN_AUTH, /* the login endpoint refused (401, 403) */
-  USAGE_HTTP_DEADLINE    /* the scrape's deadline came first (source.c) */
+  USAGE_HTTP_DEADLINE,  /* the scrape's deadline came first (source.c) */
+  USAGE_HTTP_LOGIN_AUTH /* the login endpoint refused (401, 403) */
 } usage_http_err_t;
 
 typedef struct {

@@ -402,7 +402,8 @@ void usage_source_read(usage_source_t *s) {
   for (size_t i = 0; i < s->throttle_num; i++)
     s->throttle[i].seen = 0;
   pthread_mutex_lock(&s->acct);
-  s->deadline = t0 + scrape_timeout(s->conf);
+  s->timeout = scrape_timeout(s->conf);
+  s->deadline = t0 + s->timeout;
   s->deadline_hit = 0;
   s->deadline_cause[0] = 0;
   s->sent = s->answered = s->left_out = 0;
@@ -425,8 +426,8 @@ void usage_source_read(usage_source_t *s) {
                        "the scrape ran out of its deadline (ScrapeTimeout "
                        "%g s) after %.1f s: %u request(s) sent, %u answered, "
                        "%u entit%s left with %s last figures (first: %s)",
-                       scrape_timeout(s->conf), duration, sent, answered,
-                       left_out, left_out == 1 ? "y" : "ies",
+                       s->timeout, duration, sent, answered, left_out,
+                       left_out == 1 ? "y" : "ies",
                        left_out == 1 ? "its" : "their", cause);
   else
     usage_source_ok(s, "scrape deadline");

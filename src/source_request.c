@@ -62,7 +62,7 @@ static int deadline_fail(usage_source_t *s, usage_http_resp_t *resp,
   resp->err = USAGE_HTTP_DEADLINE;
   snprintf(resp->error, sizeof(resp->error),
            "%s before the scrape's deadline (ScrapeTimeout %g s)", what,
-           s->conf->scrape_timeout);
+           s->timeout);
   pthread_mutex_lock(&s->acct);
   if (!s->deadline_hit)
     snprintf(s->deadline_cause, sizeof(s->deadline_cause), "%s", what);
@@ -184,7 +184,8 @@ static double jitter(usage_source_t *s) {
   x ^= x << 25;
   x ^= x >> 27;
   s->rng = x;
-  return (double)((x * UINT64_C(2685821657736338717)) >> 11) / 9007199254740992.0;
+  return (double)((x * UINT64_C(2685821657736338717)) >> 11) /
+         9007199254740992.0;
 }
 
 /* backoff_raise: a data request sent at monotonic time `sent` failed (5xx,
@@ -282,8 +283,8 @@ static int get_polite(usage_source_t *s, usage_http_t *http,
       s->answered++;
       pthread_mutex_unlock(&s->acct);
     }
-    int failed = rc == USAGE_HTTP_TIMEOUT || rc == USAGE_HTTP_CONNECT ||
-                 status >= 500;
+    int failed =
+        rc == USAGE_HTTP_TIMEOUT || rc == USAGE_HTTP_CONNECT || status >= 500;
     if (rc == 0 && !failed && status != 429) {
       backoff_reset(s);
       return 0;

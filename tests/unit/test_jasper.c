@@ -632,11 +632,11 @@ static void test_interval_warning(void **state) {
   srv.pages[1] = (canned_t){200, JSON, OK_MORE};
   srv.pages[2] = (canned_t){200, JSON, OK_LAST};
   capture_t cap = {0};
-  usage_source_t *s = make_source(
-      port,
-      "RatePlan \"P\"\nMaxRequestsPerSecond 20\nInterval 0.05\n"
-      "ScrapeTimeout 2\n",
-      &cap);
+  usage_source_t *s =
+      make_source(port,
+                  "RatePlan \"P\"\nMaxRequestsPerSecond 20\nInterval 0.05\n"
+                  "ScrapeTimeout 2\n",
+                  &cap);
   stub_log_reset();
   usage_source_read(s);
   assert_int_equal(srv.requests, 2);

@@ -62,8 +62,8 @@ static int released;     /* server_stop: waits end now */
 
 /* wait_ms sleeps ms milliseconds, or until server_stop. */
 static void wait_ms(unsigned ms) {
-  for (unsigned t = 0;
-       t < ms && !__atomic_load_n(&released, __ATOMIC_SEQ_CST); t += 10)
+  for (unsigned t = 0; t < ms && !__atomic_load_n(&released, __ATOMIC_SEQ_CST);
+       t += 10)
     usleep(10000);
 }
 
@@ -840,8 +840,9 @@ static void test_deadline_hang(void **state) {
   /* one line naming the block and how far the scrape got */
   if (log_lines(3) != 1)
     fail_msg("want one error line:\n%s", log_text);
-  tu_expect_line(log_text, "usage plugin: CCC \"acme\": the scrape ran out of "
-                           "its deadline (ScrapeTimeout 1 s)",
+  tu_expect_line(log_text,
+                 "usage plugin: CCC \"acme\": the scrape ran out of "
+                 "its deadline (ScrapeTimeout 1 s)",
                  1);
   tu_expect_line(log_text,
                  "1 request(s) sent, 0 answered, 10 entities left with their "
@@ -944,8 +945,7 @@ static void test_backoff_growth(void **state) {
     double d = fmin(USAGE_BACKOFF_MAX, ldexp(1.0, (int)k - 1));
     double b = usage_source_backoff(s);
     if (b < d / 2 || b > d)
-      fail_msg("failure %u: backoff %.3f s, want [%.1f, %.1f]", k, b, d / 2,
-               d);
+      fail_msg("failure %u: backoff %.3f s, want [%.1f, %.1f]", k, b, d / 2, d);
     expect_self("usage_source_backoff_seconds", "kind=\"ccc\"", b);
     expect_self("usage_source_up", "kind=\"ccc\"", 0);
     lo_frac = fmin(lo_frac, b / d);
