@@ -271,6 +271,10 @@ static int conf_common(usage_source_conf_t *src, const oconfig_item_t *ci) {
   }
   if (strcasecmp(k, "DispatchMetaData") == 0)
     return usage_get_bool(src, ci, &src->meta_data);
+  if (strcasecmp(k, "ScrapeTimeout") == 0)
+    return usage_get_number(src, ci, 0.001, 86400 * 31.0,
+                            "a deadline in seconds greater than 0",
+                            &src->scrape_timeout);
   if (strcasecmp(k, "MaxRequestsPerSecond") == 0)
     return usage_get_number(src, ci, 0, 1e6,
                             "a number of requests per second (0 = no limit)",

@@ -230,6 +230,10 @@ const usage_family_t usage_families[FAM_COUNT] = {
                                 "Seconds until the token of a source with "
                                 "<Login> expires.",
                                 G, "seconds", "duration", 0},
+    [FAM_SOURCE_BACKOFF] = {"usage_source_backoff_seconds",
+                            "Current backoff delay of the source's requests "
+                            "after failures (0 when healthy).",
+                            G, "seconds", "duration", 0},
     [FAM_EXPORTER_BUILD_INFO] = {"usage_exporter_build_info",
                                  "Build of the usage plugin (always 1).", G,
                                  NULL, "gauge", 1, 2},

@@ -476,9 +476,10 @@ int usage_http_request(usage_http_t *h, const usage_http_req_t *req,
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, h);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+  long timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms;
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-                   c->timeout_ms < 10000 ? c->timeout_ms : 10000L);
+                   timeout_ms < 10000 ? timeout_ms : 10000L);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, c->verify_peer ? 1L : 0L);
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, c->verify_host ? 2L : 0L);
   if (c->cacert != NULL)

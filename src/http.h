@@ -68,7 +68,8 @@ typedef enum {
   USAGE_HTTP_STOPPED,    /* usage_http_cancel: aborted or never sent */
   USAGE_HTTP_REFUSED,    /* the connection was refused (ECONNREFUSED) */
   USAGE_HTTP_DROPPED,    /* connected, but closed before any answer */
-  USAGE_HTTP_TRUNCATED   /* an answer began, its body was cut off */
+  USAGE_HTTP_TRUNCATED,  /* an answer began, its body was cut off */
+  USAGE_HTTP_DEADLINE    /* the scrape's deadline came first (source.c) */
 } usage_http_err_t;
 
 typedef struct {
@@ -96,6 +97,7 @@ typedef struct {
   const char *header2;      /* and another, or NULL */
   int no_conf_auth;         /* leave out User/Password and BearerToken */
   const char *capture;      /* name of a response header to keep, or NULL */
+  long timeout_ms;          /* whole request; 0 = conf->timeout_ms */
 } usage_http_req_t;
 
 typedef struct usage_http_s usage_http_t;

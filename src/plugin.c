@@ -436,6 +436,8 @@ static int usage_init(void) {
       usage_source_conf_free(c);
       goto fail;
     }
+    if (c->scrape_timeout <= 0) /* ScrapeTimeout defaults to the Interval */
+      c->scrape_timeout = CDTIME_T_TO_DOUBLE(g->interval);
     sink.ud = g;
     usage_source_t *s = usage_source_create(c, &sink);
     if (s == NULL) {

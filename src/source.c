@@ -104,7 +104,7 @@ static const char *const common_reasons[] = {
     "auth", "http_4xx", "http_5xx", "timeout", "connect",
     "connection_refused", "connection_dropped", "body_truncated",
     "tls", "too_large", "parse", "pagination", "rate_limited",
-    "invalid_value", "secret", "login"};
+    "invalid_value", "secret", "login", "deadline"};
 /* clang-format on */
 
 static usage_reason_count_t *reason_slot(usage_source_t *s,
@@ -155,6 +155,7 @@ usage_source_t *usage_source_create(usage_source_conf_t *conf,
   pthread_cond_init(&s->run_cond, &ca);
   pthread_condattr_destroy(&ca);
   usage_login_state_init(&s->login);
+  s->rng = ((uint64_t)(usage_source_monotonic() * 1e9) ^ (uintptr_t)s) | 1;
   for (size_t i = 0; i < sizeof(common_reasons) / sizeof(*common_reasons); i++)
     reason_slot(s, common_reasons[i]);
   for (size_t i = 0; s->vendor && s->vendor->reasons && s->vendor->reasons[i];
@@ -256,6 +257,15 @@ void usage_source_error(usage_source_t *s, const char *reason, int refusal,
   va_end(ap);
 
   pthread_mutex_lock(&s->acct);
+  if (strcmp(reason, "deadline") == 0 && s->deadline > 0) {
+    /* an entity the deadline stopped: the scrape tells it once, at its
+     * end (usage_source_read) */
+    s->down = 1;
+    s->deadline_hit = 1;
+    s->left_out++;
+    pthread_mutex_unlock(&s->acct);
+    return;
+  }
   usage_reason_count_t *r = reason_slot(s, reason);
   if (r != NULL)
     r->count++;
@@ -345,6 +355,8 @@ const char *usage_source_http_reason(int err, long status) {
     return "auth";
   case USAGE_HTTP_STOPPED:
     return "stopped"; /* never counted: see usage_source_error */
+  case USAGE_HTTP_DEADLINE:
+    return "deadline";
   default:
     return "connect";
   }
@@ -468,6 +480,8 @@ static void commit_self(usage_source_t *s, double duration) {
   for (size_t i = 0; i < s->reasons_num; i++)
     usage_batch_add(b, FAM_SCRAPE_ERRORS, (double)s->reasons[i].count, "reason",
                     s->reasons[i].reason, NULL);
+  usage_batch_add(b, FAM_SOURCE_BACKOFF, usage_source_backoff(s), "kind", kind,
+                  NULL);
   if (s->conf->login != NULL) {
     pthread_mutex_lock(&s->login.lock);
     usage_batch_add(b, FAM_LOGIN_TOTAL, (double)s->login.ok, "result", "ok",
@@ -483,6 +497,13 @@ static void commit_self(usage_source_t *s, double duration) {
   usage_source_commit(s, b);
 }
 
+/* scrape_timeout: the scrape's deadline from its start, in seconds. */
+static double scrape_timeout(const usage_source_conf_t *c) {
+  if (c->scrape_timeout > 0)
+    return c->scrape_timeout;
+  return c->interval > 0 ? c->interval : 10; /* collectd's default */
+}
+
 void usage_source_read(usage_source_t *s) {
   if (s->stopped)
     return;
@@ -493,11 +514,27 @@ void usage_source_read(usage_source_t *s) {
   s->down = 0;
   for (size_t i = 0; i < s->throttle_num; i++)
     s->throttle[i].seen = 0;
+  pthread_mutex_lock(&s->acct);
+  s->timeout = scrape_timeout(s->conf);
+  s->deadline = t0 + s->timeout;
+  s->deadline_hit = 0;
+  s->deadline_cause[0] = 0;
+  s->sent = s->answered = s->left_out = 0;
+  /* every scrape starts on schedule: the waits of the last one are over */
+  s->hold_until = 0;
+  pthread_mutex_unlock(&s->acct);
 
   s->vendor->scrape(s);
 
   double duration = usage_source_monotonic() - t0;
   scraping = outer;
+  pthread_mutex_lock(&s->acct);
+  s->deadline = 0;
+  int hit = s->deadline_hit;
+  unsigned sent = s->sent, answered = s->answered, left_out = s->left_out;
+  char cause[sizeof(s->deadline_cause)];
+  memcpy(cause, s->deadline_cause, sizeof(cause));
+  pthread_mutex_unlock(&s->acct);
   if (s->stopped) {
     source_log_always(s, USAGE_LOG_NOTICE,
                       "stopped %.3f s into a scrape: what it had not "
@@ -506,6 +543,16 @@ void usage_source_read(usage_source_t *s) {
                       duration);
     return;
   }
+  if (hit)
+    usage_source_error(s, "deadline", 0, "scrape deadline",
+                       "the scrape ran out of its deadline (ScrapeTimeout "
+                       "%g s) after %.1f s: %u request(s) sent, %u answered, "
+                       "%u entit%s left with %s last figures (first: %s)",
+                       s->timeout, duration, sent, answered, left_out,
+                       left_out == 1 ? "y" : "ies",
+                       left_out == 1 ? "its" : "their", cause);
+  else
+    usage_source_ok(s, "scrape deadline");
   pthread_mutex_lock(&s->lock);
   s->status.last_scrape = s->now;
   s->status.last_duration = duration;

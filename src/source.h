@@ -44,6 +44,7 @@ typedef struct usage_source_conf_s {
   usage_kind_t kind;
   usage_http_conf_t http;
   double interval;         /* seconds; 0 = collectd's Interval */
+  double scrape_timeout;   /* ScrapeTimeout, seconds; 0 = the Interval */
   double max_rps;          /* requests per second; 0 = unlimited */
   int max_concurrent;      /* requests in flight */
   void *kind_conf;         /* the vendor's own options */
@@ -114,8 +115,9 @@ usage_source_t *usage_source_create(usage_source_conf_t *conf,
 void usage_source_destroy(usage_source_t *s); /* accepts NULL */
 void usage_source_conf_free(usage_source_conf_t *conf);
 
-/* usage_source_read runs one scrape of the source on the calling thread
- * and commits the source's own figures (up, duration, requests, errors). */
+/* usage_source_read runs one scrape of the source, within its deadline
+ * (ScrapeTimeout from the start), and commits the source's own figures (up,
+ * duration, requests, errors, backoff). */
 void usage_source_read(usage_source_t *s);
 
 /* Scrapes on a thread of the source's own, so that a stop does not wait
@@ -142,9 +144,16 @@ void usage_source_stop(usage_source_t *s);
 int usage_source_stopped(usage_source_t *s);
 
 /* usage_source_get performs GET conf->url + path_query under the source's
- * politeness limits, retrying 429 and 503 answers that carry Retry-After.
- * Every HTTP answer is counted by code. Returns 0 when an answer arrived
- * (any status: check resp->status), or the transport error class. */
+ * politeness limits and within the deadline of the scrape under way
+ * (ScrapeTimeout): a 5xx answer, a timeout or a transport error is retried
+ * (at most USAGE_RETRY_MAX times) after an exponential backoff with jitter
+ * that the source's other requests wait for too, or after the answer's
+ * Retry-After (also on a 429); a wait that would end past the deadline is
+ * not taken. Every HTTP answer is counted by code. Returns 0 when an answer
+ * arrived (any status: check resp->status), or the error class:
+ * USAGE_HTTP_DEADLINE when the deadline came first (the request was not
+ * sent, or its answer did not arrive in time; reason "deadline", counted
+ * once per scrape by usage_source_read). */
 int usage_source_get(usage_source_t *s, const char *path_query,
                      usage_http_resp_t *resp);
 
@@ -197,5 +206,16 @@ void usage_source_get_status(usage_source_t *s, usage_source_status_t *out);
 
 /* usage_now: wall-clock time in seconds. Tests may replace it. */
 extern double (*usage_now)(void);
+
+/* usage_backoff_base: the first backoff delay after a failed data request,
+ * in seconds (1; it doubles with each failure in a row, up to
+ * USAGE_BACKOFF_MAX). Tests may make it shorter. */
+extern double usage_backoff_base;
+#define USAGE_BACKOFF_MAX 60.0
+#define USAGE_RETRY_MAX 2
+
+/* usage_source_backoff: the source's current backoff delay in seconds
+ * (usage_source_backoff_seconds; 0 when its last data request succeeded). */
+double usage_source_backoff(usage_source_t *s);
 
 #endif

@@ -43,6 +43,24 @@ struct usage_source_s {
   double next_request;
   double next_slot; /* wall clock: this block's next turn (slot_wait) */
 
+  /* the deadline of the scrape under way and how far it got (acct) */
+  double deadline;   /* monotonic; 0 = none (outside usage_source_read) */
+  double timeout;    /* the scrape's ScrapeTimeout, seconds */
+  int deadline_hit;  /* a request was cut short or not sent for it */
+  unsigned sent;     /* requests sent in this scrape */
+  unsigned answered; /* of them, answered */
+  unsigned left_out; /* entities that failed for the deadline */
+  char deadline_cause[160]; /* the first request it stopped, and how */
+
+  /* backoff of the data requests (acct): hold_until (monotonic) is when
+   * the source's next request may start, after a failure (our backoff) or
+   * a Retry-After (the server's); both end with the scrape */
+  double hold_until;
+  double backoff;     /* the current delay, seconds; 0 = healthy */
+  double backoff_set; /* monotonic: when it was last raised */
+  unsigned backoff_step;
+  uint64_t rng; /* jitter */
+
   usage_code_count_t *codes;
   size_t codes_num;
   usage_reason_count_t *reasons;

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* source_request: every upstream request of a source: politeness (request
  * spacing, per-account turns across shards and replicas, late wake-ups),
- * Retry-After, counting answers by code, and signing in with <Login>
- * (token refresh, one retry after a 401, backoff). */
+ * the scrape's deadline (ScrapeTimeout), retries after a backoff with
+ * jitter or the server's Retry-After, counting answers by code, and
+ * signing in with <Login> (token refresh, one retry after a 401,
+ * backoff). */
 #include "families.h"
 #include "login.h"
 #include "source.h"
@@ -32,8 +34,42 @@ static void count_code(usage_source_t *s, long code) {
   s->codes_num++;
 }
 
-#define RETRY_MAX 2
-#define RETRY_AFTER_MAX 30
+/* The scrape's deadline: a request needs at least DEADLINE_MIN seconds
+ * left to be sent. */
+#define DEADLINE_MIN 0.01
+
+double usage_backoff_base = 1.0;
+
+/* time_left: seconds before the deadline of the scrape under way (+inf
+ * outside a scrape). */
+static double time_left(const usage_source_t *s) {
+  return s->deadline > 0 ? s->deadline - usage_source_monotonic() : INFINITY;
+}
+
+/* past_deadline: whether a wait until monotonic time t would end too late
+ * to send a request after it. */
+static int past_deadline(const usage_source_t *s, double t) {
+  return s->deadline > 0 && t > s->deadline - DEADLINE_MIN;
+}
+
+/* deadline_fail fills resp for a request that the deadline stopped
+ * (`what` says how) and marks the scrape. Returns USAGE_HTTP_DEADLINE. */
+static int deadline_fail(usage_source_t *s, usage_http_resp_t *resp,
+                         const char *what) {
+  memset(resp, 0, sizeof(*resp));
+  resp->body = "";
+  resp->retry_after = -1;
+  resp->err = USAGE_HTTP_DEADLINE;
+  snprintf(resp->error, sizeof(resp->error),
+           "%s before the scrape's deadline (ScrapeTimeout %g s)", what,
+           s->timeout);
+  pthread_mutex_lock(&s->acct);
+  if (!s->deadline_hit)
+    snprintf(s->deadline_cause, sizeof(s->deadline_cause), "%s", what);
+  s->deadline_hit = 1;
+  pthread_mutex_unlock(&s->acct);
+  return USAGE_HTTP_DEADLINE;
+}
 
 /* politeness_wait spaces request starts 1/MaxRequestsPerSecond apart (a
  * token bucket of depth one) across all workers of the source, plus a 20%
@@ -71,15 +107,13 @@ static double wallclock(void) {
  * slots from the same file and (NTP-synchronised) clock, so the account
  * sees at most its limit in any second, however its blocks are spread
  * over shards; the margin absorbs scheduling jitter and small skew. */
-static void slot_wait(usage_source_t *s) {
+static int slot_wait(usage_source_t *s) {
   const usage_source_conf_t *c = s->conf;
   double len = POLITENESS_MARGIN / c->account_rps;
   for (int tries = 0;; tries++) {
     pthread_mutex_lock(&s->acct);
     double wall = wallclock(), mono = usage_source_monotonic();
     double from = fmax(wall, s->next_slot);
-    if (s->next_request > mono) /* Retry-After */
-      from = fmax(from, wall + (s->next_request - mono));
     double m = floor(from / len);
     if (m * len < from)
       m += 1;
@@ -87,28 +121,36 @@ static void slot_wait(usage_source_t *s) {
     m += (double)(((long long)c->account_index - r + c->account_blocks) %
                   c->account_blocks);
     double start = m * len;
+    if (past_deadline(s, mono + (start - wall))) {
+      pthread_mutex_unlock(&s->acct); /* the turn stays free */
+      return -1;
+    }
     s->next_slot = start + len * c->account_blocks;
     pthread_mutex_unlock(&s->acct);
     usage_source_sleep(start - wall);
     /* Woken too late (a busy machine), the request would crowd the next
      * block's turn: take a later turn instead. */
     if (!too_late(wallclock() - start, len) || tries >= LATE_TRIES)
-      return;
+      return 0;
   }
 }
 
-static void politeness_wait(usage_source_t *s) {
-  if (s->conf->account_blocks > 1 && s->conf->account_rps > 0) {
-    slot_wait(s);
-    return;
-  }
+/* politeness_wait waits for the request's turn; -1 (without waiting) when
+ * the turn comes too late for the scrape's deadline. */
+static int politeness_wait(usage_source_t *s) {
+  if (s->conf->account_blocks > 1 && s->conf->account_rps > 0)
+    return slot_wait(s);
   if (s->conf->max_rps <= 0)
-    return;
+    return 0;
   double spacing = usage_source_request_spacing(s);
   for (int tries = 0;; tries++) {
     pthread_mutex_lock(&s->acct);
     double t = usage_source_monotonic();
     double slot = fmax(t, s->next_request);
+    if (past_deadline(s, slot)) {
+      pthread_mutex_unlock(&s->acct);
+      return -1;
+    }
     s->next_request = slot + spacing;
     pthread_mutex_unlock(&s->acct);
     usage_source_sleep(slot - t);
@@ -116,8 +158,94 @@ static void politeness_wait(usage_source_t *s) {
      * the vendor counts starts as they arrive, so take the next slot. */
     double late = usage_source_monotonic() - slot;
     if (!too_late(late, spacing) || tries >= LATE_TRIES)
-      return;
+      return 0;
   }
+}
+
+/* hold_wait waits until the source's backoff or the server's Retry-After
+ * is over; -1 (without waiting) when that is too late for the deadline. */
+static int hold_wait(usage_source_t *s) {
+  pthread_mutex_lock(&s->acct);
+  double until = s->hold_until;
+  pthread_mutex_unlock(&s->acct);
+  double t = usage_source_monotonic();
+  if (until <= t)
+    return 0;
+  if (past_deadline(s, until))
+    return -1;
+  usage_source_sleep(until - t);
+  return 0;
+}
+
+/* jitter: a number in [0, 1) (xorshift64*; under s->acct). */
+static double jitter(usage_source_t *s) {
+  uint64_t x = s->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  s->rng = x;
+  return (double)((x * UINT64_C(2685821657736338717)) >> 11) /
+         9007199254740992.0;
+}
+
+/* backoff_raise: a data request sent at monotonic time `sent` failed (5xx,
+ * timeout, transport): the source's next requests wait an exponential
+ * backoff with equal jitter, base * 2^n (capped) halved plus a random part
+ * of the other half, or the server's Retry-After (retry_after >= 0) in its
+ * place. A failure of a request sent before the last raise (a concurrent
+ * worker's) waits for the same backoff without raising it again. Returns
+ * the seconds left to wait. */
+static double backoff_raise(usage_source_t *s, double sent, long retry_after) {
+  pthread_mutex_lock(&s->acct);
+  double t = usage_source_monotonic();
+  if (s->backoff_step == 0 || sent >= s->backoff_set || retry_after >= 0) {
+    double d = fmin(USAGE_BACKOFF_MAX,
+                    usage_backoff_base * ldexp(1.0, (int)s->backoff_step));
+    double delay = d / 2 + jitter(s) * d / 2;
+    if (d < USAGE_BACKOFF_MAX)
+      s->backoff_step++;
+    if (retry_after >= 0) { /* the server's word wins */
+      delay = (double)retry_after;
+      s->hold_until = t + delay;
+    } else if (s->hold_until < t + delay) {
+      s->hold_until = t + delay;
+    }
+    s->backoff = delay;
+    s->backoff_set = t;
+  }
+  double wait = fmax(0, s->hold_until - t);
+  pthread_mutex_unlock(&s->acct);
+  return wait;
+}
+
+/* backoff_reset: a data request was answered (not 5xx, not 429). */
+static void backoff_reset(usage_source_t *s) {
+  pthread_mutex_lock(&s->acct);
+  s->backoff = 0;
+  s->backoff_step = 0;
+  pthread_mutex_unlock(&s->acct);
+}
+
+double usage_source_backoff(usage_source_t *s) {
+  pthread_mutex_lock(&s->acct);
+  double b = s->backoff;
+  pthread_mutex_unlock(&s->acct);
+  return b;
+}
+
+/* request_timeout: the curl timeout of a request sent now, in ms: Timeout,
+ * or the time left before the deadline when that is shorter (*clipped). */
+static long request_timeout(const usage_source_t *s, double left,
+                            int *clipped) {
+  long t = s->conf->http.timeout_ms;
+  *clipped = 0;
+  if (isfinite(left) && (t <= 0 || left * 1000 < (double)t)) {
+    t = (long)ceil(left * 1000);
+    if (t < 1)
+      t = 1;
+    *clipped = 1;
+  }
+  return t;
 }
 
 static int get_polite(usage_source_t *s, usage_http_t *http,
@@ -125,27 +253,60 @@ static int get_polite(usage_source_t *s, usage_http_t *http,
                       usage_http_resp_t *resp) {
   usage_http_req_t req = {.path_query = path_query, .header = header};
   for (int attempt = 0;; attempt++) {
-    politeness_wait(s);
-    int rc = usage_http_request(http, &req, resp);
-    if (rc != 0)
-      return rc;
+    if (hold_wait(s) != 0)
+      return deadline_fail(s, resp,
+                           attempt > 0 ? "not retried: the retry would come "
+                                         "too late"
+                                       : "not sent: the source's backoff "
+                                         "or the server's Retry-After ends "
+                                         "too late");
+    if (politeness_wait(s) != 0)
+      return deadline_fail(s, resp,
+                           "not sent: the request's turn "
+                           "(MaxRequestsPerSecond) comes too late");
+    double left = time_left(s);
+    if (left < DEADLINE_MIN)
+      return deadline_fail(s, resp, "not sent: no time left");
+    int clipped;
+    req.timeout_ms = request_timeout(s, left, &clipped);
+    double sent = usage_source_monotonic();
     pthread_mutex_lock(&s->acct);
-    count_code(s, resp->status);
+    s->sent++;
     pthread_mutex_unlock(&s->acct);
-    if ((resp->status == 429 || resp->status == 503) &&
-        resp->retry_after >= 0 && resp->retry_after <= RETRY_AFTER_MAX &&
-        attempt < RETRY_MAX) {
-      /* Honour Retry-After, also for the requests after this one. */
-      double until = usage_source_monotonic() + (double)resp->retry_after;
+    int rc = usage_http_request(http, &req, resp);
+    if (rc == USAGE_HTTP_TIMEOUT && clipped)
+      return deadline_fail(s, resp, "no answer");
+    long status = rc == 0 ? resp->status : 0;
+    if (rc == 0) {
       pthread_mutex_lock(&s->acct);
-      if (s->next_request < until)
-        s->next_request = until;
+      count_code(s, status);
+      s->answered++;
       pthread_mutex_unlock(&s->acct);
-      if (s->conf->max_rps <= 0)
-        usage_source_sleep((double)resp->retry_after);
-      continue;
     }
-    return 0;
+    int failed =
+        rc == USAGE_HTTP_TIMEOUT || rc == USAGE_HTTP_CONNECT || status >= 500;
+    if (rc == 0 && !failed && status != 429) {
+      backoff_reset(s);
+      return 0;
+    }
+    long retry_after = rc == 0 ? resp->retry_after : -1;
+    double wait = -1;
+    if (failed) {
+      wait = backoff_raise(s, sent, retry_after);
+    } else if (retry_after >= 0) {
+      /* a 429's Retry-After holds the source's next requests too */
+      wait = (double)retry_after;
+      double until = usage_source_monotonic() + wait;
+      pthread_mutex_lock(&s->acct);
+      if (s->hold_until < until)
+        s->hold_until = until;
+      pthread_mutex_unlock(&s->acct);
+    }
+    /* not retried: other answers, the last attempt, and a wait that would
+     * end past the deadline (the answer in hand is the scrape's) */
+    if (wait < 0 || attempt >= USAGE_RETRY_MAX ||
+        past_deadline(s, usage_source_monotonic() + wait))
+      return rc;
   }
 }
 
@@ -167,7 +328,14 @@ static int sign_in(usage_source_t *s, double now, usage_http_resp_t *resp) {
     rc = USAGE_HTTP_SECRET;
     goto fail;
   }
-  politeness_wait(s);
+  /* the deadline stops a sign-in without counting it as failed */
+  double left = time_left(s);
+  if (politeness_wait(s) != 0 || left < DEADLINE_MIN) {
+    usage_login_req_free(&lreq);
+    return deadline_fail(s, resp, "sign-in not started: no time left");
+  }
+  left = time_left(s);
+  int clipped;
   usage_http_req_t req = {.method = c->method,
                           .url = c->url,
                           .body = usage_buf_str(&lreq.body),
@@ -175,8 +343,13 @@ static int sign_in(usage_source_t *s, double now, usage_http_resp_t *resp) {
                           .content_type = lreq.content_type,
                           .header = lreq.auth_header,
                           .no_conf_auth = 1,
-                          .capture = c->token_header};
+                          .capture = c->token_header,
+                          .timeout_ms = request_timeout(s, left, &clipped)};
   int hrc = usage_http_request(s->login_http, &req, resp);
+  if (hrc == USAGE_HTTP_TIMEOUT && clipped) {
+    usage_login_req_free(&lreq);
+    return deadline_fail(s, resp, "no answer to the sign-in");
+  }
   if (hrc != 0) {
     char cause[256];
     snprintf(cause, sizeof(cause), "%s", resp->error);
@@ -257,7 +430,8 @@ static int login_header(usage_source_t *s, int force, unsigned *gen,
       goto out;
     }
     rc = sign_in(s, now, resp);
-    st->last_err = rc;
+    if (rc != USAGE_HTTP_DEADLINE)
+      st->last_err = rc;
     if (rc != 0)
       goto out;
   }

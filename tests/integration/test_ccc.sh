@@ -3,11 +3,15 @@
 # collectd: figures equal the simulator's, status changes added at run time
 # move the counters by exactly that many, and a restart with a StateFile
 # (clean, after kill -9, and with a corrupt file) neither loses nor
-# double-counts.
+# double-counts. An upstream that hangs, or answers 503 with a Retry-After
+# longer than the scrape's deadline, turns the source down within about
+# Interval + ScrapeTimeout, and it recovers.
 . "$(dirname "$0")/lib.sh"
 
 it_setup ccc
-it_start_sim --ccc-services 3 --ccc-users 6 --ccc-status-changes 60 --seed 21
+# more threads than the hanging requests below hold at a time
+it_start_sim --ccc-services 3 --ccc-users 6 --ccc-status-changes 60 --seed 21 \
+  --threads 16
 CHECK="$top_srcdir/tests/integration/check_ccc_more.py"
 
 curl -sf "$SIM_URL/_sim/ccc/services" | python3 -c '
@@ -16,6 +20,7 @@ print("  <CCC \"acme\">")
 print("    URL \"%s\"" % sys.argv[1])
 print("    BearerToken \"ccc-token-SECRET\"")
 print("    Interval 1")
+print("    ScrapeTimeout 3")
 print("    StatusChanges true")
 print("    StatusChangesLookback 15552000")
 print("    StatusChangesPageSize 7")
@@ -97,5 +102,83 @@ it_assert "the other users' figures stay complete and right" \
 it_assert "the log names the failing user" \
   grep -q "service $svc user $user: GET .*: HTTP 500" "$IT_DIR/collectd.log"
 curl -sf -X POST "$SIM_URL/_sim/fault/clear" >/dev/null
+
+# The scrape's deadline (ScrapeTimeout 3, Interval 1): a scrape never
+# outlasts its deadline, so an outage shows as down within Interval +
+# ScrapeTimeout (4 s; up to 20 s allowed for a busy machine, where the
+# polling itself is slow, against never or more than 60 s before), and the
+# next scrapes run on schedule, so the source is up again as soon after the
+# upstream is.
+up='usage_source_up{source="acme",kind="ccc"}'
+backoff='usage_source_backoff_seconds{source="acme",kind="ccc"}'
+reason() { it_value "usage_scrape_errors_total{source=\"acme\",reason=\"$1\"}"; }
+within() { python3 -c 'import sys; sys.exit(not float(sys.argv[1]) <= float(sys.argv[2]))' "$@"; }
+# time_to T0 SEL VALUE LIMIT: polls /metrics every 0.1 s from one process
+# (so that the measure holds on a busy machine) until SEL has VALUE, at
+# most LIMIT seconds after T0 (Unix seconds, taken before the fault was
+# armed: arming may wait for a simulator thread); prints the seconds since
+# T0, fails on the limit
+time_to() {
+  python3 - "$METRICS_URL" "$@" "$(dirname "$PROM_PY")" <<'PY'
+import sys, time, urllib.request
+url, t0, sel, want, limit, where = sys.argv[1:7]
+sys.path.insert(0, where)
+import prom
+name, labels = prom.parse_selector(sel)
+t0 = float(t0)
+while time.time() - t0 < float(limit):
+    try:
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        if any(n == name and l == labels and v == float(want)
+               for n, l, v in prom.samples(text)):
+            print("%.2f" % (time.time() - t0))
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.1)
+print("%.2f" % (time.time() - t0))
+sys.exit(1)
+PY
+}
+# outage QUERY WHAT: arms the fault QUERY for every CCC request; the source
+# must be down within 20 s. recovery WHAT: clears it; the source must be up
+# again as soon.
+outage() {
+  local t0 took
+  t0=$(date +%s.%N)
+  curl -sf -X POST "$SIM_URL/_sim/fault?path=/api/&$1&count=0" >/dev/null
+  took=$(time_to "$t0" "$up" 0 30)
+  it_assert "$2 turns the source down (after $took s)" within "$took" 20
+}
+recovery() {
+  local t0 took
+  t0=$(date +%s.%N)
+  curl -sf -X POST "$SIM_URL/_sim/fault/clear" >/dev/null
+  took=$(time_to "$t0" "$up" 1 30)
+  it_assert "$1 (after $took s)" within "$took" 20
+}
+it_assert "up again once the user answers" it_wait_value "$up" 1 20
+it_assert_eq "healthy: no backoff" 0 "$(it_value "$backoff")"
+deadlines=$(reason deadline)
+# 5 s: past the deadline, short of Timeout (10 s), so that only the
+# deadline can turn the source down (and the simulator's threads that
+# sleep are free again soon)
+outage "mode=slow&delay=5000" "an upstream that hangs"
+it_assert "the scrape ended at its deadline, not after Timeout (10 s) per request" \
+  within "$(it_value 'usage_scrape_duration_seconds{source="acme"}')" 4.5
+it_assert "counted under the reason deadline" within $((deadlines + 1)) "$(reason deadline)"
+it_assert "one line says how far the scrape got" \
+  grep -q 'CCC "acme": the scrape ran out of its deadline (ScrapeTimeout 3 s) after .* request(s) sent, .* answered' \
+  "$IT_DIR/collectd.log"
+recovery "recovers when the upstream answers again"
+
+errors_5xx=$(reason http_5xx)
+outage "mode=http503&retry_after=30" "503 with Retry-After: 30"
+it_assert "the server's Retry-After is the source's backoff" it_wait_value "$backoff" 30 10
+it_assert "the scrape did not sleep 30 s" \
+  within "$(it_value 'usage_scrape_duration_seconds{source="acme"}')" 4.5
+it_assert "counted as http_5xx" within $((errors_5xx + 1)) "$(reason http_5xx)"
+recovery "recovers at the next scrape, not after the Retry-After"
+it_assert_eq "the backoff is reset" 0 "$(it_value "$backoff")"
 it_assert "the token never reaches the log" sh -c "! grep -q ccc-token-SECRET '$IT_DIR/collectd.log'"
 it_done

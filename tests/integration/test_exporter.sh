@@ -19,6 +19,7 @@ print("  <CCC \"acme\">")
 print("    URL \"%s\"" % sys.argv[1])
 print("    BearerToken \"ccc-token-SECRET\"")
 print("    Interval 1")
+print("    ScrapeTimeout 10")  # a busy machine may need more than 1 s
 for s in json.load(sys.stdin):
     print("    <Service \"%s\">" % s["serviceGuid"])
     for u in s["userGuids"]:

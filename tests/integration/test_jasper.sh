@@ -150,17 +150,18 @@ it_assert "reset: collectd (csv) carries the same, lower figures" \
 # Error bodies that are not UTF-8 JSON or not JSON at all. A fault hits
 # the next request; arm it right after a scrape ended, so that it hits the
 # first page of the first rate plan (whose failure is logged, not
-# throttled: the refused plans fail every scrape).
+# throttled: the refused plans fail every scrape). A 5xx answer is retried
+# twice, so a 5xx fault hits three requests.
 arm_after_scrape() {
   it_until 10 sh -c "tail -n 1 '$IT_DIR/requests.log' | grep -q No-Such-Plan" &&
-    curl -sf -X POST "$SIM_URL/_sim/fault?path=/rws/&mode=$1&count=1" >/dev/null
+    curl -sf -X POST "$SIM_URL/_sim/fault?path=/rws/&mode=$1&count=${2:-1}" >/dev/null
 }
 it_assert "armed an ISO-8859-1 error body" arm_after_scrape latin1
 it_assert "the ISO-8859-1 error body is reported with its code" \
   it_until 20 grep -q "rate plan \"$MFP\".*HTTP 400, errorCode 30000001 (\"Erreur inconnue du serveur: caract?re ?\")" "$IT_DIR/collectd.log"
 it_assert "figures come back after the first fault" \
   it_until 20 grep -q "rate plan \"$MFP\": working again" "$IT_DIR/collectd.log"
-it_assert "armed an HTML error page" arm_after_scrape html
+it_assert "armed an HTML error page" arm_after_scrape html 3
 it_assert "the HTML error page is reported with its status and content type" \
   it_until 20 grep -q "rate plan \"$MFP\".*HTTP 502 with a text/html; charset=utf-8 body of [0-9]* bytes and no error code" "$IT_DIR/collectd.log"
 it_assert "collectd is still running" kill -0 "$COLLECTD_PID"

@@ -21,12 +21,15 @@ it_start_sim --login --token-ttl $TTL --login-password 'pw-SECRET-1' \
 
 printf 'pw-SECRET-1\n' >"$IT_DIR/password"
 printf 'sim-client-secret\n' >"$IT_DIR/client.secret"
+# ScrapeTimeout 10: on a busy machine a scrape may take longer than the
+# 1 s interval; the default deadline (the Interval) would turn it down.
 {
   cat <<CONF
   <Billing "acme-billing">
     URL "$SIM_URL"
     InitialLookback 4320000
     Interval 1
+    ScrapeTimeout 10
     Timeout 5000
     <Login>
       URL "/authenticate"
@@ -39,6 +42,7 @@ printf 'sim-client-secret\n' >"$IT_DIR/client.secret"
     URL "$SIM_URL"
     InitialLookback 4320000
     Interval 1
+    ScrapeTimeout 10
     Timeout 5000
     <Login>
       Preset "oauth2"
@@ -53,6 +57,7 @@ import json, sys
 print("  <CCC \"acme\">")
 print("    URL \"%s\"" % sys.argv[1])
 print("    Interval 1")
+print("    ScrapeTimeout 10")
 print("    <Login>")
 print("      Preset \"ccc\"")
 print("      User \"monitor\"")

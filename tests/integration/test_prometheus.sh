@@ -23,6 +23,7 @@ print("  <CCC \"acme\">")
 print("    URL \"%s\"" % sys.argv[1])
 print("    BearerToken \"ccc-token\"")
 print("    Interval 1")
+print("    ScrapeTimeout 10")  # a busy machine may need more than 1 s
 for s in json.load(open(sys.argv[2])):
     print("    <Service \"%s\">" % s["serviceGuid"])
     print("    </Service>")

@@ -74,11 +74,13 @@ read -r PC1 _ <<<"$(plans "$URL_C")"
 [ -n "$PA3" ] && [ -n "$PB1" ] && [ -n "$PC1" ] || { echo "no rate plans"; exit 99; }
 
 # --- one shared configuration -------------------------------------------
+# ScrapeTimeout 60: a scrape paced by the account's shared budget may take
+# longer than its interval; the default deadline (the Interval) would cut it.
 billing() { # NAME URL [more lines]
-  printf '  <Billing "%s">\n    URL "%s"\n    BearerToken "sim-billing-token"\n    InitialLookback 4320000\n    PageSize 100\n    Interval 2\n%s  </Billing>\n' "$1" "$2" "${3:-}"
+  printf '  <Billing "%s">\n    URL "%s"\n    BearerToken "sim-billing-token"\n    InitialLookback 4320000\n    PageSize 100\n    Interval 2\n    ScrapeTimeout 60\n%s  </Billing>\n' "$1" "$2" "${3:-}"
 }
 jasper() { # NAME URL PLAN [more lines]
-  printf '  <Jasper "%s">\n    URL "%s"\n    User "sim-user"\n    Password "sim-key"\n    RatePlan "%s"\n    PageSize 10\n    Interval 3\n    Timeout 5000\n%s  </Jasper>\n' "$1" "$2" "$3" "${4:-}"
+  printf '  <Jasper "%s">\n    URL "%s"\n    User "sim-user"\n    Password "sim-key"\n    RatePlan "%s"\n    PageSize 10\n    Interval 3\n    ScrapeTimeout 60\n    Timeout 5000\n%s  </Jasper>\n' "$1" "$2" "$3" "${4:-}"
 }
 {
   billing bill-a "$URL_B"

@@ -65,6 +65,8 @@ LoadPlugin exec
 </Plugin>
 CONF
 )
+# ScrapeTimeout 10: on a busy machine a scrape may take longer than the
+# 1 s interval; the default deadline (the Interval) would turn it down.
 cat >"$IT_DIR/usage.conf" <<CONF
   <CCC "acme">
     URL "$SIM_URL"
@@ -72,6 +74,7 @@ cat >"$IT_DIR/usage.conf" <<CONF
     StatusChanges true
     StatusChangesLookback 15552000
     Interval 1
+    ScrapeTimeout 10
     <Service "$svc">
     </Service>
   </CCC>
@@ -82,6 +85,7 @@ cat >"$IT_DIR/usage.conf" <<CONF
     RatePlan "$MFP"
     PerDevice true
     Interval 1
+    ScrapeTimeout 10
   </Jasper>
 CONF
 it_start_collectd "$IT_DIR/usage.conf"

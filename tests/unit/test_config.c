@@ -171,6 +171,14 @@ static void test_bad(void **state) {
        "\"Interval\"", "", NULL},
       {"Interval 0", GOOD_CCC("Interval 0\n"), "CCC \"acme\"", "\"Interval\"",
        "", NULL},
+      {"ScrapeTimeout 0", GOOD_CCC("ScrapeTimeout 0\n"), "CCC \"acme\"",
+       "\"ScrapeTimeout\"", "deadline in seconds", NULL},
+      {"negative ScrapeTimeout", GOOD_CCC("ScrapeTimeout -3\n"), "CCC \"acme\"",
+       "\"ScrapeTimeout\"", "", NULL},
+      {"ScrapeTimeout as string", GOOD_CCC("ScrapeTimeout \"30\"\n"),
+       "CCC \"acme\"", "\"ScrapeTimeout\"", "", NULL},
+      {"ScrapeTimeout too long", GOOD_CCC("ScrapeTimeout 1e12\n"),
+       "CCC \"acme\"", "\"ScrapeTimeout\"", "", NULL},
       {"MaxConcurrentRequests 1.5", GOOD_CCC("MaxConcurrentRequests 1.5\n"),
        "CCC \"acme\"", "\"MaxConcurrentRequests\"", "", NULL},
       {"MaxConcurrentRequests 0", GOOD_CCC("MaxConcurrentRequests 0\n"),
@@ -471,6 +479,7 @@ static void test_all_options(void **state) {
                       "  ClientKey \"/etc/ssl/k.pem\"\n"
                       "  Timeout 2500\n"
                       "  Interval 60\n"
+                      "  ScrapeTimeout 45.5\n"
                       "  MaxRequestsPerSecond 2.5\n"
                       "  MaxConcurrentRequests 4\n"
                       "  MaxResponseSize 1048576\n"
@@ -522,6 +531,8 @@ static void test_all_options(void **state) {
   assert_string_equal(s->http.client_key, "/etc/ssl/k.pem");
   assert_int_equal(s->http.timeout_ms, 2500);
   assert_true(s->interval == 60);
+  assert_true(s->scrape_timeout == 45.5);
+  assert_true(conf.sources[1]->scrape_timeout == 0); /* = the Interval */
   assert_true(s->max_rps == 2.5);
   assert_int_equal(s->max_concurrent, 4);
   assert_int_equal(s->http.max_body, 1048576);

@@ -496,11 +496,11 @@ static void test_scrape_paging(void **state) {
        "pagination",
        "pageNumber=3",
        NULL},
-      {"second page fails: nothing committed",
+      {"second page fails (retried twice): nothing committed",
        "RatePlan \"P\"\n",
        {{500, JSON, "{\"errorCode\":\"30000001\",\"errorMessage\":\"x\"}"},
         {200, JSON, OK_MORE}},
-       2,
+       2 + USAGE_RETRY_MAX,
        0,
        0,
        "http_5xx",
@@ -527,10 +527,10 @@ static void test_scrape_paging(void **state) {
        "DATA&pageNumber=2",
        "usage_jasper_device_data_bytes_total{rate_plan=\"P\",zone=\"Z\","
        "iccid=\"3\"} 30\n"},
-      {"HTML error page",
+      {"HTML error page (retried twice)",
        "RatePlan \"P\"\n",
        {{502, "text/html", "@error_html.html"}},
-       1,
+       1 + USAGE_RETRY_MAX,
        0,
        0,
        "http_5xx",
@@ -700,8 +700,11 @@ static void test_interval_warning(void **state) {
   srv.pages[1] = (canned_t){200, JSON, OK_MORE};
   srv.pages[2] = (canned_t){200, JSON, OK_LAST};
   capture_t cap = {0};
-  usage_source_t *s = make_source(
-      port, "RatePlan \"P\"\nMaxRequestsPerSecond 20\nInterval 0.05\n", &cap);
+  usage_source_t *s =
+      make_source(port,
+                  "RatePlan \"P\"\nMaxRequestsPerSecond 20\nInterval 0.05\n"
+                  "ScrapeTimeout 2\n",
+                  &cap);
   stub_log_reset();
   usage_source_read(s);
   assert_int_equal(srv.requests, 2);
@@ -733,6 +736,7 @@ static void test_interval_warning(void **state) {
 }
 
 int main(void) {
+  usage_backoff_base = 0.01; /* retries after 5xx come fast */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_error_table),
       cmocka_unit_test(test_dates),

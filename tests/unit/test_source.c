@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -90,6 +91,19 @@ static void server_hold(unsigned ms) {
   pthread_mutex_unlock(&server_lock);
 }
 
+/* route i's fail_first answers: fail_status[i] instead of 429, with
+ * fail_retry_after[i] instead of Retry-After: 1 ("" = none); server_stop
+ * resets them */
+static unsigned fail_status[4];
+static const char *fail_retry_after[4];
+static unsigned hang_ms; /* every request waits this long first */
+
+/* wait_ms sleeps ms milliseconds, or until server_stop. */
+static void wait_ms(unsigned ms) {
+  if (ms)
+    server_hold(ms);
+}
+
 static const char good_body[] =
     "{\"serviceGuid\":\"" G1 "\",\"name\":\"Acme\",\"status\":\"TrialActive\","
     "\"serviceCode\":\"A1\",\"primaryDomain\":\"acme.example\","
@@ -108,7 +122,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_AUTHORIZATION);
   const route_t *r = NULL;
-  unsigned hit = 0;
+  unsigned hit = 0, fstatus = 0;
+  const char *fra = NULL;
+  wait_ms(hang_ms);
   pthread_mutex_lock(&server_lock);
   snprintf(last_auth, sizeof(last_auth), "%s", auth ? auth : "");
   const char *key =
@@ -121,6 +137,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     if (strcmp(url, path) == 0) {
       r = &routes[i];
       hit = hits[i]++;
+      fstatus = fail_status[i];
+      fra = fail_retry_after[i];
     }
   }
   pthread_mutex_unlock(&server_lock);
@@ -131,15 +149,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     status = 404;
   } else if (hit < r->fail_first) {
     resp = MHD_create_response_from_buffer(2, "{}", MHD_RESPMEM_PERSISTENT);
-    char ra[16];
-    snprintf(ra, sizeof(ra), "%u", retry_after_s);
-    MHD_add_response_header(resp, "Retry-After", ra);
-    status = 429;
+    char rab[16];
+    snprintf(rab, sizeof(rab), "%u", retry_after_s);
+    const char *ra = fra ? fra : rab;
+    if (ra[0])
+      MHD_add_response_header(resp, "Retry-After", ra);
+    status = fstatus ? fstatus : 429;
   } else if (r->fault == FAULT_DROP) {
     return MHD_NO; /* closes the connection, nothing sent */
   } else {
-    if (r->delay_ms)
-      server_hold(r->delay_ms);
+    wait_ms(r->delay_ms);
     if (r->fault == FAULT_CUT) {
       resp = MHD_create_response_from_callback(strlen(r->body), 64, cut_reader,
                                                (void *)r, NULL);
@@ -180,6 +199,9 @@ static void server_stop(void) {
   pthread_cond_broadcast(&server_cond);
   pthread_mutex_unlock(&server_lock);
   MHD_stop_daemon(server);
+  hang_ms = 0;
+  memset(fail_status, 0, sizeof(fail_status));
+  memset(fail_retry_after, 0, sizeof(fail_retry_after));
   server = NULL;
 }
 
@@ -236,6 +258,12 @@ static void sink_reset(void) {
 static double fake_time = 1700000000;
 static double fake_now(void) { return fake_time; }
 
+/* make_source's ScrapeTimeout (0 = the default), users under G1 and
+ * MaxConcurrentRequests (0 = 1), for the next call */
+static double next_scrape_timeout;
+static size_t next_users;
+static int next_workers;
+
 static usage_source_t *make_source(const char *token_file, long timeout_ms,
                                    size_t max_body, int two) {
   usage_source_conf_t *c = calloc(1, sizeof(*c));
@@ -258,6 +286,17 @@ static usage_source_t *make_source(const char *token_file, long timeout_ms,
   memcpy(cc->services[0].guid, G1, 33);
   memcpy(cc->services[1].guid, G2, 33);
   cc->services_num = two ? 2 : 1;
+  c->scrape_timeout = next_scrape_timeout;
+  c->max_concurrent = next_workers > 0 ? next_workers : 1;
+  if (next_users > 0) {
+    cc->services[0].users = calloc(next_users, sizeof(*cc->services[0].users));
+    for (size_t u = 0; u < next_users; u++)
+      snprintf(cc->services[0].users[u], 33, "%032zx", u + 1);
+    cc->services[0].users_num = next_users;
+  }
+  next_scrape_timeout = 0;
+  next_users = 0;
+  next_workers = 0;
   usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
   usage_source_t *s = usage_source_create(c, &sink);
   assert_non_null(s);
@@ -267,6 +306,7 @@ static usage_source_t *make_source(const char *token_file, long timeout_ms,
 static int setup(void **state) {
   (void)state;
   usage_now = fake_now;
+  usage_backoff_base = 0.02; /* retries after 5xx and timeouts come fast */
   store = usage_store_create();
   sink_reset();
   return 0;
@@ -455,9 +495,12 @@ static void test_failures(void **state) {
           text, "usage_scrape_requests_total{source=\"acme\",code=\"200\"} 1\n",
           1);
       if (cases[i].code != NULL) {
+        /* a 5xx answer is retried USAGE_RETRY_MAX times */
         snprintf(line, sizeof(line),
-                 "usage_scrape_requests_total{source=\"acme\",code=\"%s\"} 1\n",
-                 cases[i].code);
+                 "usage_scrape_requests_total{source=\"acme\",code=\"%s\"} "
+                 "%d\n",
+                 cases[i].code,
+                 atoi(cases[i].code) >= 500 ? 1 + USAGE_RETRY_MAX : 1);
         tu_expect_line(text, line, 1);
       }
     }
@@ -501,6 +544,7 @@ static void test_throttle(void **state) {
   routes_num = 1;
   server_start();
   sink_reset();
+  next_scrape_timeout = 0.5; /* the retries' backoff grows past it */
   usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
   usage_source_read(s);
   assert_int_equal(log_lines(3), 1);
@@ -885,6 +929,7 @@ static void *loop_thread(void *p) {
   usage_source_loop(p);
   return NULL;
 }
+/* The scrape's deadline and the backoff of the data requests. */
 
 static double mono(void) {
   struct timespec ts;
@@ -941,6 +986,59 @@ static void test_loop(void **state) {
   assert_true(mono() - t0 < 1);
   assert_int_equal(usage_source_trigger(s, 10), 0); /* stopped: at once */
   assert_int_equal(hits_of(0), 4);
+/* expect_self fails the test unless the self figure `family{labels}` of
+ * "acme" is want (to 1e-9). */
+static void expect_self(const char *family, const char *labels, double want) {
+  char *text = tu_store_text(store);
+  char prefix[256];
+  snprintf(prefix, sizeof(prefix), "\n%s{source=\"acme\"%s%s} ", family,
+           labels[0] ? "," : "", labels);
+  const char *p = strstr(text, prefix);
+  if (p == NULL || fabs(strtod(p + strlen(prefix), NULL) - want) > 1e-9)
+    fail_msg("want %s%.17g in:\n%s", prefix + 1, want, text);
+  free(text);
+}
+
+/* A server that never answers: one CCC scrape of two services and eight
+ * users on four workers, with Timeout 3 s, ends at its deadline of 1 s
+ * (plus slack for a busy machine): every request shares it. */
+static void test_deadline_hang(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 0, NULL};
+  routes[1] = (route_t){G2, 200, good_body, 0, 0, 0, NULL};
+  routes_num = 2;
+  server_start();
+  hang_ms = 60000;
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  next_scrape_timeout = 1.0;
+  next_users = 8;
+  next_workers = 4;
+  usage_source_t *s = make_source(NULL, 3000, 1 << 20, 1);
+  double t0 = mono();
+  usage_source_read(s);
+  double took = mono() - t0;
+  if (took < 0.9 || took > 1.8)
+    fail_msg("the scrape took %.2f s, its deadline is 1 s", took);
+  expect_self("usage_source_up", "kind=\"ccc\"", 0);
+  expect_self("usage_scrape_errors_total", "reason=\"deadline\"", 1);
+  expect_self("usage_scrape_errors_total", "reason=\"timeout\"", 0);
+  expect_self("usage_source_backoff_seconds", "kind=\"ccc\"", 0);
+  /* one line naming the block and how far the scrape got */
+  if (log_lines(3) != 1)
+    fail_msg("want one error line:\n%s", log_text);
+  tu_expect_line(log_text,
+                 "usage plugin: CCC \"acme\": the scrape ran out of "
+                 "its deadline (ScrapeTimeout 1 s)",
+                 1);
+  tu_expect_line(log_text,
+                 "1 request(s) sent, 0 answered, 10 entities left with their "
+                 "last figures (first: no answer)",
+                 1);
+  usage_source_status_t st;
+  usage_source_get_status(s, &st);
+  assert_int_equal(st.up, 0);
+  assert_non_null(strstr(st.last_error, "deadline"));
   usage_source_destroy(s);
   server_stop();
 }
@@ -1092,6 +1190,140 @@ static void test_login_down(void **state) {
   pthread_mutex_unlock(&server_lock);
   usage_source_destroy(s);
   MHD_stop_daemon(d);
+/* 503 with a Retry-After longer than the deadline: no sleep, the scrape
+ * fails at once, and the next scrape asks again on schedule. */
+static void test_deadline_retry_after(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1000, NULL};
+  fail_status[0] = 503;
+  fail_retry_after[0] = "30";
+  routes_num = 1;
+  server_start();
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  next_scrape_timeout = 5;
+  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  for (unsigned scrape = 1; scrape <= 2; scrape++) {
+    double t0 = mono();
+    usage_source_read(s);
+    double took = mono() - t0;
+    if (took > 1.0)
+      fail_msg("scrape %u took %.2f s", scrape, took);
+    assert_int_equal(hits[0], scrape); /* not retried, not skipped */
+    expect_self("usage_source_up", "kind=\"ccc\"", 0);
+    expect_self("usage_scrape_errors_total", "reason=\"http_5xx\"", scrape);
+    expect_self("usage_scrape_errors_total", "reason=\"deadline\"", 0);
+    /* the server's delay stands in for the computed one */
+    expect_self("usage_source_backoff_seconds", "kind=\"ccc\"", 30);
+  }
+  usage_source_destroy(s);
+  server_stop();
+}
+
+/* 5xx twice, then an answer: the retries come after a growing backoff,
+ * the scrape succeeds, the backoff is reset. */
+static void test_backoff_recovery(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 2, NULL};
+  fail_status[0] = 500;
+  fail_retry_after[0] = "";
+  routes_num = 1;
+  server_start();
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  usage_backoff_base = 0.2;
+  next_scrape_timeout = 5;
+  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  double t0 = mono();
+  usage_source_read(s);
+  double took = mono() - t0;
+  /* equal jitter: at least 0.1 + 0.2 s, at most 0.2 + 0.4 s (+ slack) */
+  if (took < 0.3 || took > 2.0)
+    fail_msg("the scrape took %.2f s", took);
+  assert_int_equal(hits[0], 3);
+  assert_true(was_committed("service:" G1));
+  expect_self("usage_source_up", "kind=\"ccc\"", 1);
+  expect_self("usage_scrape_requests_total", "code=\"500\"", 2);
+  expect_self("usage_scrape_requests_total", "code=\"200\"", 1);
+  expect_self("usage_scrape_errors_total", "reason=\"http_5xx\"", 0);
+  expect_self("usage_source_backoff_seconds", "kind=\"ccc\"", 0);
+  assert_true(usage_source_backoff(s) == 0);
+  assert_int_equal(log_lines(3), 0);
+  usage_source_destroy(s);
+  server_stop();
+  usage_backoff_base = 0.02;
+}
+
+/* Failures in a row: every scrape still asks (once: the backoff passes its
+ * deadline), the delay doubles within equal-jitter bounds up to the cap
+ * and is random within them; an answer resets it. */
+static void test_backoff_growth(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1000, NULL};
+  fail_status[0] = 502;
+  fail_retry_after[0] = "";
+  routes_num = 1;
+  server_start();
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  usage_backoff_base = 1;
+  next_scrape_timeout = 0.4;
+  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  double lo_frac = 1, hi_frac = 0;
+  for (unsigned k = 1; k <= 9; k++) {
+    double t0 = mono();
+    usage_source_read(s);
+    if (mono() - t0 > 1.0)
+      fail_msg("scrape %u took %.2f s", k, mono() - t0);
+    assert_int_equal(hits[0], k);
+    double d = fmin(USAGE_BACKOFF_MAX, ldexp(1.0, (int)k - 1));
+    double b = usage_source_backoff(s);
+    if (b < d / 2 || b > d)
+      fail_msg("failure %u: backoff %.3f s, want [%.1f, %.1f]", k, b, d / 2, d);
+    expect_self("usage_source_backoff_seconds", "kind=\"ccc\"", b);
+    expect_self("usage_source_up", "kind=\"ccc\"", 0);
+    lo_frac = fmin(lo_frac, b / d);
+    hi_frac = fmax(hi_frac, b / d);
+  }
+  if (hi_frac - lo_frac < 1e-6)
+    fail_msg("no jitter: every delay was %.6f of its bound", lo_frac);
+  pthread_mutex_lock(&server_lock);
+  routes[0].fail_first = 0;
+  pthread_mutex_unlock(&server_lock);
+  usage_source_read(s);
+  expect_self("usage_source_up", "kind=\"ccc\"", 1);
+  expect_self("usage_source_backoff_seconds", "kind=\"ccc\"", 0);
+  usage_source_destroy(s);
+  server_stop();
+  usage_backoff_base = 0.02;
+}
+
+/* Retry-After wins over the computed backoff: with a base of 20 s the
+ * backoff would pass the deadline, the server's 1 s does not. */
+static void test_backoff_retry_after_wins(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1, NULL};
+  fail_status[0] = 503;
+  fail_retry_after[0] = "1";
+  routes_num = 1;
+  server_start();
+  usage_store_remove(store, "acme", "");
+  sink_reset();
+  usage_backoff_base = 20;
+  next_scrape_timeout = 4;
+  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  double t0 = mono();
+  usage_source_read(s);
+  double took = mono() - t0;
+  if (took < 0.9 || took > 3.0)
+    fail_msg("the scrape took %.2f s, want about 1 s", took);
+  assert_int_equal(hits[0], 2);
+  expect_self("usage_source_up", "kind=\"ccc\"", 1);
+  expect_self("usage_scrape_requests_total", "code=\"503\"", 1);
+  expect_self("usage_source_backoff_seconds", "kind=\"ccc\"", 0);
+  usage_source_destroy(s);
+  server_stop();
+  usage_backoff_base = 0.02;
 }
 
 int main(void) {
@@ -1108,6 +1340,11 @@ int main(void) {
       cmocka_unit_test(test_loop),
       cmocka_unit_test(test_stop),
       cmocka_unit_test(test_login_down),
+      cmocka_unit_test(test_deadline_hang),
+      cmocka_unit_test(test_deadline_retry_after),
+      cmocka_unit_test(test_backoff_recovery),
+      cmocka_unit_test(test_backoff_growth),
+      cmocka_unit_test(test_backoff_retry_after_wins),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
