@@ -986,6 +986,12 @@ static void test_loop(void **state) {
   assert_true(mono() - t0 < 1);
   assert_int_equal(usage_source_trigger(s, 10), 0); /* stopped: at once */
   assert_int_equal(hits_of(0), 4);
+  usage_source_destroy(s);
+  server_stop();
+}
+
+/* The scrape's deadline and the backoff of the data requests. */
+
 /* expect_self fails the test unless the self figure `family{labels}` of
  * "acme" is want (to 1e-9). */
 static void expect_self(const char *family, const char *labels, double want) {
@@ -1064,6 +1070,7 @@ static void test_stop(void **state) {
     routes_num = 1;
     server_start();
     sink_reset();
+    next_scrape_timeout = 120; /* the 30 s waits fit in the deadline */
     usage_source_t *s = make_source(NULL, 60000, 1 << 20, 0);
     ((usage_source_conf_t *)usage_source_conf(s))->max_rps = cases[i].max_rps;
     pthread_t t;
@@ -1190,6 +1197,8 @@ static void test_login_down(void **state) {
   pthread_mutex_unlock(&server_lock);
   usage_source_destroy(s);
   MHD_stop_daemon(d);
+}
+
 /* 503 with a Retry-After longer than the deadline: no sleep, the scrape
  * fails at once, and the next scrape asks again on schedule. */
 static void test_deadline_retry_after(void **state) {
