@@ -28,8 +28,11 @@
 # before figures are published, see usage(5), StateFile); no password,
 # token or upstream stack trace is in any log, /metrics or the status page;
 # the least-squares slope of the steady daemon's resident memory after the
-# warm-up (SOAK_MINUTES/3, at most 60 minutes) is below SOAK_RSS_SLOPE_KB
-# (1024 kB) per hour, times 60/SOAK_MINUTES for runs shorter than an hour.
+# warm-up (a third of the run, at least 20 minutes, the time the billing
+# window of Lookback 1200 takes to fill, and at most 60) is below
+# SOAK_RSS_SLOPE_KB (1024 kB) per hour, times 60/SOAK_MINUTES for runs
+# shorter than an hour; runs shorter than 30 minutes print the slope after
+# their first third without checking it (the memory still rises then).
 #
 # SOAK_ASAN=1: the plugin is built again with AddressSanitizer (in
 # _soak_asan/) and collectd runs with libasan preloaded; the final clean
