@@ -78,6 +78,7 @@ cat >>"$IT_DIR/usage.conf" <<CONF
     RatePlan "Shared-Pool"
     PageSize 25
     PerDevice true
+    DispatchPerDevice true
     MaxRequestsPerSecond 50
     Interval 2
     Timeout 5000

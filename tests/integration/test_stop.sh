@@ -108,6 +108,7 @@ cat >"$IT_DIR/sleep.conf" <<CONF
     <Service "$svc">
     </Service>
     Interval 3
+    ScrapeTimeout 60
   </CCC>
   <Billing "bill">
     URL "$SIM_URL"
@@ -115,6 +116,7 @@ cat >"$IT_DIR/sleep.conf" <<CONF
     GroupBy "customerId"
     StateFile "$IT_DIR/bill.state"
     Interval 3
+    ScrapeTimeout 60
   </Billing>
 CONF
 : >"$IT_DIR/collectd.log"
