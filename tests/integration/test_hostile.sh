@@ -134,7 +134,7 @@ it_assert_eq "threads after the attack: unchanged" "$t0" "$(field "$after" threa
 # has filled the cap (3,000 connections take about 3 s to open on a busy
 # machine), so from the first to the last scrape at most 8 MB more (the
 # pools of a quarter of the cap); anything that grows with time or with
-# the number of connections served would pass it within the ~10 s.
+# the number of connections served would exceed it within the ~10 s.
 it_assert "RSS during the attack within 24 MB of before (+$(((rssmax - rss0) / 1024)) MB)" \
   test $((rssmax - rss0)) -lt $((24 * 1024))
 it_assert "RSS flat during the attack: ${rssa} kB at the first scrape, ${rssb} kB at the last (< 8 MB more)" \
