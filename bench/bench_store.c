@@ -80,16 +80,18 @@ static int run_gzip(long n, int rounds) {
   return 0;
 }
 
-/* run_mem: heap in use after two commits of one entity (the second
+/* run_mem: heap in use (arena and mmapped blocks) after two commits of one entity (the second
  * changed), less the text of its lines, per series. */
 static int run_mem(long n) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
   usage_store_t *s = usage_store_create();
-  size_t m0 = mallinfo2().uordblks;
+  struct mallinfo2 a = mallinfo2();
+  size_t m0 = a.uordblks + a.hblkhd;
   usage_store_commit(s, build(n, 0));
   one_percent = 1;
   usage_store_commit(s, build(n, 1));
-  size_t m1 = mallinfo2().uordblks;
+  a = mallinfo2();
+  size_t m1 = a.uordblks + a.hblkhd;
   usage_body_t *body = usage_store_body_iov(s, USAGE_FMT_TEXT);
   size_t text = body->len;
   usage_body_release(body);

@@ -236,6 +236,8 @@ typedef struct {
   const store_entity_t *old;
   usage_htable_t idx; /* positions in old->lfp; built on first need */
   int built;
+  size_t misses; /* lines not at their old position */
+  int moved;     /* the batch has more or fewer lines than old */
 } reuse_t;
 
 static int lfp_eq(const void *ctx, size_t pos, const void *key) {
@@ -246,13 +248,17 @@ static int lfp_eq(const void *ctx, size_t pos, const void *key) {
 
 /* reuse_find returns the position in the old entity of the line whose
  * fingerprint is fp (its i-th line first), or SIZE_MAX: then it is
- * rendered. */
+ * rendered. The index of old's lines is built only when lines moved: the
+ * count changed, or many lines are not where they were (changed values
+ * alone keep every line in place). */
 static size_t reuse_find(reuse_t *r, size_t i, const uint64_t fp[2]) {
   const store_entity_t *old = r->old;
   if (old == NULL)
     return SIZE_MAX;
   if (i < old->nseries && lfp_eq(old, i, fp))
     return i;
+  if (!r->built && !r->moved && ++r->misses <= 64 + old->nseries / 8)
+    return SIZE_MAX;
   if (!r->built) {
     r->built = 1;
     if (usage_htable_reserve(&r->idx, old->nseries) != 0) {
@@ -275,8 +281,8 @@ static size_t reuse_find(reuse_t *r, size_t i, const uint64_t fp[2]) {
 static store_entity_t *entity_from_batch(const usage_batch_t *b,
                                          const store_entity_t *old) {
   store_entity_t *e = calloc(1, sizeof(*e));
-  size_t *order = calloc(b->num + 1, sizeof(*order));
-  reuse_t reuse = {.old = old};
+  size_t *order = malloc((b->num + 1) * sizeof(*order));
+  reuse_t reuse = {.old = old, .moved = old != NULL && old->nseries != b->num};
   usage_htable_init(&reuse.idx);
   usage_buf_t text;
   usage_buf_init(&text, 0);
@@ -288,8 +294,8 @@ static store_entity_t *entity_from_batch(const usage_batch_t *b,
   e->source = strdup(b->source);
   e->entity = strdup(b->entity);
   e->chunks = calloc(b->num + 1, sizeof(*e->chunks));
-  e->lfp = calloc(b->num + 1, sizeof(*e->lfp));
-  e->lend = calloc(b->num + 1, sizeof(*e->lend));
+  e->lfp = malloc((b->num + 1) * sizeof(*e->lfp)); /* all written below */
+  e->lend = malloc((b->num + 1) * sizeof(*e->lend));
   if (e->source == NULL || e->entity == NULL || e->chunks == NULL ||
       e->lfp == NULL || e->lend == NULL)
     goto fail;
