@@ -136,6 +136,10 @@ static int body_flatten(body_t *body) {
   return ret;
 }
 
+int usage_body_flatten(usage_body_t *pub) {
+  return body_flatten((body_t *)pub);
+}
+
 usage_body_t *usage_store_body_iov(usage_store_t *s, usage_format_t fmt) {
   uint64_t generation = usage_store_generation(s);
   pthread_mutex_lock(&s->render_lock);

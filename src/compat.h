@@ -73,6 +73,32 @@ usage_mhd_response_from_iov(const usage_iov_t *iov, size_t n,
 }
 #endif
 
+/* usage_mhd_response_from_data makes a response that sends data[0, len)
+ * without copying it and calls done(cls) when it is freed (not on failure:
+ * NULL). The free callback with its own argument came with 0.9.73
+ * (MHD_VERSION 0x00097302); where it is missing, USAGE_MHD_HAVE_DATA_CLS is
+ * 0 and the function always fails, so the caller uses a content reader. */
+#if MHD_VERSION >= 0x00097302 && !defined(USAGE_COMPAT_FORCE_OLD)
+#define USAGE_MHD_HAVE_DATA_CLS 1
+static inline struct MHD_Response *
+usage_mhd_response_from_data(const char *data, size_t len,
+                             MHD_ContentReaderFreeCallback done, void *cls) {
+  return MHD_create_response_from_buffer_with_free_callback_cls(
+      len, (void *)data, done, cls);
+}
+#else
+#define USAGE_MHD_HAVE_DATA_CLS 0
+static inline struct MHD_Response *
+usage_mhd_response_from_data(const char *data, size_t len,
+                             MHD_ContentReaderFreeCallback done, void *cls) {
+  (void)data;
+  (void)len;
+  (void)done;
+  (void)cls;
+  return NULL;
+}
+#endif
+
 #endif /* MHD_VERSION */
 
 #endif

@@ -349,9 +349,11 @@ static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status,
   return ret;
 }
 
-/* A body of many pieces is copied out in blocks by a reader: libmicrohttpd
- * 0.9.75 aborts on I/O vectors longer than IOV_MAX, and 0.9.72 takes no I/O
- * vectors at all (compat.h). */
+/* A body of many pieces is sent from its flat copy, made once per body and
+ * kept with it (libmicrohttpd 0.9.75 aborts on I/O vectors longer than
+ * IOV_MAX), or, where libmicrohttpd takes neither I/O vectors nor a buffer
+ * with a free callback of its own (0.9.72, compat.h), copied out in blocks
+ * by a reader on every scrape. */
 #define IOV_PIECES_MAX 1000
 #define READER_BLOCK (256 * 1024)
 
@@ -396,9 +398,10 @@ static void body_reader_free(void *cls) {
   free(r);
 }
 
-/* body_response hands the body to libmicrohttpd without copying it when it
- * has few pieces and libmicrohttpd takes I/O vectors, else through a reader
- * (one copy per scrape, in blocks). An empty body keeps no reference. The
+/* body_response hands the body to libmicrohttpd without copying it: as its
+ * pieces when they are few, else as its flat copy (made once per body);
+ * through a reader (one copy per scrape, in blocks) where libmicrohttpd
+ * offers neither. An empty body keeps no reference. The
  * body's reference goes with the response, also on failure. */
 static struct MHD_Response *body_response(usage_body_t *body) {
   struct MHD_Response *r = NULL;
@@ -409,6 +412,9 @@ static struct MHD_Response *body_response(usage_body_t *body) {
   } else if (USAGE_MHD_HAVE_IOVEC && body->iovcnt <= IOV_PIECES_MAX) {
     r = usage_mhd_response_from_iov(body->iov, body->iovcnt, release_body,
                                     body);
+  } else if (USAGE_MHD_HAVE_DATA_CLS && usage_body_flatten(body) == 0) {
+    r = usage_mhd_response_from_data(body->data, body->len, release_body,
+                                     body);
   } else {
     body_reader_t *rd = calloc(1, sizeof(*rd));
     if (rd != NULL) {

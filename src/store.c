@@ -26,6 +26,7 @@ struct usage_batch_s {
   char *source;
   char *entity;
   usage_sample_t *samples;
+  uint64_t (*lfp)[2]; /* per sample: what its line is (family, labels, value) */
   size_t num, alloc;
   arena_block_t *arena;
   /* Label names and values repeat (source, rate plan, zone, direction):
@@ -124,6 +125,7 @@ void usage_batch_destroy(usage_batch_t *b) {
   usage_htable_free(&b->intern_idx);
   free(b->intern);
   free(b->samples);
+  free(b->lfp);
   free(b->source);
   free(b->entity);
   free(b);
@@ -151,6 +153,10 @@ int usage_batch_addv(usage_batch_t *b, int family, double value,
     if (p == NULL)
       return ENOMEM;
     b->samples = p;
+    uint64_t(*q)[2] = realloc(b->lfp, alloc * sizeof(*q));
+    if (q == NULL)
+      return ENOMEM;
+    b->lfp = q;
     b->alloc = alloc;
   }
   usage_sample_t *s = &b->samples[b->num];
@@ -161,21 +167,24 @@ int usage_batch_addv(usage_batch_t *b, int family, double value,
   const char **copy = arena_alloc(b, (2 * nlabels + 1) * sizeof(*copy));
   if (copy == NULL)
     return ENOMEM;
-  uint64_t fp[2] = {b->fp[0], b->fp[1]}, bits;
+  /* The line's own fingerprint, then the batch's over the lines'. */
+  uint64_t lfp[2] = {0, 0}, bits;
   memcpy(&bits, &value, sizeof(bits));
-  fp_mix(fp, (uint64_t)family << 32 | nlabels);
-  fp_mix(fp, bits);
+  fp_mix(lfp, (uint64_t)family << 32 | nlabels);
+  fp_mix(lfp, bits);
   for (unsigned i = 0; i < 2 * nlabels; i++) {
     uint64_t h;
     copy[i] = arena_strdup(b, labels[i], &h);
     if (copy[i] == NULL)
       return ENOMEM;
-    fp_mix(fp, h);
+    fp_mix(lfp, h);
   }
   s->labels = copy;
+  b->lfp[b->num][0] = lfp[0];
+  b->lfp[b->num][1] = lfp[1];
   b->num++;
-  b->fp[0] = fp[0];
-  b->fp[1] = fp[1];
+  fp_mix(b->fp, lfp[0]);
+  fp_mix(b->fp, lfp[1]);
   return 0;
 }
 
@@ -215,46 +224,121 @@ void usage_store_entity_unref(store_entity_t *e) {
   free(e->entity);
   free(e->text);
   free(e->chunks);
+  free(e->lfp);
+  free(e->lend);
   usage_store_gz_free(e->gz);
   free(e);
 }
 
-static int sample_cmp(const void *a, const void *b) {
-  const usage_sample_t *x = *(const usage_sample_t *const *)a;
-  const usage_sample_t *y = *(const usage_sample_t *const *)b;
-  if (x->family != y->family)
-    return x->family < y->family ? -1 : 1;
-  return x < y ? -1 : (x > y); /* stable: keep the batch's order */
+/* Lines of the previous commit of an entity, found by fingerprint when
+ * the samples moved (some added or removed). */
+typedef struct {
+  const store_entity_t *old;
+  usage_htable_t idx; /* positions in old->lfp; built on first need */
+  int built;
+  size_t misses; /* lines not at their old position */
+  int moved;     /* the batch has more or fewer lines than old */
+} reuse_t;
+
+static int lfp_eq(const void *ctx, size_t pos, const void *key) {
+  const store_entity_t *old = ctx;
+  const uint64_t *k = key;
+  return old->lfp[pos][0] == k[0] && old->lfp[pos][1] == k[1];
 }
 
-static store_entity_t *entity_from_batch(const usage_batch_t *b) {
+/* reuse_find returns the position in the old entity of the line whose
+ * fingerprint is fp (its i-th line first), or SIZE_MAX: then it is
+ * rendered. The index of old's lines is built only when lines moved: the
+ * count changed, or many lines are not where they were (changed values
+ * alone keep every line in place). */
+static size_t reuse_find(reuse_t *r, size_t i, const uint64_t fp[2]) {
+  const store_entity_t *old = r->old;
+  if (old == NULL)
+    return SIZE_MAX;
+  if (i < old->nseries && lfp_eq(old, i, fp))
+    return i;
+  if (!r->built && !r->moved && ++r->misses <= 64 + old->nseries / 8)
+    return SIZE_MAX;
+  if (!r->built) {
+    r->built = 1;
+    if (usage_htable_reserve(&r->idx, old->nseries) != 0) {
+      r->old = NULL; /* no memory for the index: render everything */
+      return SIZE_MAX;
+    }
+    for (size_t k = 0; k < old->nseries; k++)
+      if (usage_htable_find(&r->idx, old->lfp[k][0], lfp_eq, old,
+                            old->lfp[k]) == USAGE_HTABLE_NONE)
+        usage_htable_insert(&r->idx, old->lfp[k][0], k); /* reserved */
+  }
+  size_t k = usage_htable_find(&r->idx, fp[0], lfp_eq, old, fp);
+  return k == USAGE_HTABLE_NONE ? SIZE_MAX : k;
+}
+
+/* entity_from_batch renders the batch's samples grouped by family (in the
+ * batch's order within a family). A line whose fingerprint matches one of
+ * old (the entity's previous commit, or NULL) is copied from old's text,
+ * runs of neighbours in one go; the others are rendered. */
+static store_entity_t *entity_from_batch(const usage_batch_t *b,
+                                         const store_entity_t *old) {
   store_entity_t *e = calloc(1, sizeof(*e));
-  const usage_sample_t **order = calloc(b->num + 1, sizeof(*order));
+  size_t *order = malloc((b->num + 1) * sizeof(*order));
+  reuse_t reuse = {.old = old, .moved = old != NULL && old->nseries != b->num};
+  usage_htable_init(&reuse.idx);
   usage_buf_t text;
   usage_buf_init(&text, 0);
+  if (old != NULL) /* a hint: about the old size */
+    (void)usage_buf_reserve(&text, old->lend[old->nseries - 1] + 1);
   if (e == NULL || order == NULL)
     goto fail;
   e->refs = 1;
   e->source = strdup(b->source);
   e->entity = strdup(b->entity);
   e->chunks = calloc(b->num + 1, sizeof(*e->chunks));
-  if (e->source == NULL || e->entity == NULL || e->chunks == NULL)
+  e->lfp = malloc((b->num + 1) * sizeof(*e->lfp)); /* all written below */
+  e->lend = malloc((b->num + 1) * sizeof(*e->lend));
+  if (e->source == NULL || e->entity == NULL || e->chunks == NULL ||
+      e->lfp == NULL || e->lend == NULL)
     goto fail;
+  /* Grouped by family, stable: a counting sort. */
+  size_t at[FAM_COUNT + 1] = {0};
   for (size_t i = 0; i < b->num; i++)
-    order[i] = &b->samples[i];
-  qsort(order, b->num, sizeof(*order), sample_cmp);
+    at[b->samples[i].family + 1]++;
+  for (int f = 0; f < FAM_COUNT; f++)
+    at[f + 1] += at[f];
+  for (size_t i = 0; i < b->num; i++)
+    order[at[b->samples[i].family]++] = i;
   const char *source = b->source[0] ? b->source : NULL;
+  size_t run_from = 0, run_to = 0; /* old text still to copy */
   for (size_t i = 0; i < b->num; i++) {
-    const usage_sample_t *s = order[i];
+    const usage_sample_t *s = &b->samples[order[i]];
+    const uint64_t *fp = b->lfp[order[i]];
     if (e->nchunks == 0 || e->chunks[e->nchunks - 1].family != s->family) {
+      usage_buf_append(&text, old ? old->text + run_from : "", run_to - run_from);
+      run_from = run_to = 0;
       e->chunks[e->nchunks].family = s->family;
       e->chunks[e->nchunks].off = usage_buf_len(&text);
       e->nchunks++;
     }
-    expfmt_sample(&text, s->family, source, s->nlabels, s->labels, s->value);
+    size_t k = reuse_find(&reuse, i, fp);
+    if (k != SIZE_MAX) {
+      size_t from = k > 0 ? old->lend[k - 1] : 0;
+      if (from != run_to) {
+        usage_buf_append(&text, old->text + run_from, run_to - run_from);
+        run_from = from;
+      }
+      run_to = old->lend[k];
+    } else {
+      usage_buf_append(&text, old ? old->text + run_from : "", run_to - run_from);
+      run_from = run_to = 0;
+      expfmt_sample(&text, s->family, source, s->nlabels, s->labels, s->value);
+    }
+    e->lfp[i][0] = fp[0];
+    e->lfp[i][1] = fp[1];
+    e->lend[i] = usage_buf_len(&text) + (run_to - run_from);
     e->chunks[e->nchunks - 1].len =
-        usage_buf_len(&text) - e->chunks[e->nchunks - 1].off;
+        e->lend[i] - e->chunks[e->nchunks - 1].off;
   }
+  usage_buf_append(&text, old ? old->text + run_from : "", run_to - run_from);
   if (usage_buf_failed(&text))
     goto fail;
   e->nseries = b->num;
@@ -265,10 +349,15 @@ static store_entity_t *entity_from_batch(const usage_batch_t *b) {
   char *fit = realloc(e->text, len + 1); /* kept for long: no slack */
   if (fit != NULL)
     e->text = fit;
+  store_chunk_t *chunks = realloc(e->chunks, (e->nchunks + 1) * sizeof(*chunks));
+  if (chunks != NULL)
+    e->chunks = chunks;
+  usage_htable_free(&reuse.idx);
   free(order);
   return e;
 
 fail:
+  usage_htable_free(&reuse.idx);
   usage_buf_free(&text);
   free(order);
   if (e != NULL) {
@@ -333,12 +422,17 @@ int usage_store_commit(usage_store_t *s, usage_batch_t *b) {
   store_entity_t *cur = *store_find(s, h, b->source, b->entity);
   int same = cur != NULL && cur->nseries == b->num && cur->fp[0] == b->fp[0] &&
              cur->fp[1] == b->fp[1];
+  if (cur != NULL && !same && cur->nseries > 0)
+    __atomic_add_fetch(&cur->refs, 1, __ATOMIC_RELAXED); /* for its lines */
+  else
+    cur = NULL;
   pthread_mutex_unlock(&s->lock);
   if (same) {
     usage_batch_destroy(b);
     return 0;
   }
-  store_entity_t *e = entity_from_batch(b);
+  store_entity_t *e = entity_from_batch(b, cur);
+  usage_store_entity_unref(cur);
   usage_batch_destroy(b);
   if (e == NULL)
     return ENOMEM;

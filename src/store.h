@@ -90,6 +90,10 @@ usage_body_t *usage_store_body(usage_store_t *s, usage_format_t fmt);
 /* usage_store_body_gzip returns the gzip form of usage_store_body(s, fmt),
  * compressed once per rendered body. NULL on ENOMEM. */
 usage_body_t *usage_store_body_gzip(usage_store_t *s, usage_format_t fmt);
+/* usage_body_flatten sets data on a body from usage_store_body_iov: its
+ * bytes in one block, made once and kept with the body (a second copy of
+ * the text for as long as the body is cached). 0 or ENOMEM. */
+int usage_body_flatten(usage_body_t *body);
 void usage_body_release(usage_body_t *body); /* accepts NULL */
 
 #endif

@@ -30,6 +30,11 @@ typedef struct store_entity_s {
   store_chunk_t *chunks; /* ascending family */
   size_t nchunks;
   size_t nseries;
+  /* Per sample line, in text order: its fingerprint (family, labels,
+   * value's bits) and where it ends in text (it starts where the one before
+   * ends), so that a changed batch re-renders only its changed lines. */
+  uint64_t (*lfp)[2];
+  size_t *lend;
   uint64_t fp[2];              /* the batch's fingerprint (store.c) */
   struct store_gz_s *gz;       /* its chunks compressed (body.c); set once */
   struct store_entity_s *next; /* hash chain */

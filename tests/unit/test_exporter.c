@@ -1274,6 +1274,44 @@ static void test_addresses(void **state) {
   usage_store_destroy(store);
 }
 
+/* A body of more pieces than libmicrohttpd takes as I/O vectors (1,500
+ * entities, a piece each and more) is served whole and byte for byte on
+ * every scrape, and again after commits change some entities. */
+static void test_many_pieces(void **state) {
+  (void)state;
+  usage_store_t *store = usage_store_create();
+  usage_exporter_opts_t opts = {0};
+  usage_exporter_t *e = start(&opts, store);
+  char ent[32], svc[32];
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < 1500; i++) {
+      if (round == 1 && i % 100 != 7)
+        continue;
+      snprintf(ent, sizeof(ent), "svc:%04d", i);
+      snprintf(svc, sizeof(svc), "s%d", i);
+      usage_batch_t *b = usage_batch_create("acme", ent);
+      usage_batch_add(b, FAM_CCC_SERVICE_USERS, i + round * 0.5, "service",
+                      svc, NULL);
+      assert_int_equal(usage_store_commit(store, b), 0);
+    }
+    usage_body_t *want = usage_store_body(store, USAGE_FMT_TEXT);
+    assert_non_null(want);
+    assert_true(want->iovcnt > 1500);
+    for (int k = 0; k < 3; k++) {
+      reply_t r;
+      req_t q = {0};
+      assert_int_equal(fetch(&q, &r), 0);
+      assert_int_equal(r.status, 200);
+      assert_int_equal(r.body.len, want->len);
+      assert_memory_equal(r.body.data, want->data, want->len);
+      reply_free(&r);
+    }
+    usage_body_release(want);
+  }
+  usage_exporter_stop(e);
+  usage_store_destroy(store);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_ALL);
   const struct CMUnitTest tests[] = {
@@ -1297,6 +1335,7 @@ int main(void) {
       cmocka_unit_test(test_redact),
       cmocka_unit_test(test_page_redaction),
       cmocka_unit_test(test_addresses),
+      cmocka_unit_test(test_many_pieces),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();

@@ -4,6 +4,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -437,6 +438,115 @@ static void test_many(void **state) {
   usage_store_destroy(s);
 }
 
+/* A changed entity re-renders only its changed lines and copies the rest
+ * from its previous commit: the body must be the bytes a full render of the
+ * same batch gives (a fresh store), over random changes of values (-0, 0,
+ * NaN, infinities), labels, added and removed series and families that
+ * become empty, in a store that holds another entity too. */
+typedef struct {
+  int family;
+  char svc[16], user[16];
+  double value;
+  int live;
+} model_series_t;
+
+static uint64_t rng_next(uint64_t *x) {
+  *x ^= *x << 13;
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return *x;
+}
+
+static double model_value(uint64_t *rng) {
+  static const double special[] = {0.0, -0.0, 1.0, -1.0, 0.5, 1e300, 1e-300};
+  uint64_t r = rng_next(rng) % 16;
+  if (r < 7)
+    return special[r];
+  if (r == 7)
+    return NAN;
+  if (r == 8)
+    return (rng_next(rng) % 2) ? INFINITY : -INFINITY;
+  return (double)(rng_next(rng) % 100000) / 8;
+}
+
+static usage_batch_t *model_batch(const model_series_t *m, size_t n) {
+  usage_batch_t *b = usage_batch_create("acme", "users");
+  assert_non_null(b);
+  for (size_t i = 0; i < n; i++)
+    if (m[i].live)
+      assert_int_equal(usage_batch_add(b, m[i].family, m[i].value, "service",
+                                       m[i].svc, "user", m[i].user, NULL),
+                       0);
+  return b;
+}
+
+static void test_partial_rerender(void **state) {
+  (void)state;
+  enum { N = 300, ROUNDS = 200 };
+  static const int fams[] = {FAM_CCC_SERVICE_USERS, FAM_CCC_USER_MESSAGES_SENT,
+                             FAM_SOURCE_UP};
+  static model_series_t m[N];
+  uint64_t rng = 0x243f6a8885a308d3ULL;
+  for (size_t i = 0; i < N; i++) {
+    m[i].family = fams[i % 3];
+    snprintf(m[i].svc, sizeof(m[i].svc), "s%zu", i % 7);
+    snprintf(m[i].user, sizeof(m[i].user), "u%zu", i);
+    m[i].value = model_value(&rng);
+    m[i].live = i < N / 2;
+  }
+  usage_store_t *inc = usage_store_create();
+  usage_batch_t *other = usage_batch_create("acme", "zz-other");
+  usage_batch_add(other, FAM_CCC_SERVICE_USERS, 3, "service", "x", NULL);
+  usage_store_commit(inc, other);
+  for (int r = 0; r < ROUNDS; r++) {
+    unsigned changes = (unsigned)(rng_next(&rng) % 8);
+    if (r % 50 == 25) { /* a family becomes empty */
+      int f = fams[rng_next(&rng) % 3];
+      for (size_t i = 0; i < N; i++)
+        if (m[i].family == f)
+          m[i].live = 0;
+    }
+    for (unsigned c = 0; c < changes; c++) {
+      model_series_t *x = &m[rng_next(&rng) % N];
+      switch (rng_next(&rng) % 5) {
+      case 0:
+      case 1:
+        x->value = model_value(&rng);
+        break;
+      case 2: /* a label changes */
+        snprintf(x->svc, sizeof(x->svc), "s%u", (unsigned)(rng_next(&rng) % 9));
+        break;
+      case 3: /* added or removed */
+        x->live = !x->live;
+        break;
+      default: /* moves to another family */
+        x->family = fams[rng_next(&rng) % 3];
+        break;
+      }
+    }
+    if (r % 10 == 9) /* every series changes: nothing to reuse */
+      for (size_t i = 0; i < N; i++)
+        m[i].value = model_value(&rng);
+    assert_int_equal(usage_store_commit(inc, model_batch(m, N)), 0);
+    usage_store_t *full = usage_store_create();
+    other = usage_batch_create("acme", "zz-other");
+    usage_batch_add(other, FAM_CCC_SERVICE_USERS, 3, "service", "x", NULL);
+    usage_store_commit(full, other);
+    assert_int_equal(usage_store_commit(full, model_batch(m, N)), 0);
+    usage_body_t *a = usage_store_body(inc, USAGE_FMT_TEXT);
+    usage_body_t *b = usage_store_body(full, USAGE_FMT_TEXT);
+    assert_non_null(a);
+    assert_non_null(b);
+    if (a->len != b->len || memcmp(a->data, b->data, a->len) != 0)
+      fail_msg("round %d: body differs from a full render:\n%s\n---\n%s", r,
+               a->data, b->data);
+    usage_body_release(a);
+    usage_body_release(b);
+    usage_store_destroy(full);
+  }
+  usage_store_destroy(inc);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_batch_add),
@@ -448,6 +558,7 @@ int main(void) {
       cmocka_unit_test(test_many),
       cmocka_unit_test(test_unchanged),
       cmocka_unit_test(test_gzip_entities),
+      cmocka_unit_test(test_partial_rerender),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
