@@ -84,6 +84,7 @@ cat >"$IT_DIR/usage.conf" <<CONF
     Password "sim-key"
     RatePlan "$MFP"
     PerDevice true
+    DispatchPerDevice true
     Interval 1
     ScrapeTimeout 10
   </Jasper>
