@@ -149,14 +149,16 @@ def state_fill():
     global state_full
     if mounted:
         filler = os.path.join(STATE, "filler")
-        with open(filler, "wb") as f:
-            block = b"\0" * 65536
-            try:
+        # The directory may already be full (the daemons' own files): then
+        # even creating the filler fails, which is the state wanted.
+        try:
+            with open(filler, "wb") as f:
+                block = b"\0" * 65536
                 for _ in range(1000):
                     f.write(block)
                     f.flush()
-            except OSError:
-                pass
+        except OSError:
+            pass
         # the last bytes too
         try:
             with open(filler, "ab") as f:
