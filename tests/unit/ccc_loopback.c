@@ -187,10 +187,7 @@ char status_on[32];    /* the state set to 1 by "status:SVC" */
 
 static void sink_log(void *ud, int level, const char *msg) {
   (void)ud;
-  int n = snprintf(log_text + log_len, sizeof(log_text) - log_len, "%d %s\n",
-                   level, msg);
-  if (n > 0 && log_len + (size_t)n < sizeof(log_text))
-    log_len += (size_t)n;
+  tu_log_add(log_text, sizeof(log_text), &log_len, level, msg);
 }
 
 static int sink_commit(void *ud, usage_batch_t *b) {

@@ -215,10 +215,7 @@ static size_t committed_num;
 
 static void sink_log(void *ud, int level, const char *msg) {
   (void)ud;
-  int n = snprintf(log_text + log_len, sizeof(log_text) - log_len, "%d %s\n",
-                   level, msg);
-  if (n > 0 && log_len + (size_t)n < sizeof(log_text))
-    log_len += (size_t)n;
+  tu_log_add(log_text, sizeof(log_text), &log_len, level, msg);
 }
 
 static int sink_commit(void *ud, usage_batch_t *b) {
@@ -831,15 +828,12 @@ static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
   return ret;
 }
 
-static void test_login(void **state) {
-  (void)state;
-  char pwfile[] = "/tmp/test_source_pw.XXXXXX";
-  int fd = mkstemp(pwfile);
-  assert_true(fd >= 0);
-  assert_int_equal(write(fd, "pw-SECRET\n", 10), 10);
-  close(fd);
-  unsigned port;
-  struct MHD_Daemon *d = tu_http_start(login_handler, NULL, &port);
+/* login_source: a CCC source "acme" on the login server at port that
+ * signs in as "monitor" with the password pw-SECRET, read from pwfile
+ * (NULL: given in the configuration), with the service G1 when
+ * `service`; the sink is reset. */
+static usage_source_t *login_source(unsigned port, const char *pwfile,
+                                    int service) {
   usage_source_conf_t *c = calloc(1, sizeof(*c));
   c->name = strdup("acme");
   c->kind = USAGE_KIND_CCC;
@@ -851,10 +845,19 @@ static void test_login(void **state) {
   c->http.max_body = 65536;
   c->max_concurrent = 1;
   c->kind_conf = usage_ccc_vendor.conf_create();
+  if (service) {
+    usage_ccc_conf_t *cc = c->kind_conf;
+    cc->services = calloc(1, sizeof(*cc->services));
+    memcpy(cc->services[0].guid, G1, 33);
+    cc->services_num = 1;
+  }
   c->login = usage_login_conf_create();
   c->login->preset = USAGE_LOGIN_PRESET_CCC;
   c->login->user = strdup("monitor");
-  c->login->password.file = strdup(pwfile);
+  if (pwfile != NULL)
+    c->login->password.file = strdup(pwfile);
+  else
+    c->login->password.value = strdup("pw-SECRET");
   c->login->ttl = 100;
   const char *option;
   char err[256];
@@ -864,6 +867,19 @@ static void test_login(void **state) {
   usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
   usage_source_t *s = usage_source_create(c, &sink);
   assert_non_null(s);
+  return s;
+}
+
+static void test_login(void **state) {
+  (void)state;
+  char pwfile[] = "/tmp/test_source_pw.XXXXXX";
+  int fd = mkstemp(pwfile);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, "pw-SECRET\n", 10), 10);
+  close(fd);
+  unsigned port;
+  struct MHD_Daemon *d = tu_http_start(login_handler, NULL, &port);
+  usage_source_t *s = login_source(port, pwfile, 0);
   usage_http_resp_t resp;
   static const struct {
     const char *name;
@@ -929,7 +945,6 @@ static void *loop_thread(void *p) {
   usage_source_loop(p);
   return NULL;
 }
-/* The scrape's deadline and the backoff of the data requests. */
 
 static double mono(void) {
   struct timespec ts;
@@ -1109,35 +1124,8 @@ static void test_login_down(void **state) {
   (void)state;
   unsigned port;
   struct MHD_Daemon *d = tu_http_start(login_handler, NULL, &port);
-  usage_source_conf_t *c = calloc(1, sizeof(*c));
-  c->name = strdup("acme");
-  c->kind = USAGE_KIND_CCC;
-  char url[64];
-  snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
-  c->http.url = strdup(url);
-  c->http.verify_peer = c->http.verify_host = 1;
-  c->http.timeout_ms = 5000;
-  c->http.max_body = 65536;
-  c->max_concurrent = 1;
-  c->kind_conf = usage_ccc_vendor.conf_create();
-  usage_ccc_conf_t *cc = c->kind_conf;
-  cc->services = calloc(1, sizeof(*cc->services));
-  memcpy(cc->services[0].guid, G1, 33);
-  cc->services_num = 1;
-  c->login = usage_login_conf_create();
-  c->login->preset = USAGE_LOGIN_PRESET_CCC;
-  c->login->user = strdup("monitor");
-  c->login->password.value = strdup("pw-SECRET");
-  c->login->ttl = 100;
-  const char *option;
-  char err[256];
-  assert_int_equal(
-      usage_login_conf_finish(c->login, url, &option, err, sizeof(err)), 0);
   usage_store_remove(store, "acme", "");
-  sink_reset();
-  usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
-  usage_source_t *s = usage_source_create(c, &sink);
-  assert_non_null(s);
+  usage_source_t *s = login_source(port, NULL, 1);
   pthread_mutex_lock(&server_lock);
   login_hits = data_hits = 0;
   login_refuse = 0;
@@ -1199,19 +1187,28 @@ static void test_login_down(void **state) {
   MHD_stop_daemon(d);
 }
 
-/* 503 with a Retry-After longer than the deadline: no sleep, the scrape
- * fails at once, and the next scrape asks again on schedule. */
-static void test_deadline_retry_after(void **state) {
-  (void)state;
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1000, NULL};
-  fail_status[0] = 503;
-  fail_retry_after[0] = "30";
+/* failing_source: a source of G1 on a fresh server, store and sink whose
+ * first `fails` answers are HTTP status with Retry-After retry_after (""
+ * = none), with a ScrapeTimeout of scrape_timeout s. */
+static usage_source_t *failing_source(unsigned fails, unsigned status,
+                                      const char *retry_after,
+                                      double scrape_timeout) {
+  routes[0] = (route_t){G1, 200, good_body, 0, 0, fails, NULL};
+  fail_status[0] = status;
+  fail_retry_after[0] = retry_after;
   routes_num = 1;
   server_start();
   usage_store_remove(store, "acme", "");
   sink_reset();
-  next_scrape_timeout = 5;
-  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  next_scrape_timeout = scrape_timeout;
+  return make_source(NULL, 2000, 1 << 20, 0);
+}
+
+/* 503 with a Retry-After longer than the deadline: no sleep, the scrape
+ * fails at once, and the next scrape asks again on schedule. */
+static void test_deadline_retry_after(void **state) {
+  (void)state;
+  usage_source_t *s = failing_source(1000, 503, "30", 5);
   for (unsigned scrape = 1; scrape <= 2; scrape++) {
     double t0 = mono();
     usage_source_read(s);
@@ -1233,16 +1230,8 @@ static void test_deadline_retry_after(void **state) {
  * the scrape succeeds, the backoff is reset. */
 static void test_backoff_recovery(void **state) {
   (void)state;
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 2, NULL};
-  fail_status[0] = 500;
-  fail_retry_after[0] = "";
-  routes_num = 1;
-  server_start();
-  usage_store_remove(store, "acme", "");
-  sink_reset();
   usage_backoff_base = 0.2;
-  next_scrape_timeout = 5;
-  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  usage_source_t *s = failing_source(2, 500, "", 5);
   double t0 = mono();
   usage_source_read(s);
   double took = mono() - t0;
@@ -1268,16 +1257,8 @@ static void test_backoff_recovery(void **state) {
  * and is random within them; an answer resets it. */
 static void test_backoff_growth(void **state) {
   (void)state;
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1000, NULL};
-  fail_status[0] = 502;
-  fail_retry_after[0] = "";
-  routes_num = 1;
-  server_start();
-  usage_store_remove(store, "acme", "");
-  sink_reset();
   usage_backoff_base = 1;
-  next_scrape_timeout = 0.4;
-  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  usage_source_t *s = failing_source(1000, 502, "", 0.4);
   double lo_frac = 1, hi_frac = 0;
   for (unsigned k = 1; k <= 9; k++) {
     double t0 = mono();
@@ -1311,16 +1292,8 @@ static void test_backoff_growth(void **state) {
  * backoff would pass the deadline, the server's 1 s does not. */
 static void test_backoff_retry_after_wins(void **state) {
   (void)state;
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1, NULL};
-  fail_status[0] = 503;
-  fail_retry_after[0] = "1";
-  routes_num = 1;
-  server_start();
-  usage_store_remove(store, "acme", "");
-  sink_reset();
   usage_backoff_base = 20;
-  next_scrape_timeout = 4;
-  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  usage_source_t *s = failing_source(1, 503, "1", 4);
   double t0 = mono();
   usage_source_read(s);
   double took = mono() - t0;

@@ -69,6 +69,13 @@ void tu_expect_line(const char *text, const char *line, int present) {
              text);
 }
 
+void tu_log_add(char *text, size_t cap, size_t *len, int level,
+                const char *msg) {
+  int n = snprintf(text + *len, cap - *len, "%d %s\n", level, msg);
+  if (n > 0 && *len + (size_t)n < cap)
+    *len += (size_t)n;
+}
+
 struct MHD_Daemon *tu_http_start(MHD_AccessHandlerCallback handler, void *cls,
                                  unsigned *port) {
   struct sockaddr_in sa = {.sin_family = AF_INET,

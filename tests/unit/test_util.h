@@ -23,6 +23,12 @@ char *tu_store_text(usage_store_t *s);
  * (present = 1) in text. */
 void tu_expect_line(const char *text, const char *line, int present);
 
+/* tu_log_add appends the line "LEVEL msg\n" to the log text (cap bytes,
+ * *len of them used, NUL-terminated); a line that does not fit whole is
+ * not counted in *len. */
+void tu_log_add(char *text, size_t cap, size_t *len, int level,
+                const char *msg);
+
 /* tu_http_start serves handler on 127.0.0.1 at a port the system picks
  * (in *port), a thread per connection so a slow answer holds up nobody.
  * Stop it with MHD_stop_daemon. The test fails when it cannot start. */
