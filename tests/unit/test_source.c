@@ -252,6 +252,14 @@ static void sink_reset(void) {
   committed_num = 0;
 }
 
+/* serve_one starts the server with route r alone, the sink reset. */
+static void serve_one(route_t r) {
+  routes[0] = r;
+  routes_num = 1;
+  server_start();
+  sink_reset();
+}
+
 static double fake_time = 1700000000;
 static double fake_now(void) { return fake_time; }
 
@@ -537,10 +545,7 @@ static void test_failures(void **state) {
 
 static void test_throttle(void **state) {
   (void)state;
-  routes[0] = (route_t){G1, 503, "{}", 0, 0, 0, NULL};
-  routes_num = 1;
-  server_start();
-  sink_reset();
+  serve_one((route_t){G1, 503, "{}", 0, 0, 0, NULL});
   next_scrape_timeout = 0.5; /* the retries' backoff grows past it */
   usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
   usage_source_read(s);
@@ -579,17 +584,20 @@ static void write_token(const char *path, const char *token) {
   fclose(f);
 }
 
-static void test_secret_rotation(void **state) {
-  (void)state;
-  char path[] = "/tmp/usage-test-token-XXXXXX";
+/* temp_token makes a file from the template path (ending in XXXXXX) that
+ * holds token. */
+static void temp_token(char *path, const char *token) {
   int fd = mkstemp(path);
   assert_true(fd >= 0);
   close(fd);
-  write_token(path, "tok-A");
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 0, NULL};
-  routes_num = 1;
-  server_start();
-  sink_reset();
+  write_token(path, token);
+}
+
+static void test_secret_rotation(void **state) {
+  (void)state;
+  char path[] = "/tmp/usage-test-token-XXXXXX";
+  temp_token(path, "tok-A");
+  serve_one((route_t){G1, 200, good_body, 0, 0, 0, NULL});
   usage_source_t *s = make_source(path, 2000, 1 << 20, 0);
   usage_source_read(s);
   assert_string_equal(last_auth, "Bearer tok-A");
@@ -616,14 +624,8 @@ static void test_secret_rotation(void **state) {
 static void test_header_file(void **state) {
   (void)state;
   char path[] = "/tmp/usage-test-hdr-XXXXXX";
-  int fd = mkstemp(path);
-  assert_true(fd >= 0);
-  close(fd);
-  write_token(path, "key-A");
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 0, NULL};
-  routes_num = 1;
-  server_start();
-  sink_reset();
+  temp_token(path, "key-A");
+  serve_one((route_t){G1, 200, good_body, 0, 0, 0, NULL});
   usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
   usage_http_conf_t *h = &((usage_source_conf_t *)usage_source_conf(s))->http;
   h->header_files = calloc(1, sizeof(*h->header_files));
@@ -646,10 +648,7 @@ static void test_header_file(void **state) {
 
 static void test_retry_after(void **state) {
   (void)state;
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1, NULL};
-  routes_num = 1;
-  server_start();
-  sink_reset();
+  serve_one((route_t){G1, 200, good_body, 0, 0, 1, NULL});
   usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
   usage_source_read(s);
   assert_int_equal(hits[0], 2); /* 429, then the retry */
@@ -873,10 +872,7 @@ static usage_source_t *login_source(unsigned port, const char *pwfile,
 static void test_login(void **state) {
   (void)state;
   char pwfile[] = "/tmp/test_source_pw.XXXXXX";
-  int fd = mkstemp(pwfile);
-  assert_true(fd >= 0);
-  assert_int_equal(write(fd, "pw-SECRET\n", 10), 10);
-  close(fd);
+  temp_token(pwfile, "pw-SECRET");
   unsigned port;
   struct MHD_Daemon *d = tu_http_start(login_handler, NULL, &port);
   usage_source_t *s = login_source(port, pwfile, 0);
@@ -970,10 +966,7 @@ static void wait_hits(size_t i, unsigned n) {
  * start after it, never two at once, and the first is logged. */
 static void test_loop(void **state) {
   (void)state;
-  routes[0] = (route_t){G1, 200, good_body, 0, 300, 0, NULL};
-  routes_num = 1;
-  server_start();
-  sink_reset();
+  serve_one((route_t){G1, 200, good_body, 0, 300, 0, NULL});
   usage_source_t *s = make_source(NULL, 5000, 1 << 20, 0);
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, loop_thread, s), 0);
@@ -1081,10 +1074,7 @@ static void test_stop(void **state) {
   };
   retry_after_s = 30;
   for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
-    routes[0] = cases[i].route;
-    routes_num = 1;
-    server_start();
-    sink_reset();
+    serve_one(cases[i].route);
     next_scrape_timeout = 120; /* the 30 s waits fit in the deadline */
     usage_source_t *s = make_source(NULL, 60000, 1 << 20, 0);
     ((usage_source_conf_t *)usage_source_conf(s))->max_rps = cases[i].max_rps;
@@ -1193,13 +1183,10 @@ static void test_login_down(void **state) {
 static usage_source_t *failing_source(unsigned fails, unsigned status,
                                       const char *retry_after,
                                       double scrape_timeout) {
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, fails, NULL};
   fail_status[0] = status;
   fail_retry_after[0] = retry_after;
-  routes_num = 1;
-  server_start();
+  serve_one((route_t){G1, 200, good_body, 0, 0, fails, NULL});
   usage_store_remove(store, "acme", "");
-  sink_reset();
   next_scrape_timeout = scrape_timeout;
   return make_source(NULL, 2000, 1 << 20, 0);
 }
