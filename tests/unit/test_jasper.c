@@ -307,27 +307,14 @@ static struct {
   char last_query[1024];
 } srv;
 
-static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind,
-                               const char *key, const char *value) {
-  char *q = cls;
-  size_t n = strlen(q);
-  snprintf(q + n, 1024 - n, "%s%s=%s", n ? "&" : "", key, value ? value : "");
-  return MHD_YES;
-}
-
 static enum MHD_Result handler(void *cls, struct MHD_Connection *con,
                                const char *url, const char *method,
                                const char *version, const char *upload,
                                size_t *upload_size, void **ptr) {
-  static int marker;
-  if (*ptr == NULL) {
-    *ptr = &marker;
+  if (tu_http_first_call(ptr))
     return MHD_YES;
-  }
   srv.requests++;
-  srv.last_query[0] = 0;
-  MHD_get_connection_values(con, MHD_GET_ARGUMENT_KIND, add_arg,
-                            srv.last_query);
+  tu_http_query(con, srv.last_query, sizeof(srv.last_query));
   const char *pn =
       MHD_lookup_connection_value(con, MHD_GET_ARGUMENT_KIND, "pageNumber");
   int page = pn ? atoi(pn) : 0;

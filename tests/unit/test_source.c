@@ -114,11 +114,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                                const char *version, const char *upload_data,
                                size_t *upload_size, void **req_cls) {
   (void)cls, (void)method, (void)version, (void)upload_data, (void)upload_size;
-  static int first;
-  if (*req_cls == NULL) {
-    *req_cls = &first;
+  if (tu_http_first_call(req_cls))
     return MHD_YES;
-  }
   const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_AUTHORIZATION);
   const route_t *r = NULL;
@@ -778,9 +775,7 @@ static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
                                      const char *upload_data,
                                      size_t *upload_size, void **req_cls) {
   (void)cls, (void)method, (void)version;
-  static int first;
-  if (*req_cls == NULL) {
-    *req_cls = &first;
+  if (tu_http_first_call(req_cls)) {
     login_body[0] = 0;
     return MHD_YES;
   }

@@ -93,3 +93,33 @@ struct MHD_Daemon *tu_http_start(MHD_AccessHandlerCallback handler, void *cls,
   *port = info->port;
   return d;
 }
+
+int tu_http_first_call(void **req_cls) {
+  static int marker;
+  if (*req_cls != NULL)
+    return 0;
+  *req_cls = &marker;
+  return 1;
+}
+
+typedef struct {
+  char *out;
+  size_t cap, len;
+} query_t;
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind,
+                               const char *key, const char *value) {
+  (void)kind;
+  query_t *q = cls;
+  int n = snprintf(q->out + q->len, q->cap - q->len, "%s%s=%s",
+                   q->len ? "&" : "", key, value ? value : "");
+  if (n > 0)
+    q->len += (size_t)n < q->cap - q->len ? (size_t)n : q->cap - q->len - 1;
+  return MHD_YES;
+}
+
+void tu_http_query(struct MHD_Connection *conn, char *out, size_t cap) {
+  query_t q = {out, cap, 0};
+  out[0] = 0;
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &q);
+}

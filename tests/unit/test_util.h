@@ -35,4 +35,13 @@ void tu_log_add(char *text, size_t cap, size_t *len, int level,
 struct MHD_Daemon *tu_http_start(MHD_AccessHandlerCallback handler, void *cls,
                                  unsigned *port);
 
+/* tu_http_first_call, in a handler of tu_http_start: 1 on the first call
+ * for a request (its headers; the handler returns MHD_YES and answers on
+ * the next call), 0 on the later ones. */
+int tu_http_first_call(void **req_cls);
+
+/* tu_http_query writes the query arguments of the request on conn,
+ * decoded, as "key=value&key=value" to out (cap bytes, cut to fit). */
+void tu_http_query(struct MHD_Connection *conn, char *out, size_t cap);
+
 #endif
