@@ -16,6 +16,9 @@
 
 #include "test_util.h"
 
+#include "buf.h"
+#include "families.h"
+
 char *tu_read_fixture(const char *name, size_t *len) {
   char path[512];
   snprintf(path, sizeof(path), "%s/%s", FIXTURES, name);
@@ -61,6 +64,21 @@ char *tu_render_batch(usage_batch_t *b) {
   char *text = tu_store_text(s);
   usage_store_destroy(s);
   return text;
+}
+
+char *tu_batch_lines(const usage_batch_t *b) {
+  usage_buf_t out;
+  usage_buf_init(&out, 0);
+  for (size_t i = 0; i < usage_batch_size(b); i++) {
+    const usage_sample_t *s = usage_batch_sample(b, i);
+    usage_buf_puts(&out, usage_families[s->family].name);
+    for (unsigned k = 0; k < s->nlabels; k++)
+      usage_buf_printf(&out, "%s%s=\"%s\"", k ? "," : "{", s->labels[2 * k],
+                       s->labels[2 * k + 1]);
+    usage_buf_printf(&out, "%s %.17g\n", s->nlabels ? "}" : "", s->value);
+  }
+  char *text = usage_buf_steal(&out, NULL);
+  return text ? text : strdup("");
 }
 
 void tu_expect_line(const char *text, const char *line, int present) {

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* test_util: what several unit tests share: fixtures, rendering a batch or
- * a store to text, and looking for lines in it. Failures go through
- * cmocka's fail_msg, so include this after <cmocka.h>. */
+ * a store to text and looking for lines in it, a log sink's text, and a
+ * loopback HTTP server's handler helpers. Failures go through cmocka's
+ * fail_msg, so include this after <cmocka.h>. */
 #ifndef USAGE_TEST_UTIL_H
 #define USAGE_TEST_UTIL_H 1
 
@@ -19,6 +20,9 @@ char *tu_read_fixture(const char *name, size_t *len);
 char *tu_render_batch(usage_batch_t *b);
 /* tu_store_text returns the text exposition body of s (free it). */
 char *tu_store_text(usage_store_t *s);
+/* tu_batch_lines lists the samples of b as `name{labels} value` lines,
+ * values as %.17g (free it). */
+char *tu_batch_lines(const usage_batch_t *b);
 /* tu_expect_line fails the test when line is (present = 0) or is not
  * (present = 1) in text. */
 void tu_expect_line(const char *text, const char *line, int present);
