@@ -53,55 +53,7 @@ it_assert "the rate plan info carries the account" \
 # compare_sim FILE PLAN...: every zone figure and the per-device sums
 # equal the simulator's totals.
 compare_sim() {
-  local prom=$1
-  shift
-  for plan in "$@"; do
-    curl -sf "$SIM_URL/_sim/jasper/totals?ratePlan=$plan" >"$IT_DIR/totals-$plan.json" || return 1
-  done
-  python3 - "$PROM_PY" "$prom" "$IT_DIR" "$@" <<'PY'
-import json, os, sys
-sys.path.insert(0, os.path.dirname(sys.argv[1]))
-import prom
-text = open(sys.argv[2]).read()
-got = {}
-dev = {}
-for name, labels, value in prom.samples(text):
-    if labels.get("source") != "iot" or not name.startswith("usage_jasper_"):
-        continue
-    key = (name, labels.get("rate_plan"), labels.get("zone"), labels.get("direction"))
-    if name.startswith("usage_jasper_device_"):
-        k = (name.replace("device_", "zone_"), labels["rate_plan"], labels["zone"], labels.get("direction"))
-        dev[k] = dev.get(k, 0) + value
-        dev[("devices", labels["rate_plan"], labels["zone"])] = dev.get(("devices", labels["rate_plan"], labels["zone"]), set()) | {labels["iccid"]}
-    else:
-        got[key] = value
-bad = checked = 0
-for plan in sys.argv[4:]:
-    t = json.load(open(os.path.join(sys.argv[3], "totals-%s.json" % plan)))
-    for z in t["zones"]:
-        want = {
-            ("usage_jasper_zone_devices", plan, z["zone"], None): z["devices"],
-            ("usage_jasper_zone_data_bytes_total", plan, z["zone"], None): z["dataUsage"],
-            ("usage_jasper_zone_sms_total", plan, z["zone"], "mo"): z["smsMOUsage"],
-            ("usage_jasper_zone_sms_total", plan, z["zone"], "mt"): z["smsMTUsage"],
-            ("usage_jasper_zone_voice_seconds_total", plan, z["zone"], "mo"): z["voiceMOUsage"],
-            ("usage_jasper_zone_voice_seconds_total", plan, z["zone"], "mt"): z["voiceMTUsage"],
-        }
-        for k, v in want.items():
-            checked += 1
-            if got.get(k) != v:
-                print("mismatch %s: /metrics %r, simulator %r" % (k, got.get(k), v))
-                bad += 1
-            if k[0] != "usage_jasper_zone_devices" and dev.get(k) != v:
-                print("per-device sum %s: %r, simulator %r" % (k, dev.get(k), v))
-                bad += 1
-        n = len(dev.get(("devices", plan, z["zone"]), ()))
-        if n != z["devices"]:
-            print("devices with series in %s/%s: %d, simulator %d" % (plan, z["zone"], n, z["devices"]))
-            bad += 1
-print("# compared %d zone figures" % checked)
-sys.exit(1 if bad or not checked else 0)
-PY
+  python3 "$top_srcdir/tests/integration/check_jasper.py" "$SIM_URL" "$1" iot "${@:2}"
 }
 
 it_metrics

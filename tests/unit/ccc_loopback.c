@@ -52,25 +52,13 @@ unsigned status_hits;
 char queries[16][512]; /* the status requests, decoded */
 static pthread_mutex_t server_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind,
-                               const char *key, const char *value) {
-  (void)kind;
-  char *q = cls;
-  size_t n = strlen(q);
-  snprintf(q + n, 512 - n, "%s%s=%s", n ? "&" : "", key, value ? value : "");
-  return MHD_YES;
-}
-
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                                const char *url, const char *method,
                                const char *version, const char *upload_data,
                                size_t *upload_size, void **req_cls) {
   (void)cls, (void)method, (void)version, (void)upload_data, (void)upload_size;
-  static int first;
-  if (*req_cls == NULL) {
-    *req_cls = &first;
+  if (tu_http_first_call(req_cls))
     return MHD_YES;
-  }
   const char *body = "{}";
   unsigned status = 404;
   pthread_mutex_lock(&server_lock);
@@ -83,9 +71,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     status = user_status;
   } else if (strcmp(url, "/api/services/status") == 0) {
     if (status_hits < 16) {
-      queries[status_hits][0] = 0;
-      MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg,
-                                queries[status_hits]);
+      tu_http_query(conn, queries[status_hits], sizeof(queries[0]));
     }
     status_hits++;
     const char *p =
@@ -187,10 +173,7 @@ char status_on[32];    /* the state set to 1 by "status:SVC" */
 
 static void sink_log(void *ud, int level, const char *msg) {
   (void)ud;
-  int n = snprintf(log_text + log_len, sizeof(log_text) - log_len, "%d %s\n",
-                   level, msg);
-  if (n > 0 && log_len + (size_t)n < sizeof(log_text))
-    log_len += (size_t)n;
+  tu_log_add(log_text, sizeof(log_text), &log_len, level, msg);
 }
 
 static int sink_commit(void *ud, usage_batch_t *b) {

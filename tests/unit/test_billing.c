@@ -21,23 +21,10 @@
 
 #include <cmocka.h>
 
+#include "test_util.h"
+
 /* 2024-05-01T12:00:00Z */
 #define T0 1714564800LL
-
-static char *slurp(const char *name, size_t *len) {
-  char path[512];
-  snprintf(path, sizeof(path), "%s/billing/%s", FIXTURES, name);
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  char *buf = malloc(1 << 20);
-  assert_non_null(buf);
-  size_t n = fread(buf, 1, (1 << 20) - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  if (len)
-    *len = n;
-  return buf;
-}
 
 static int cmp_lines(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -145,21 +132,23 @@ static const struct {
   const char *name, *json, *gold;
   size_t records, counted, duplicates, invalid;
 } golden[] = {
-    {"spec sample", "spec_sample.json", "spec_sample.gold", 1, 1, 0, 0},
+    {"spec sample", "billing/spec_sample.json", "billing/spec_sample.gold", 1,
+     1, 0, 0},
     /* id 13's dataQuantity "abc": held back (not counted), refused once */
-    {"mixed page", "page_golden.json", "page_golden.gold", 6, 4, 1, 1},
+    {"mixed page", "billing/page_golden.json", "billing/page_golden.gold", 6, 4,
+     1, 1},
     /* as servers send it: ids and customerId as strings or numbers (id 20
      * in both forms: counted once), zero amounts as 0E-4 or 0.0, eventDate
      * with fractional seconds and offsets */
-    {"quirks", "quirks.json", "quirks.gold", 4, 3, 1, 0},
+    {"quirks", "billing/quirks.json", "billing/quirks.gold", 4, 3, 1, 0},
 };
 
 static void test_golden(void **state) {
   for (size_t i = 0; i < sizeof(golden) / sizeof(*golden); i++) {
     usage_billing_conf_t *c = conf_new();
     size_t len;
-    char *body = slurp(golden[i].json, &len);
-    char *gold = slurp(golden[i].gold, NULL);
+    char *body = tu_read_fixture(golden[i].json, &len);
+    char *gold = tu_read_fixture(golden[i].gold, NULL);
     usage_billing_page_t res;
     usage_billing_t *fresh = usage_billing_create(c);
     /* the spec sample is dated 2019: start the window before it */
@@ -175,7 +164,7 @@ static void test_golden(void **state) {
     char *got = render(fresh);
     if (getenv("BILLING_GOLDEN_WRITE") != NULL) { /* regenerate, then review */
       char path[512];
-      snprintf(path, sizeof(path), "%s/billing/%s", FIXTURES, golden[i].gold);
+      snprintf(path, sizeof(path), "%s/%s", FIXTURES, golden[i].gold);
       FILE *f = fopen(path, "w");
       assert_non_null(f);
       fputs(got, f);
@@ -683,7 +672,7 @@ static void test_truncated_page_aborts(void **state) {
   long long evs[] = {0, 1};
   assert_int_equal(feed(b, ids, evs, 2, &res), 0);
   size_t len;
-  char *trunc = slurp("truncated.json", &len);
+  char *trunc = tu_read_fixture("billing/truncated.json", &len);
   assert_int_equal(usage_billing_page(b, trunc, len, &res), EINVAL);
   assert_non_null(strstr(res.error, "truncated"));
   usage_billing_abort(b);
@@ -702,7 +691,7 @@ static void test_truncated_page_aborts(void **state) {
   /* the retry from the same window counts the records once */
   assert_int_equal(usage_billing_begin(b, 0), usage_billing_window_start(b));
   assert_int_equal(feed(b, ids, evs, 2, &res), 0);
-  char *full = slurp("page_golden.json", &len);
+  char *full = tu_read_fixture("billing/page_golden.json", &len);
   assert_int_equal(usage_billing_page(b, full, len, &res), 0);
   usage_billing_commit(b);
   assert_true(value_of(b, FAM_BILLING_RECORDS, "1001,DATA,OUTBOUND") == 4);

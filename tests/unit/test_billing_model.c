@@ -23,6 +23,8 @@
 
 #include <cmocka.h>
 
+#include "model_util.h"
+
 /* 2024-05-01T12:00:00Z */
 #define T0 1714564800LL
 #define LOOKBACK 3600
@@ -40,20 +42,6 @@ static const char *const classes[NCLASS] = {"DATA", "VOICE", "SMS"};
 static const char *const directions[NDIR] = {"INBOUND", "OUTBOUND"};
 static const char *const qfields[NQ] = {"dataQuantity", "durationQuantity",
                                         "sellPrice", "buyPrice"};
-
-/* ---- random numbers (splitmix64: a seed replays exactly) ---- */
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void) {
-  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-static uint64_t below(uint64_t n) { return n ? rnd() % n : 0; }
-static int chance(unsigned percent) { return below(100) < percent; }
 
 /* ---- the history ---- */
 
@@ -426,14 +414,14 @@ static size_t build_pages(hist_t *h, int64_t now, int64_t from,
                           page_t **pages_out) {
   occ_t *all = calloc(h->nrecs + 1, sizeof(*all));
   size_t n = 0;
-  int64_t lo = chance(5) ? from - LOOKBACK : from; /* a sloppy vendor */
+  int64_t lo = mu_chance(5) ? from - LOOKBACK : from; /* a sloppy vendor */
   for (size_t i = 0; i < h->nrecs; i++)
     if (h->recs[i].arrive <= now && h->recs[i].ev >= lo) {
       int v = version_at(&h->recs[i], now);
       all[n++] = (occ_t){i, v > 0 || now >= h->recs[i].valid_from, v};
     }
   qsort_r(all, n, sizeof(*all), cmp_occ, h->recs);
-  size_t psize = 1 + below(8), np = 0, ap = 4;
+  size_t psize = 1 + mu_below(8), np = 0, ap = 4;
   page_t *pages = calloc(ap, sizeof(*pages));
   size_t pos = 0;
   do {
@@ -446,30 +434,30 @@ static size_t build_pages(hist_t *h, int64_t now, int64_t from,
     p->o = calloc(len + 1, sizeof(*p->o));
     memcpy(p->o, all + pos, len * sizeof(*p->o));
     p->n = len;
-    if (len > 0 && chance(3)) /* one record listed twice */
-      p->o[p->n++] = p->o[below(len)];
+    if (len > 0 && mu_chance(3)) /* one record listed twice */
+      p->o[p->n++] = p->o[mu_below(len)];
     size_t next = pos + len;
-    if (next < n && len > 1 && chance(10)) {
-      next -= 1 + below(len - 1 < 2 ? len - 1 : 2);
+    if (next < n && len > 1 && mu_chance(10)) {
+      next -= 1 + mu_below(len - 1 < 2 ? len - 1 : 2);
       /* the repeated copy may have been corrected or re-rated in between */
       for (size_t i = next; i < pos + len; i++) {
         const mrec_t *r = &h->recs[all[i].rec];
         all[i].ver = version_at(r, now + INTERVAL / 2);
         all[i].valid |= all[i].ver > 0 || now + INTERVAL / 2 >= r->valid_from;
       }
-    } else if (next < n && chance(3)) {
+    } else if (next < n && mu_chance(3)) {
       next++;
     }
     pos = next;
   } while (pos < n);
-  if (np > 1 && chance(10)) {
-    size_t a = below(np), b = below(np);
+  if (np > 1 && mu_chance(10)) {
+    size_t a = mu_below(np), b = mu_below(np);
     page_t t = pages[a];
     pages[a] = pages[b];
     pages[b] = t;
   }
-  if (np > 0 && chance(5)) { /* a page served again */
-    const page_t *src = &pages[below(np)];
+  if (np > 0 && mu_chance(5)) { /* a page served again */
+    const page_t *src = &pages[mu_below(np)];
     page_t *p = &pages[np++];
     p->o = calloc(src->n + 1, sizeof(*p->o));
     memcpy(p->o, src->o, src->n * sizeof(*p->o));
@@ -506,8 +494,8 @@ static int scrape(hist_t *h, int64_t now) {
   }
   page_t *pages;
   size_t np = build_pages(h, now, from, &pages);
-  long fail_at = chance(8) ? (long)below(np) : -1;
-  long restart_at = chance(3) ? (long)below(np) : -1;
+  long fail_at = mu_chance(8) ? (long)mu_below(np) : -1;
+  long restart_at = mu_chance(3) ? (long)mu_below(np) : -1;
   usage_buf_t body;
   usage_buf_init(&body, 0);
   for (size_t j = 0; j < np; j++) {
@@ -516,8 +504,8 @@ static int scrape(hist_t *h, int64_t now) {
     page_body(h, pages[j].o, pages[j].n, &body);
     if ((long)j == fail_at) {
       stats.aborted++;
-      if (chance(50)) { /* a truncated body: the page must be refused */
-        size_t cut = 1 + below(usage_buf_len(&body) - 1);
+      if (mu_chance(50)) { /* a truncated body: the page must be refused */
+        size_t cut = 1 + mu_below(usage_buf_len(&body) - 1);
         if (usage_billing_page(h->b, usage_buf_str(&body), cut, &res) == 0) {
           snprintf(h->err, sizeof(h->err), "a page cut at %zu accepted: %.*s",
                    cut, (int)cut, usage_buf_str(&body));
@@ -577,7 +565,7 @@ static int scrape(hist_t *h, int64_t now) {
       stats.rerated++;
     }
   model_commit(m, h->nrecs, now);
-  if (chance(4)) { /* a crash between the StateFile and the commit */
+  if (mu_chance(4)) { /* a crash between the StateFile and the commit */
     rc = restart(h);
     goto out;
   }
@@ -608,10 +596,10 @@ static int history(unsigned long seed, char *err, size_t errlen) {
   conf.lookback = LOOKBACK;
   conf.initial_lookback = INITIAL_LOOKBACK;
   h.conf = &conf;
-  rng_state = seed * 0x2545f4914f6cdd1dULL + 1;
-  unsigned nscrapes = 8 + (unsigned)below(25);
+  mu_seed(seed);
+  unsigned nscrapes = 8 + (unsigned)mu_below(25);
   int64_t span = (int64_t)nscrapes * INTERVAL;
-  h.nrecs = 20 + below(120);
+  h.nrecs = 20 + mu_below(120);
   h.recs = calloc(h.nrecs, sizeof(*h.recs));
   h.was_invalid = calloc(h.nrecs, 1);
   h.m.counted = calloc(h.nrecs, 1);
@@ -620,40 +608,40 @@ static int history(unsigned long seed, char *err, size_t errlen) {
   h.m.pfig = calloc(h.nrecs, sizeof(*h.m.pfig));
   for (size_t i = 0; i < h.nrecs; i++) {
     mrec_t *r = &h.recs[i];
-    r->id = chance(5) ? INT64_MAX - (int64_t)i
-                      : (int64_t)below(1000000) * 1000 + (int64_t)i;
-    r->ev = T0 - 1800 + (int64_t)below((uint64_t)span + 1800);
-    unsigned u = (unsigned)below(100);
+    r->id = mu_chance(5) ? INT64_MAX - (int64_t)i
+                         : (int64_t)mu_below(1000000) * 1000 + (int64_t)i;
+    r->ev = T0 - 1800 + (int64_t)mu_below((uint64_t)span + 1800);
+    unsigned u = (unsigned)mu_below(100);
     int64_t late = u < 60   ? 0
-                   : u < 85 ? (int64_t)below(600)
-                   : u < 95 ? (int64_t)below(LOOKBACK - INTERVAL)
-                            : LOOKBACK + (int64_t)below(LOOKBACK);
+                   : u < 85 ? (int64_t)mu_below(600)
+                   : u < 95 ? (int64_t)mu_below(LOOKBACK - INTERVAL)
+                            : LOOKBACK + (int64_t)mu_below(LOOKBACK);
     stats.stale += u >= 95;
     r->arrive = r->ev + late;
-    if (chance(2)) /* dated in the future (a vendor's clock ahead) */
-      r->arrive = r->ev - 1 - (int64_t)below(2 * LOOKBACK);
+    if (mu_chance(2)) /* dated in the future (a vendor's clock ahead) */
+      r->arrive = r->ev - 1 - (int64_t)mu_below(2 * LOOKBACK);
     r->valid_from =
-        chance(8) ? r->arrive + (int64_t)below(3 * INTERVAL) : r->arrive;
-    r->ver[0].group = (int)below(NGROUPS);
+        mu_chance(8) ? r->arrive + (int64_t)mu_below(3 * INTERVAL) : r->arrive;
+    r->ver[0].group = (int)mu_below(NGROUPS);
     for (int q = 0; q < NQ; q++)
       r->ver[0].milli[q] =
-          chance(15) ? 0 : (int64_t)below(q == 0 ? 2000000 : 5000);
-    r->null_q = (int)below(NQ);
+          mu_chance(15) ? 0 : (int64_t)mu_below(q == 0 ? 2000000 : 5000);
+    r->null_q = (int)mu_below(NQ);
     /* re-ratings: other quantities or prices (up or down, some back to
      * an earlier figure), sometimes another label set */
     r->nver = 1;
     r->ver_from[0] = r->arrive;
-    while (r->nver < MAXVER && chance(r->nver == 1 ? 20 : 30)) {
+    while (r->nver < MAXVER && mu_chance(r->nver == 1 ? 20 : 30)) {
       int k = r->nver++;
       r->ver[k] = r->ver[k - 1];
-      r->ver_from[k] = r->ver_from[k - 1] + 1 + (int64_t)below(4 * INTERVAL);
-      if (chance(25))
-        r->ver[k].group = (int)below(NGROUPS);
+      r->ver_from[k] = r->ver_from[k - 1] + 1 + (int64_t)mu_below(4 * INTERVAL);
+      if (mu_chance(25))
+        r->ver[k].group = (int)mu_below(NGROUPS);
       for (int q = 0; q < NQ; q++)
-        if (chance(50))
+        if (mu_chance(50))
           r->ver[k].milli[q] =
-              chance(10) ? 0 : (int64_t)below(q == 0 ? 2000000 : 5000);
-      if (chance(10))
+              mu_chance(10) ? 0 : (int64_t)mu_below(q == 0 ? 2000000 : 5000);
+      if (mu_chance(10))
         r->ver[k] = r->ver[0];
     }
   }
@@ -661,7 +649,7 @@ static int history(unsigned long seed, char *err, size_t errlen) {
   h.b = usage_billing_create(&conf);
   int rc = 0;
   for (unsigned k = 0; k < nscrapes && rc == 0; k++) {
-    if (chance(5))
+    if (mu_chance(5))
       rc = restart(&h);
     if (rc == 0)
       rc = scrape(&h, T0 + (int64_t)k * INTERVAL);
@@ -683,29 +671,8 @@ static int history(unsigned long seed, char *err, size_t errlen) {
 
 static void test_model(void **state) {
   (void)state;
-  unsigned long first = 0, n = 2000;
-  const char *one = getenv("BILLING_MODEL_SEED");
-  const char *many = getenv("BILLING_MODEL_SEEDS");
-  if (one != NULL && *one) {
-    first = strtoul(one, NULL, 10);
-    n = 1;
-  } else if (many != NULL && *many) {
-    n = strtoul(many, NULL, 10);
-  }
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  for (unsigned long seed = first; seed < first + n; seed++) {
-    char err[1100];
-    if (history(seed, err, sizeof(err)) != 0) {
-      fprintf(stderr,
-              "billing model: seed %lu failed: %s\n"
-              "replay: BILLING_MODEL_SEED=%lu ./test_billing_model\n",
-              seed, err, seed);
-      fail_msg("seed %lu: %s", seed, err);
-    }
-  }
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+  double s =
+      mu_run_seeds("billing", "BILLING_MODEL", "test_billing_model", history);
   double cpu = (double)clock() / CLOCKS_PER_SEC;
   printf("billing model: %lu histories, %lu scrapes (%lu aborted, %lu "
          "restarts), %lu records fed, %lu counted (%lu late, %lu after an "

@@ -26,6 +26,8 @@
 
 #include <cmocka.h>
 
+#include "model_util.h"
+
 /* 2024-05-01T12:00:00Z */
 #define T0 1714564800LL
 #define OVERLAP 300
@@ -38,20 +40,6 @@
 static const char *const states[NSTAT] = {
     "Blocked",      "AccountCancelled", "AccountSuspended", "Provisioning",
     "TrialExpired", "TrialActive",      "DemoAccount",      "CertifiedSecure"};
-
-/* ---- random numbers (splitmix64: a seed replays exactly) ---- */
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void) {
-  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-static uint64_t below(uint64_t n) { return n ? rnd() % n : 0; }
-static int chance(unsigned percent) { return below(100) < percent; }
 
 /* ---- the vendor's changes ---- */
 
@@ -172,7 +160,7 @@ static int scrape(hist_t *h, int64_t now) {
   int nstreams = h->wide ? 1 : NSVC;
   int complete[NSVC + 1] = {0};
   unsigned char served_now[MAXCHG] = {0};
-  int page_size = 1 + (int)below(8);
+  int page_size = 1 + (int)mu_below(8);
   size_t counted = 0;
   for (int si = 0; si < nstreams; si++) {
     int k = h->wide ? NSVC : si;
@@ -198,12 +186,12 @@ static int scrape(hist_t *h, int64_t now) {
       if (first_n < 0)
         first_n = n;
       clean &= n == first_n;
-      if (chance(3)) {
+      if (mu_chance(3)) {
         failed = 1; /* the stream keeps its counters */
         break;
       }
       int *pg = list + (size_t)page * page_size, m;
-      if (page > 0 && chance(4)) { /* the previous page served again */
+      if (page > 0 && mu_chance(4)) { /* the previous page served again */
         pg = prev;
         m = nprev;
         clean = 0;
@@ -251,7 +239,7 @@ static int scrape(hist_t *h, int64_t now) {
     counted += added;
     complete[k] = clean && done;
   }
-  if (chance(4)) { /* a crash before the StateFile is written */
+  if (mu_chance(4)) { /* a crash before the StateFile is written */
     stats.crashes++;
     usage_ccc_changes_clear(&next);
     return restart(h);
@@ -315,37 +303,38 @@ static int final_check(hist_t *h) {
 static int history(unsigned long seed, char *err, size_t errlen) {
   hist_t *h = calloc(1, sizeof(*h));
   assert_non_null(h);
-  rng_state = seed * 0x2545f4914f6cdd1dULL + 1;
+  mu_seed(seed);
   usage_buf_init(&h->saved, 0);
-  h->wide = chance(50);
-  unsigned nscrapes = 5 + (unsigned)below(40);
+  h->wide = mu_chance(50);
+  unsigned nscrapes = 5 + (unsigned)mu_below(40);
   int64_t span = (int64_t)nscrapes * INTERVAL;
-  h->nchg = 5 + (int)below(MAXCHG - 5);
+  h->nchg = 5 + (int)mu_below(MAXCHG - 5);
   for (int i = 0; i < h->nchg; i++) {
     mchg_t *c = &h->chg[i];
-    c->svc = (int)below(NSVC);
-    c->status = (int)below(NSTAT);
-    c->on = T0 - 600 + (int64_t)below((uint64_t)span + 600);
-    if (chance(10)) /* several changes in one second */
-      c->on = h->chg[below((uint64_t)i + 1)].on;
-    unsigned u = (unsigned)below(100);
+    c->svc = (int)mu_below(NSVC);
+    c->status = (int)mu_below(NSTAT);
+    c->on = T0 - 600 + (int64_t)mu_below((uint64_t)span + 600);
+    if (mu_chance(10)) /* several changes in one second */
+      c->on = h->chg[mu_below((uint64_t)i + 1)].on;
+    unsigned u = (unsigned)mu_below(100);
     int64_t late = u < 60   ? 0
-                   : u < 85 ? (int64_t)below(OVERLAP / 2)
-                   : u < 95 ? (int64_t)below(OVERLAP)
-                            : OVERLAP + (int64_t)below(2 * OVERLAP);
+                   : u < 85 ? (int64_t)mu_below(OVERLAP / 2)
+                   : u < 95 ? (int64_t)mu_below(OVERLAP)
+                            : OVERLAP + (int64_t)mu_below(2 * OVERLAP);
     stats.late += late > 0;
     c->arrive = c->on + late;
-    if (chance(3)) { /* dated in the future (the vendor's clock ahead) */
-      c->arrive = c->on - 1 - (int64_t)below(4 * INTERVAL);
+    if (mu_chance(3)) { /* dated in the future (the vendor's clock ahead) */
+      c->arrive = c->on - 1 - (int64_t)mu_below(4 * INTERVAL);
       stats.future++;
     }
   }
   int rc = 0;
   for (unsigned k = 0; k < nscrapes && rc == 0; k++) {
-    if (chance(5))
+    if (mu_chance(5))
       rc = restart(h);
     if (rc == 0)
-      rc = scrape(h, T0 + (int64_t)k * INTERVAL + (int64_t)below(INTERVAL / 2));
+      rc = scrape(h,
+                  T0 + (int64_t)k * INTERVAL + (int64_t)mu_below(INTERVAL / 2));
     if (rc != 0)
       snprintf(err, errlen, "scrape %u: %s", k, h->err);
   }
@@ -362,29 +351,7 @@ static int history(unsigned long seed, char *err, size_t errlen) {
 
 static void test_model(void **state) {
   (void)state;
-  unsigned long first = 0, n = 2000;
-  const char *one = getenv("CCC_MODEL_SEED");
-  const char *many = getenv("CCC_MODEL_SEEDS");
-  if (one != NULL && *one) {
-    first = strtoul(one, NULL, 10);
-    n = 1;
-  } else if (many != NULL && *many) {
-    n = strtoul(many, NULL, 10);
-  }
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  for (unsigned long seed = first; seed < first + n; seed++) {
-    char err[1200];
-    if (history(seed, err, sizeof(err)) != 0) {
-      fprintf(stderr,
-              "ccc model: seed %lu failed: %s\n"
-              "replay: CCC_MODEL_SEED=%lu ./test_ccc_model\n",
-              seed, err, seed);
-      fail_msg("seed %lu: %s", seed, err);
-    }
-  }
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+  double s = mu_run_seeds("ccc", "CCC_MODEL", "test_ccc_model", history);
   printf("ccc model: %lu histories, %lu scrapes (%lu restarts, %lu crashes "
          "before a save, %lu failed fetches, %lu complete streams), %lu "
          "changes served (%lu late, %lu future-dated, %lu listed twice), %lu "

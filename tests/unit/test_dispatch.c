@@ -29,6 +29,15 @@ static int dispatch(const usage_batch_t *b) {
   return failed;
 }
 
+/* commit: b (taken) through d as one commit, the stub's value lists
+ * forgotten first; the failed count. */
+static int commit(usage_dispatch_t *d, usage_batch_t *b) {
+  stub_values_reset();
+  int failed = usage_dispatch_batch(d, b);
+  usage_batch_destroy(b);
+  return failed;
+}
+
 static void test_mapping(void **state) {
   static const struct {
     const char *name;
@@ -338,9 +347,7 @@ static void test_kept_across_commits(void **state) {
                   "DATA", NULL);
   usage_batch_add(b, FAM_BILLING_SELL_PRICE, 1.5, "customer_id", "7",
                   "call_class", "DATA", NULL);
-  stub_values_reset();
-  assert_int_equal(usage_dispatch_batch(d, b), 0);
-  usage_batch_destroy(b);
+  assert_int_equal(commit(d, b), 0);
   assert_int_equal(stub_values_num(), 3);
   assert_int_equal(usage_dispatch_kept(d), 3);
   assert_int_equal(find("billing_records-7-DATA")->derive, 10);
@@ -355,9 +362,7 @@ static void test_kept_across_commits(void **state) {
                   "DATA", NULL);
   usage_batch_add(b, FAM_BILLING_RECORDS, 11, "customer_id", "7", "call_class",
                   "DATA", NULL);
-  stub_values_reset();
-  assert_int_equal(usage_dispatch_batch(d, b), 0);
-  usage_batch_destroy(b);
+  assert_int_equal(commit(d, b), 0);
   assert_int_equal(stub_values_num(), 3);
   assert_int_equal(usage_dispatch_kept(d), 3); /* 8 forgotten, 9 kept */
   const stub_vl_t *v = find("billing_records-7-DATA");
@@ -378,16 +383,12 @@ static void test_kept_across_commits(void **state) {
   b = usage_batch_create("acme", "service:s1");
   usage_batch_add(b, FAM_CCC_SERVICE_INFO, 1, "service", "s1", "name", "Old",
                   NULL);
-  stub_values_reset();
-  usage_dispatch_batch(d, b);
-  usage_batch_destroy(b);
+  commit(d, b);
   assert_string_equal(stub_value(0)->meta, "label:service=s1;label:name=Old;");
   b = usage_batch_create("acme", "service:s1");
   usage_batch_add(b, FAM_CCC_SERVICE_INFO, 1, "service", "s1", "name", "New",
                   NULL);
-  stub_values_reset();
-  usage_dispatch_batch(d, b);
-  usage_batch_destroy(b);
+  commit(d, b);
   assert_string_equal(stub_value(0)->type_instance, "ccc_service_info-s1");
   assert_string_equal(stub_value(0)->meta, "label:service=s1;label:name=New;");
   assert_int_equal(usage_dispatch_kept(d), 4); /* 3 billing, 1 service */
@@ -396,9 +397,7 @@ static void test_kept_across_commits(void **state) {
   b = usage_batch_create("acme", "service:s1");
   usage_batch_add(b, FAM_CCC_SERVICE_INFO, 1, "service", "s1", "code", "New",
                   NULL);
-  stub_values_reset();
-  usage_dispatch_batch(d, b);
-  usage_batch_destroy(b);
+  commit(d, b);
   assert_string_equal(stub_value(0)->meta, "label:service=s1;label:code=New;");
 
   /* the same series twice in one commit: two value lists, one kept */
@@ -407,9 +406,7 @@ static void test_kept_across_commits(void **state) {
                   "DATA", NULL);
   usage_batch_add(b, FAM_BILLING_RECORDS, 2, "customer_id", "7", "call_class",
                   "DATA", NULL);
-  stub_values_reset();
-  assert_int_equal(usage_dispatch_batch(d, b), 0);
-  usage_batch_destroy(b);
+  assert_int_equal(commit(d, b), 0);
   assert_int_equal(stub_values_num(), 2);
   assert_int_equal(stub_value(0)->derive, 1);
   assert_int_equal(stub_value(1)->derive, 2);
@@ -418,9 +415,7 @@ static void test_kept_across_commits(void **state) {
 
   /* an empty commit forgets the entity's series */
   b = usage_batch_create("acme", "billing");
-  stub_values_reset();
-  assert_int_equal(usage_dispatch_batch(d, b), 0);
-  usage_batch_destroy(b);
+  assert_int_equal(commit(d, b), 0);
   assert_int_equal(stub_values_num(), 0);
   assert_int_equal(usage_dispatch_kept(d), 1);
   usage_dispatch_destroy(d);
@@ -436,9 +431,7 @@ static void test_no_meta_data(void **state) {
     usage_batch_t *b = usage_batch_create("acme", "billing");
     usage_batch_add(b, FAM_BILLING_RECORDS, 10 + round, "customer_id", "7",
                     NULL);
-    stub_values_reset();
-    assert_int_equal(usage_dispatch_batch(d, b), 0);
-    usage_batch_destroy(b);
+    assert_int_equal(commit(d, b), 0);
     assert_int_equal(stub_values_num(), 1);
     assert_string_equal(stub_value(0)->type_instance, "billing_records-7");
     assert_int_equal(stub_value(0)->derive, 10 + round);
@@ -489,9 +482,7 @@ static void test_skip_and_large(void **state) {
   }
   usage_batch_add(b, FAM_JASPER_ZONE_SMS, 4, "rate_plan", "P", "zone", "Zone A",
                   "direction", "mo", NULL);
-  stub_values_reset();
-  assert_int_equal(usage_dispatch_batch(d, b), 0);
-  usage_batch_destroy(b);
+  assert_int_equal(commit(d, b), 0);
   assert_int_equal(stub_values_num(), 2);
   assert_int_equal(find("jasper_zone_data_bytes-P-Zone A")->derive, 3000);
   assert_int_equal(find("jasper_zone_sms-P-Zone A-mo")->derive, 4);
@@ -502,9 +493,7 @@ static void test_skip_and_large(void **state) {
                   "Zone A", NULL);
   usage_batch_add(b, FAM_JASPER_DEVICE_DATA_BYTES, 7, "rate_plan", "P", "zone",
                   "Zone A", "iccid", "89880000000000000001", NULL);
-  stub_values_reset();
-  assert_int_equal(usage_dispatch_batch(d, b), 0);
-  usage_batch_destroy(b);
+  assert_int_equal(commit(d, b), 0);
   assert_int_equal(stub_values_num(), 1);
   assert_int_equal(stub_value(0)->derive, 3100);
   assert_int_equal(usage_dispatch_kept(d), 1);

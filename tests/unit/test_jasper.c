@@ -36,22 +36,6 @@ static char *read_fixture(const char *name, size_t *len) {
   return tu_read_fixture(path, len);
 }
 
-/* render lists the samples of b as `name{labels} value` lines. */
-static char *render(const usage_batch_t *b) {
-  usage_buf_t out;
-  usage_buf_init(&out, 0);
-  for (size_t i = 0; i < usage_batch_size(b); i++) {
-    const usage_sample_t *s = usage_batch_sample(b, i);
-    usage_buf_puts(&out, usage_families[s->family].name);
-    for (unsigned k = 0; k < s->nlabels; k++)
-      usage_buf_printf(&out, "%s%s=\"%s\"", k ? "," : "{", s->labels[2 * k],
-                       s->labels[2 * k + 1]);
-    usage_buf_printf(&out, "%s %.17g\n", s->nlabels ? "}" : "", s->value);
-  }
-  char *text = usage_buf_steal(&out, NULL);
-  return text ? text : strdup("");
-}
-
 /* ---- error codes and error bodies ----------------------------------- */
 
 static const struct {
@@ -307,27 +291,14 @@ static struct {
   char last_query[1024];
 } srv;
 
-static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind,
-                               const char *key, const char *value) {
-  char *q = cls;
-  size_t n = strlen(q);
-  snprintf(q + n, 1024 - n, "%s%s=%s", n ? "&" : "", key, value ? value : "");
-  return MHD_YES;
-}
-
 static enum MHD_Result handler(void *cls, struct MHD_Connection *con,
                                const char *url, const char *method,
                                const char *version, const char *upload,
                                size_t *upload_size, void **ptr) {
-  static int marker;
-  if (*ptr == NULL) {
-    *ptr = &marker;
+  if (tu_http_first_call(ptr))
     return MHD_YES;
-  }
   srv.requests++;
-  srv.last_query[0] = 0;
-  MHD_get_connection_values(con, MHD_GET_ARGUMENT_KIND, add_arg,
-                            srv.last_query);
+  tu_http_query(con, srv.last_query, sizeof(srv.last_query));
   const char *pn =
       MHD_lookup_connection_value(con, MHD_GET_ARGUMENT_KIND, "pageNumber");
   int page = pn ? atoi(pn) : 0;
@@ -573,7 +544,7 @@ static void test_scrape_paging(void **state) {
     if (cases[i].reason != NULL)
       assert_int_equal(reason_count(s, cases[i].reason), 1);
     if (cases[i].sample != NULL) {
-      char *got = render(cap.committed[0]);
+      char *got = tu_batch_lines(cap.committed[0]);
       if (strstr(got, cases[i].sample) == NULL)
         fail_msg("%s: samples\n%s", cases[i].name, got);
       if (strstr(cases[i].name, "usageType DATA") &&
@@ -623,7 +594,7 @@ static void test_scrape_hold(void **state) {
     usage_source_read(s);
     assert_int_equal(cap.commits, 1);
     assert_int_equal(source_up(s), 1);
-    char *got = render(cap.committed[0]);
+    char *got = tu_batch_lines(cap.committed[0]);
     char want[256];
     snprintf(want, sizeof(want),
              "usage_jasper_zone_data_bytes_total{rate_plan=\"P\",zone=\"Z\"} "

@@ -27,6 +27,8 @@
 
 #include <cmocka.h>
 
+#include "model_util.h"
+
 #define NZ 3
 #define MAXD 40
 #define MAXPAGES 200
@@ -34,20 +36,6 @@
 static const char *const zone_names[NZ] = {"USA", "Europe", "Rest of World"};
 static const char *const vkeys[NV] = {"dataUsage", "smsMOUsage", "smsMTUsage",
                                       "voiceMOUsage", "voiceMTUsage"};
-
-/* ---- random numbers (splitmix64: a seed replays exactly) ---- */
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void) {
-  uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-static uint64_t below(uint64_t n) { return n ? rnd() % n : 0; }
-static int chance(unsigned percent) { return below(100) < percent; }
 
 /* ---- the vendor's side: devices, their order, their usage ---- */
 
@@ -80,8 +68,8 @@ typedef struct {
 
 static void grow(hist_t *h, int d) {
   for (int k = 0; k < NV; k++)
-    if (chance(40))
-      h->dev[d].v[k] += k == V_DATA ? below(5000000) : below(30);
+    if (mu_chance(40))
+      h->dev[d].v[k] += k == V_DATA ? mu_below(5000000) : mu_below(30);
 }
 
 static void insert_device(hist_t *h) {
@@ -89,10 +77,10 @@ static void insert_device(hist_t *h) {
     return;
   int d = h->ndev++;
   memset(&h->dev[d], 0, sizeof(h->dev[d]));
-  h->dev[d].zone = (int)below(NZ);
-  if (chance(50))
+  h->dev[d].zone = (int)mu_below(NZ);
+  if (mu_chance(50))
     grow(h, d);
-  int at = (int)below((uint64_t)h->nlist + 1);
+  int at = (int)mu_below((uint64_t)h->nlist + 1);
   memmove(&h->list[at + 1], &h->list[at],
           (size_t)(h->nlist - at) * sizeof(int));
   h->list[at] = d;
@@ -109,15 +97,15 @@ static int take_device(hist_t *h, int at) {
 
 /* mutate: the list changes (between pages or between scrapes). */
 static void mutate(hist_t *h) {
-  unsigned u = (unsigned)below(100);
+  unsigned u = (unsigned)mu_below(100);
   if (u < 35) {
     insert_device(h);
   } else if (u < 55 && h->nlist > 1) { /* a device leaves the plan */
-    int d = take_device(h, (int)below((uint64_t)h->nlist));
+    int d = take_device(h, (int)mu_below((uint64_t)h->nlist));
     h->left[h->dev[d].zone] = 1;
   } else if (h->nlist > 1) { /* a device moves in the order */
-    int d = take_device(h, (int)below((uint64_t)h->nlist));
-    int at = (int)below((uint64_t)h->nlist + 1);
+    int d = take_device(h, (int)mu_below((uint64_t)h->nlist));
+    int at = (int)mu_below((uint64_t)h->nlist + 1);
     memmove(&h->list[at + 1], &h->list[at],
             (size_t)(h->nlist - at) * sizeof(int));
     h->list[at] = d;
@@ -163,7 +151,7 @@ static void page_body(hist_t *h, usage_buf_t *b, const slice_t *s, long page,
     if (done[z])
       continue;
     done[z] = 1;
-    int name_first = chance(50);
+    int name_first = mu_chance(50);
     usage_buf_printf(b, "%s{", nz++ ? "," : "");
     if (name_first)
       usage_buf_printf(b, "\"zone\":\"%s\",", zone_names[z]);
@@ -179,18 +167,18 @@ static void page_body(hist_t *h, usage_buf_t *b, const slice_t *s, long page,
       int nf = 0;
       for (int k = 0; k < NV; k++) {
         uint64_t v = s->v[j][k];
-        if (v == 0 && chance(20))
+        if (v == 0 && mu_chance(20))
           continue; /* absent */
         usage_buf_printf(b, "%s\"%s\":", nf++ ? "," : "", vkeys[k]);
-        if (v == 0 && chance(30))
+        if (v == 0 && mu_chance(30))
           usage_buf_puts(b, "null");
-        else if (chance(15))
+        else if (mu_chance(15))
           usage_buf_printf(b, "\"%llu\"", (unsigned long long)v);
         else
           usage_buf_printf(b, "%llu", (unsigned long long)v);
       }
       if (nf == 0) /* every figure zero: one present, so the entry shows usage */
-        usage_buf_printf(b, "\"%s\":null", vkeys[below(NV)]);
+        usage_buf_printf(b, "\"%s\":null", vkeys[mu_below(NV)]);
       usage_buf_puts(b, "}}");
     }
     usage_buf_puts(b, "]");
@@ -204,7 +192,7 @@ static void page_body(hist_t *h, usage_buf_t *b, const slice_t *s, long page,
 /* failed_body: a page the parser must refuse. */
 static void failed_body(usage_buf_t *b, const char *good) {
   usage_buf_reset(b);
-  switch (below(4)) {
+  switch (mu_below(4)) {
   case 0: /* cut short */
     usage_buf_append(b, good, strlen(good) / 2);
     break;
@@ -226,8 +214,8 @@ static void failed_body(usage_buf_t *b, const char *good) {
 
 static int scrape(hist_t *h, usage_jasper_agg_t *a, usage_jasper_hold_t *hold) {
   stats.scrapes++;
-  int page_size = 1 + (int)below(6);
-  int fail_pct = chance(20) ? 10 : 0;
+  int page_size = 1 + (int)mu_below(6);
+  int fail_pct = mu_chance(20) ? 10 : 0;
   int seen[MAXD] = {0};
   uint64_t seen_v[MAXD][NV];
   memset(seen_v, 0, sizeof(seen_v));
@@ -240,15 +228,15 @@ static int scrape(hist_t *h, usage_jasper_agg_t *a, usage_jasper_hold_t *hold) {
   int rc = 0, failed = 0;
   usage_jasper_agg_reset(a);
   for (long page = 1;; page++) {
-    if (page > 1 && chance(15)) { /* the list changes under the offset */
+    if (page > 1 && mu_chance(15)) { /* the list changes under the offset */
       mutate(h);
       shifted = 1;
     }
-    if (page > 1 && chance(10)) /* usage grows between pages */
+    if (page > 1 && mu_chance(10)) /* usage grows between pages */
       for (int i = 0; i < h->nlist; i++)
         grow(h, h->list[i]);
-    int with_number = chance(70);
-    if (page > 1 && chance(4)) { /* the previous page served again */
+    int with_number = mu_chance(70);
+    if (page > 1 && mu_chance(4)) { /* the previous page served again */
       repeated = 1;
       stats.repeats++;
       s = ps;
@@ -264,11 +252,11 @@ static int scrape(hist_t *h, usage_jasper_agg_t *a, usage_jasper_hold_t *hold) {
       }
       int last = off + page_size >= h->nlist;
       page_body(h, &body, &s, with_number ? page : -1, last, with_number,
-                chance(80) || page >= MAXPAGES);
+                mu_chance(80) || page >= MAXPAGES);
     }
     stats.pages++;
     usage_jasper_page_t pg;
-    if (chance(fail_pct)) {
+    if (mu_chance(fail_pct)) {
       usage_buf_t bad;
       usage_buf_init(&bad, 0);
       failed_body(&bad, usage_buf_str(&body));
@@ -471,16 +459,16 @@ out:
 static int history(unsigned long seed, char *err, size_t errlen) {
   hist_t *h = calloc(1, sizeof(*h));
   assert_non_null(h);
-  rng_state = seed * 0x2545f4914f6cdd1dULL + 1;
-  unsigned ndev = 1 + (unsigned)below(25);
+  mu_seed(seed);
+  unsigned ndev = 1 + (unsigned)mu_below(25);
   for (unsigned i = 0; i < ndev; i++)
     insert_device(h);
   usage_jasper_agg_t *a = usage_jasper_agg_create(1, MAXD);
   usage_jasper_hold_t *hold = usage_jasper_hold_create();
-  unsigned nscrapes = 5 + (unsigned)below(20);
+  unsigned nscrapes = 5 + (unsigned)mu_below(20);
   int rc = 0;
   for (unsigned k = 0; k < nscrapes && rc == 0; k++) {
-    if (k > 0 && chance(12)) { /* a new billing cycle: usage resets */
+    if (k > 0 && mu_chance(12)) { /* a new billing cycle: usage resets */
       h->cycle++;
       stats.cycles++;
       for (int d = 0; d < h->ndev; d++)
@@ -492,7 +480,7 @@ static int history(unsigned long seed, char *err, size_t errlen) {
     }
     for (int i = 0; i < h->nlist; i++)
       grow(h, h->list[i]);
-    for (unsigned m = (unsigned)below(3); m > 0; m--)
+    for (unsigned m = (unsigned)mu_below(3); m > 0; m--)
       mutate(h);
     if (verbose)
       fprintf(stderr, "scrape %u: %d devices listed\n", k, h->nlist);
@@ -509,30 +497,9 @@ static int history(unsigned long seed, char *err, size_t errlen) {
 
 static void test_model(void **state) {
   (void)state;
-  unsigned long first = 0, n = 2000;
-  const char *one = getenv("JASPER_MODEL_SEED");
-  const char *many = getenv("JASPER_MODEL_SEEDS");
-  if (one != NULL && *one) {
-    first = strtoul(one, NULL, 10);
-    n = 1;
-  } else if (many != NULL && *many) {
-    n = strtoul(many, NULL, 10);
-  }
   verbose = getenv("JASPER_MODEL_VERBOSE") != NULL;
-  struct timespec t0, t1;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  for (unsigned long seed = first; seed < first + n; seed++) {
-    char err[1200];
-    if (history(seed, err, sizeof(err)) != 0) {
-      fprintf(stderr,
-              "jasper model: seed %lu failed: %s\n"
-              "replay: JASPER_MODEL_SEED=%lu ./test_jasper_model\n",
-              seed, err, seed);
-      fail_msg("seed %lu: %s", seed, err);
-    }
-  }
-  clock_gettime(CLOCK_MONOTONIC, &t1);
-  double s = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+  double s =
+      mu_run_seeds("jasper", "JASPER_MODEL", "test_jasper_model", history);
   printf("jasper model: %lu histories, %lu scrapes (%lu failed, %lu complete, "
          "%lu with the list shifting), %lu pages (%lu served twice), %lu "
          "devices listed twice, %lu skipped, %lu cycle changes, %lu scrapes "

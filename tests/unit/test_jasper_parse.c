@@ -26,22 +26,6 @@ static char *read_fixture(const char *name, size_t *len) {
   return tu_read_fixture(path, len);
 }
 
-/* render lists the samples of b as `name{labels} value` lines. */
-static char *render(const usage_batch_t *b) {
-  usage_buf_t out;
-  usage_buf_init(&out, 0);
-  for (size_t i = 0; i < usage_batch_size(b); i++) {
-    const usage_sample_t *s = usage_batch_sample(b, i);
-    usage_buf_puts(&out, usage_families[s->family].name);
-    for (unsigned k = 0; k < s->nlabels; k++)
-      usage_buf_printf(&out, "%s%s=\"%s\"", k ? "," : "{", s->labels[2 * k],
-                       s->labels[2 * k + 1]);
-    usage_buf_printf(&out, "%s %.17g\n", s->nlabels ? "}" : "", s->value);
-  }
-  char *text = usage_buf_steal(&out, NULL);
-  return text ? text : strdup("");
-}
-
 /* ---- parser over fixtures ------------------------------------------- */
 
 static void test_fixtures(void **state) {
@@ -105,7 +89,7 @@ static void test_fixtures(void **state) {
                            ? "Monthly-Flexible-Pool"
                            : "P";
     assert_int_equal(usage_jasper_agg_emit(a, plan, cases[i].type, b), 0);
-    char *got = render(b);
+    char *got = tu_batch_lines(b);
     char *want = read_fixture(cases[i].gold, NULL);
     if (strcmp(got, want) != 0)
       fail_msg("%s:\n--- got\n%s--- want\n%s", cases[i].name, got, want);
@@ -136,7 +120,7 @@ static void test_max_devices(void **state) {
   assert_int_equal(usage_jasper_agg_zones(a), 3);
   usage_batch_t *b = usage_batch_create("iot", "e");
   assert_int_equal(usage_jasper_agg_emit(a, "P", USAGE_JASPER_DATA, b), 0);
-  char *got = render(b);
+  char *got = tu_batch_lines(b);
   const char *want =
       "usage_jasper_rate_plan_info{rate_plan=\"P\",version=\"3\",account_id="
       "\"42\",account_name=\"Fleet État\"} 1\n"
@@ -179,7 +163,7 @@ static void test_duplicate_device(void **state) {
   assert_int_equal(pg.devices, 1);
   usage_batch_t *b = usage_batch_create("iot", "e");
   assert_int_equal(usage_jasper_agg_emit(a, "P", USAGE_JASPER_DATA, b), 0);
-  char *got = render(b);
+  char *got = tu_batch_lines(b);
   assert_non_null(strstr(got, "usage_jasper_zone_devices{rate_plan=\"P\","
                               "zone=\"Z\"} 2\n"));
   assert_non_null(strstr(got, "usage_jasper_zone_data_bytes_total{rate_plan="
@@ -343,7 +327,7 @@ static void test_device_without_id(void **state) {
   assert_int_equal(pg.bad_fields, 1);
   usage_batch_t *b = usage_batch_create("iot", "e");
   assert_int_equal(usage_jasper_agg_emit(a, "P", USAGE_JASPER_DATA, b), 0);
-  char *got = render(b);
+  char *got = tu_batch_lines(b);
   assert_non_null(strstr(got, "zone=\"A\"} 2\n"));
   assert_non_null(strstr(got, "usage_jasper_zone_data_bytes_total{rate_plan="
                               "\"P\",zone=\"A\"} 3\n"));
@@ -428,7 +412,7 @@ static void test_device_on_two_pages(void **state) {
   }
   usage_batch_t *b = usage_batch_create("iot", "e");
   assert_int_equal(usage_jasper_agg_emit(a, "P", USAGE_JASPER_ALL, b), 0);
-  char *got = render(b);
+  char *got = tu_batch_lines(b);
   static const char *const want[] = {
       "usage_jasper_zone_devices{rate_plan=\"P\",zone=\"Z\"} 3\n",
       "usage_jasper_zone_data_bytes_total{rate_plan=\"P\",zone=\"Z\"} 65\n",
@@ -458,7 +442,7 @@ static uint64_t hold_scrape(usage_jasper_hold_t *h, const char *cycle,
   assert_int_equal(usage_jasper_agg_hold(a, h, cycle, held), 0);
   usage_batch_t *b = usage_batch_create("iot", "e");
   assert_int_equal(usage_jasper_agg_emit(a, "P", USAGE_JASPER_DATA, b), 0);
-  *rendered = render(b);
+  *rendered = tu_batch_lines(b);
   uint64_t v = 0;
   const char *z = strstr(*rendered, "usage_jasper_zone_data_bytes_total");
   assert_non_null(z);

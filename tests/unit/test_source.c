@@ -114,11 +114,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                                const char *version, const char *upload_data,
                                size_t *upload_size, void **req_cls) {
   (void)cls, (void)method, (void)version, (void)upload_data, (void)upload_size;
-  static int first;
-  if (*req_cls == NULL) {
-    *req_cls = &first;
+  if (tu_http_first_call(req_cls))
     return MHD_YES;
-  }
   const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_AUTHORIZATION);
   const route_t *r = NULL;
@@ -215,10 +212,7 @@ static size_t committed_num;
 
 static void sink_log(void *ud, int level, const char *msg) {
   (void)ud;
-  int n = snprintf(log_text + log_len, sizeof(log_text) - log_len, "%d %s\n",
-                   level, msg);
-  if (n > 0 && log_len + (size_t)n < sizeof(log_text))
-    log_len += (size_t)n;
+  tu_log_add(log_text, sizeof(log_text), &log_len, level, msg);
 }
 
 static int sink_commit(void *ud, usage_batch_t *b) {
@@ -253,6 +247,14 @@ static void sink_reset(void) {
   log_len = 0;
   log_text[0] = 0;
   committed_num = 0;
+}
+
+/* serve_one starts the server with route r alone, the sink reset. */
+static void serve_one(route_t r) {
+  routes[0] = r;
+  routes_num = 1;
+  server_start();
+  sink_reset();
 }
 
 static double fake_time = 1700000000;
@@ -540,10 +542,7 @@ static void test_failures(void **state) {
 
 static void test_throttle(void **state) {
   (void)state;
-  routes[0] = (route_t){G1, 503, "{}", 0, 0, 0, NULL};
-  routes_num = 1;
-  server_start();
-  sink_reset();
+  serve_one((route_t){G1, 503, "{}", 0, 0, 0, NULL});
   next_scrape_timeout = 0.5; /* the retries' backoff grows past it */
   usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
   usage_source_read(s);
@@ -582,17 +581,20 @@ static void write_token(const char *path, const char *token) {
   fclose(f);
 }
 
-static void test_secret_rotation(void **state) {
-  (void)state;
-  char path[] = "/tmp/usage-test-token-XXXXXX";
+/* temp_token makes a file from the template path (ending in XXXXXX) that
+ * holds token. */
+static void temp_token(char *path, const char *token) {
   int fd = mkstemp(path);
   assert_true(fd >= 0);
   close(fd);
-  write_token(path, "tok-A");
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 0, NULL};
-  routes_num = 1;
-  server_start();
-  sink_reset();
+  write_token(path, token);
+}
+
+static void test_secret_rotation(void **state) {
+  (void)state;
+  char path[] = "/tmp/usage-test-token-XXXXXX";
+  temp_token(path, "tok-A");
+  serve_one((route_t){G1, 200, good_body, 0, 0, 0, NULL});
   usage_source_t *s = make_source(path, 2000, 1 << 20, 0);
   usage_source_read(s);
   assert_string_equal(last_auth, "Bearer tok-A");
@@ -619,14 +621,8 @@ static void test_secret_rotation(void **state) {
 static void test_header_file(void **state) {
   (void)state;
   char path[] = "/tmp/usage-test-hdr-XXXXXX";
-  int fd = mkstemp(path);
-  assert_true(fd >= 0);
-  close(fd);
-  write_token(path, "key-A");
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 0, NULL};
-  routes_num = 1;
-  server_start();
-  sink_reset();
+  temp_token(path, "key-A");
+  serve_one((route_t){G1, 200, good_body, 0, 0, 0, NULL});
   usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
   usage_http_conf_t *h = &((usage_source_conf_t *)usage_source_conf(s))->http;
   h->header_files = calloc(1, sizeof(*h->header_files));
@@ -649,10 +645,7 @@ static void test_header_file(void **state) {
 
 static void test_retry_after(void **state) {
   (void)state;
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1, NULL};
-  routes_num = 1;
-  server_start();
-  sink_reset();
+  serve_one((route_t){G1, 200, good_body, 0, 0, 1, NULL});
   usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
   usage_source_read(s);
   assert_int_equal(hits[0], 2); /* 429, then the retry */
@@ -782,9 +775,7 @@ static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
                                      const char *upload_data,
                                      size_t *upload_size, void **req_cls) {
   (void)cls, (void)method, (void)version;
-  static int first;
-  if (*req_cls == NULL) {
-    *req_cls = &first;
+  if (tu_http_first_call(req_cls)) {
     login_body[0] = 0;
     return MHD_YES;
   }
@@ -831,15 +822,12 @@ static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
   return ret;
 }
 
-static void test_login(void **state) {
-  (void)state;
-  char pwfile[] = "/tmp/test_source_pw.XXXXXX";
-  int fd = mkstemp(pwfile);
-  assert_true(fd >= 0);
-  assert_int_equal(write(fd, "pw-SECRET\n", 10), 10);
-  close(fd);
-  unsigned port;
-  struct MHD_Daemon *d = tu_http_start(login_handler, NULL, &port);
+/* login_source: a CCC source "acme" on the login server at port that
+ * signs in as "monitor" with the password pw-SECRET, read from pwfile
+ * (NULL: given in the configuration), with the service G1 when
+ * `service`; the sink is reset. */
+static usage_source_t *login_source(unsigned port, const char *pwfile,
+                                    int service) {
   usage_source_conf_t *c = calloc(1, sizeof(*c));
   c->name = strdup("acme");
   c->kind = USAGE_KIND_CCC;
@@ -851,10 +839,19 @@ static void test_login(void **state) {
   c->http.max_body = 65536;
   c->max_concurrent = 1;
   c->kind_conf = usage_ccc_vendor.conf_create();
+  if (service) {
+    usage_ccc_conf_t *cc = c->kind_conf;
+    cc->services = calloc(1, sizeof(*cc->services));
+    memcpy(cc->services[0].guid, G1, 33);
+    cc->services_num = 1;
+  }
   c->login = usage_login_conf_create();
   c->login->preset = USAGE_LOGIN_PRESET_CCC;
   c->login->user = strdup("monitor");
-  c->login->password.file = strdup(pwfile);
+  if (pwfile != NULL)
+    c->login->password.file = strdup(pwfile);
+  else
+    c->login->password.value = strdup("pw-SECRET");
   c->login->ttl = 100;
   const char *option;
   char err[256];
@@ -864,6 +861,16 @@ static void test_login(void **state) {
   usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
   usage_source_t *s = usage_source_create(c, &sink);
   assert_non_null(s);
+  return s;
+}
+
+static void test_login(void **state) {
+  (void)state;
+  char pwfile[] = "/tmp/test_source_pw.XXXXXX";
+  temp_token(pwfile, "pw-SECRET");
+  unsigned port;
+  struct MHD_Daemon *d = tu_http_start(login_handler, NULL, &port);
+  usage_source_t *s = login_source(port, pwfile, 0);
   usage_http_resp_t resp;
   static const struct {
     const char *name;
@@ -929,7 +936,6 @@ static void *loop_thread(void *p) {
   usage_source_loop(p);
   return NULL;
 }
-/* The scrape's deadline and the backoff of the data requests. */
 
 static double mono(void) {
   struct timespec ts;
@@ -955,10 +961,7 @@ static void wait_hits(size_t i, unsigned n) {
  * start after it, never two at once, and the first is logged. */
 static void test_loop(void **state) {
   (void)state;
-  routes[0] = (route_t){G1, 200, good_body, 0, 300, 0, NULL};
-  routes_num = 1;
-  server_start();
-  sink_reset();
+  serve_one((route_t){G1, 200, good_body, 0, 300, 0, NULL});
   usage_source_t *s = make_source(NULL, 5000, 1 << 20, 0);
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, loop_thread, s), 0);
@@ -1066,10 +1069,7 @@ static void test_stop(void **state) {
   };
   retry_after_s = 30;
   for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
-    routes[0] = cases[i].route;
-    routes_num = 1;
-    server_start();
-    sink_reset();
+    serve_one(cases[i].route);
     next_scrape_timeout = 120; /* the 30 s waits fit in the deadline */
     usage_source_t *s = make_source(NULL, 60000, 1 << 20, 0);
     ((usage_source_conf_t *)usage_source_conf(s))->max_rps = cases[i].max_rps;
@@ -1109,35 +1109,8 @@ static void test_login_down(void **state) {
   (void)state;
   unsigned port;
   struct MHD_Daemon *d = tu_http_start(login_handler, NULL, &port);
-  usage_source_conf_t *c = calloc(1, sizeof(*c));
-  c->name = strdup("acme");
-  c->kind = USAGE_KIND_CCC;
-  char url[64];
-  snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
-  c->http.url = strdup(url);
-  c->http.verify_peer = c->http.verify_host = 1;
-  c->http.timeout_ms = 5000;
-  c->http.max_body = 65536;
-  c->max_concurrent = 1;
-  c->kind_conf = usage_ccc_vendor.conf_create();
-  usage_ccc_conf_t *cc = c->kind_conf;
-  cc->services = calloc(1, sizeof(*cc->services));
-  memcpy(cc->services[0].guid, G1, 33);
-  cc->services_num = 1;
-  c->login = usage_login_conf_create();
-  c->login->preset = USAGE_LOGIN_PRESET_CCC;
-  c->login->user = strdup("monitor");
-  c->login->password.value = strdup("pw-SECRET");
-  c->login->ttl = 100;
-  const char *option;
-  char err[256];
-  assert_int_equal(
-      usage_login_conf_finish(c->login, url, &option, err, sizeof(err)), 0);
   usage_store_remove(store, "acme", "");
-  sink_reset();
-  usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
-  usage_source_t *s = usage_source_create(c, &sink);
-  assert_non_null(s);
+  usage_source_t *s = login_source(port, NULL, 1);
   pthread_mutex_lock(&server_lock);
   login_hits = data_hits = 0;
   login_refuse = 0;
@@ -1199,19 +1172,25 @@ static void test_login_down(void **state) {
   MHD_stop_daemon(d);
 }
 
+/* failing_source: a source of G1 on a fresh server, store and sink whose
+ * first `fails` answers are HTTP status with Retry-After retry_after (""
+ * = none), with a ScrapeTimeout of scrape_timeout s. */
+static usage_source_t *failing_source(unsigned fails, unsigned status,
+                                      const char *retry_after,
+                                      double scrape_timeout) {
+  fail_status[0] = status;
+  fail_retry_after[0] = retry_after;
+  serve_one((route_t){G1, 200, good_body, 0, 0, fails, NULL});
+  usage_store_remove(store, "acme", "");
+  next_scrape_timeout = scrape_timeout;
+  return make_source(NULL, 2000, 1 << 20, 0);
+}
+
 /* 503 with a Retry-After longer than the deadline: no sleep, the scrape
  * fails at once, and the next scrape asks again on schedule. */
 static void test_deadline_retry_after(void **state) {
   (void)state;
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1000, NULL};
-  fail_status[0] = 503;
-  fail_retry_after[0] = "30";
-  routes_num = 1;
-  server_start();
-  usage_store_remove(store, "acme", "");
-  sink_reset();
-  next_scrape_timeout = 5;
-  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  usage_source_t *s = failing_source(1000, 503, "30", 5);
   for (unsigned scrape = 1; scrape <= 2; scrape++) {
     double t0 = mono();
     usage_source_read(s);
@@ -1233,16 +1212,8 @@ static void test_deadline_retry_after(void **state) {
  * the scrape succeeds, the backoff is reset. */
 static void test_backoff_recovery(void **state) {
   (void)state;
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 2, NULL};
-  fail_status[0] = 500;
-  fail_retry_after[0] = "";
-  routes_num = 1;
-  server_start();
-  usage_store_remove(store, "acme", "");
-  sink_reset();
   usage_backoff_base = 0.2;
-  next_scrape_timeout = 5;
-  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  usage_source_t *s = failing_source(2, 500, "", 5);
   double t0 = mono();
   usage_source_read(s);
   double took = mono() - t0;
@@ -1268,16 +1239,8 @@ static void test_backoff_recovery(void **state) {
  * and is random within them; an answer resets it. */
 static void test_backoff_growth(void **state) {
   (void)state;
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1000, NULL};
-  fail_status[0] = 502;
-  fail_retry_after[0] = "";
-  routes_num = 1;
-  server_start();
-  usage_store_remove(store, "acme", "");
-  sink_reset();
   usage_backoff_base = 1;
-  next_scrape_timeout = 0.4;
-  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  usage_source_t *s = failing_source(1000, 502, "", 0.4);
   double lo_frac = 1, hi_frac = 0;
   for (unsigned k = 1; k <= 9; k++) {
     double t0 = mono();
@@ -1311,16 +1274,8 @@ static void test_backoff_growth(void **state) {
  * backoff would pass the deadline, the server's 1 s does not. */
 static void test_backoff_retry_after_wins(void **state) {
   (void)state;
-  routes[0] = (route_t){G1, 200, good_body, 0, 0, 1, NULL};
-  fail_status[0] = 503;
-  fail_retry_after[0] = "1";
-  routes_num = 1;
-  server_start();
-  usage_store_remove(store, "acme", "");
-  sink_reset();
   usage_backoff_base = 20;
-  next_scrape_timeout = 4;
-  usage_source_t *s = make_source(NULL, 2000, 1 << 20, 0);
+  usage_source_t *s = failing_source(1, 503, "1", 4);
   double t0 = mono();
   usage_source_read(s);
   double took = mono() - t0;

@@ -16,6 +16,9 @@
 
 #include "test_util.h"
 
+#include "buf.h"
+#include "families.h"
+
 char *tu_read_fixture(const char *name, size_t *len) {
   char path[512];
   snprintf(path, sizeof(path), "%s/%s", FIXTURES, name);
@@ -63,10 +66,32 @@ char *tu_render_batch(usage_batch_t *b) {
   return text;
 }
 
+char *tu_batch_lines(const usage_batch_t *b) {
+  usage_buf_t out;
+  usage_buf_init(&out, 0);
+  for (size_t i = 0; i < usage_batch_size(b); i++) {
+    const usage_sample_t *s = usage_batch_sample(b, i);
+    usage_buf_puts(&out, usage_families[s->family].name);
+    for (unsigned k = 0; k < s->nlabels; k++)
+      usage_buf_printf(&out, "%s%s=\"%s\"", k ? "," : "{", s->labels[2 * k],
+                       s->labels[2 * k + 1]);
+    usage_buf_printf(&out, "%s %.17g\n", s->nlabels ? "}" : "", s->value);
+  }
+  char *text = usage_buf_steal(&out, NULL);
+  return text ? text : strdup("");
+}
+
 void tu_expect_line(const char *text, const char *line, int present) {
   if ((strstr(text, line) != NULL) != present)
     fail_msg("%s \"%s\" in:\n%s", present ? "missing" : "unexpected", line,
              text);
+}
+
+void tu_log_add(char *text, size_t cap, size_t *len, int level,
+                const char *msg) {
+  int n = snprintf(text + *len, cap - *len, "%d %s\n", level, msg);
+  if (n > 0 && *len + (size_t)n < cap)
+    *len += (size_t)n;
 }
 
 struct MHD_Daemon *tu_http_start(MHD_AccessHandlerCallback handler, void *cls,
@@ -85,4 +110,34 @@ struct MHD_Daemon *tu_http_start(MHD_AccessHandlerCallback handler, void *cls,
     fail_msg("the test HTTP server has no port");
   *port = info->port;
   return d;
+}
+
+int tu_http_first_call(void **req_cls) {
+  static int marker;
+  if (*req_cls != NULL)
+    return 0;
+  *req_cls = &marker;
+  return 1;
+}
+
+typedef struct {
+  char *out;
+  size_t cap, len;
+} query_t;
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind,
+                               const char *key, const char *value) {
+  (void)kind;
+  query_t *q = cls;
+  int n = snprintf(q->out + q->len, q->cap - q->len, "%s%s=%s",
+                   q->len ? "&" : "", key, value ? value : "");
+  if (n > 0)
+    q->len += (size_t)n < q->cap - q->len ? (size_t)n : q->cap - q->len - 1;
+  return MHD_YES;
+}
+
+void tu_http_query(struct MHD_Connection *conn, char *out, size_t cap) {
+  query_t q = {out, cap, 0};
+  out[0] = 0;
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &q);
 }
