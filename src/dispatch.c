@@ -318,8 +318,10 @@ static int dispatch_one(value_list_t *vl, const char *source,
   }
   vl->values = &value;
   vl->values_len = 1;
-  sstrncpy(vl->type, f->ds_type, sizeof(vl->type));
-  sstrncpy(vl->type_instance, ti, sizeof(vl->type_instance));
+  /* both fit (types.db names; ti is built within DATA_MAX_NAME_LEN): a
+   * copy of the bytes, not sstrncpy's padding of the whole field */
+  memcpy(vl->type, f->ds_type, strlen(f->ds_type) + 1);
+  memcpy(vl->type_instance, ti, strlen(ti) + 1);
   vl->meta = md;
   int failed = plugin_dispatch_values(vl) != 0;
   vl->values = NULL;
