@@ -156,14 +156,10 @@ static int series_matches(const series_t *se, const usage_sample_t *s) {
     return 0;
   p += sizeof(int);
   for (unsigned i = 0; i < 2 * s->nlabels; i++) {
-    const char *l = s->labels[i];
-    while (p < end && *l != 0 && *p == *l) {
-      p++;
-      l++;
-    }
-    if (p >= end || *p != *l)
+    size_t l = strlen(s->labels[i]) + 1; /* with its NUL */
+    if ((size_t)(end - p) < l || memcmp(p, s->labels[i], l) != 0)
       return 0;
-    p++; /* both at their NUL */
+    p += l;
   }
   return p == end;
 }
