@@ -8,7 +8,8 @@
 #       one value list per record and key) from the same static server, one
 #       daemon at a time: CPU per scrape (utime+stime of the process over
 #       SCRAPES scrapes at a short Interval), value lists per scrape (the
-#       daemon's own cache, through unixsock LISTVAL) and CPU per value list;
+#       daemon's own cache, through unixsock LISTVAL), CPU per value list
+#       and minor page faults per scrape;
 #       the ratio of the two taken in this run.
 #   bench_collectd.py jasper    a <Jasper> block with PerDevice over one rate
 #       plan of DEVICES devices (the simulator), beside an <Exporter>: CPU
@@ -25,7 +26,8 @@
 # BILLING_INTERVAL of 6 s): the counters are zeroed once the daemon is idle
 # after its warm-up scrapes and dumped once it is idle after the last one
 # (callgrind_control), so the figure holds whole scrapes only: ir_per_scrape
-# and ir_per_value_list, and their ratios to curl_json's. KEEP_BENCH=1 keeps
+# and ir_per_value_list, and their ratios to curl_json's. CALLGRIND_OPTS adds
+# valgrind options (e.g. --separate-threads=yes). KEEP_BENCH=1 keeps
 # the dumps (callgrind_annotate them) in the daemons' directories.
 # Environment: top_builddir (usage.so in .libs, usage-sim), COLLECTD,
 # STOCK_PLUGINS (/usr/lib/collectd), SCRAPES (billing, default 20),
@@ -73,6 +75,12 @@ def cpu_s(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def minflt(pid):
+    """Minor page faults of the whole process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
 
 
 def mem_mb(pid):
@@ -133,8 +141,9 @@ LoadPlugin unixsock
         self.name = name
         cmd = [COLLECTD, "-f", "-C", os.path.join(self.dir, "collectd.conf")]
         if CALLGRIND:
-            cmd = ["valgrind", "--tool=callgrind", "--quiet",
-                   "--callgrind-out-file=" + os.path.join(self.dir, "callgrind.out")] + cmd
+            cmd = (["valgrind", "--tool=callgrind", "--quiet",
+                    "--callgrind-out-file=" + os.path.join(self.dir, "callgrind.out")] +
+                   os.environ.get("CALLGRIND_OPTS", "").split() + cmd)
         self.proc = subprocess.Popen(
             cmd,
             stdout=open(os.path.join(self.dir, "collectd.out"), "w"),
@@ -228,11 +237,11 @@ def measure_scrapes(d, count, scrapes, warm=3):
     """CPU of d between the start of scrape `warm` and of scrape
     warm + scrapes, each start being a first-page request (count())."""
     until(60, "%s: %d scrapes" % (d.name, warm), lambda: count() >= warm or d.dead())
-    c0, n0 = cpu_s(d.proc.pid), count()
+    c0, f0, n0 = cpu_s(d.proc.pid), minflt(d.proc.pid), count()
     until(60 + scrapes * 5, "%s: %d more scrapes" % (d.name, scrapes),
           lambda: count() >= n0 + scrapes or d.dead(), step=0.002)
-    c1, n1 = cpu_s(d.proc.pid), count()
-    return (c1 - c0) / (n1 - n0)
+    c1, f1, n1 = cpu_s(d.proc.pid), minflt(d.proc.pid), count()
+    return (c1 - c0) / (n1 - n0), (f1 - f0) / (n1 - n0)
 
 
 def wait_idle(d, what, quiet=0.6, limit=600):
@@ -357,7 +366,7 @@ def bench_billing():
                 vls = d.listval()
             else:
                 cost = None
-                cpu = measure_scrapes(d, count, scrapes)
+                cpu, faults = measure_scrapes(d, count, scrapes)
                 vls = d.listval()
                 rss = mem_mb(d.proc.pid)
         finally:
@@ -369,8 +378,8 @@ def bench_billing():
             continue
         results[name] = (cpu, vls)
         print("billing_%s records=%d cpu_ms_per_scrape=%.2f value_lists=%d "
-              "us_per_value_list=%.2f rss_mb=%.1f" %
-              (name, records, cpu * 1e3, vls, cpu * 1e6 / max(vls, 1), rss["VmRSS"]))
+              "us_per_value_list=%.2f page_faults_per_scrape=%.0f rss_mb=%.1f" %
+              (name, records, cpu * 1e3, vls, cpu * 1e6 / max(vls, 1), faults, rss["VmRSS"]))
     srv.shutdown()
     cc, cv = results["curl_json"]
     line = "billing_ir_ratio" if CALLGRIND else "billing_ratio"
