@@ -8,7 +8,8 @@
 #       one value list per record and key) from the same static server, one
 #       daemon at a time: CPU per scrape (utime+stime of the process over
 #       SCRAPES scrapes at a short Interval), value lists per scrape (the
-#       daemon's own cache, through unixsock LISTVAL) and CPU per value list;
+#       daemon's own cache, through unixsock LISTVAL), CPU per value list
+#       and minor page faults per scrape;
 #       the ratio of the two taken in this run.
 #   bench_collectd.py jasper    a <Jasper> block with PerDevice over one rate
 #       plan of DEVICES devices (the simulator), beside an <Exporter>: CPU
@@ -19,6 +20,15 @@
 #
 # The billing step also runs the block with DispatchMetaData false
 # ("usage_nometa"; BILLING_NOMETA=0 leaves it out).
+# CALLGRIND=1 runs each billing daemon under valgrind --tool=callgrind
+# instead and counts the instructions of the whole process (every thread,
+# collectd's own work included) over SCRAPES scrapes (default 3 then, at a
+# BILLING_INTERVAL of 6 s): the counters are zeroed once the daemon is idle
+# after its warm-up scrapes and dumped once it is idle after the last one
+# (callgrind_control), so the figure holds whole scrapes only: ir_per_scrape
+# and ir_per_value_list, and their ratios to curl_json's. CALLGRIND_OPTS adds
+# valgrind options (e.g. --separate-threads=yes). KEEP_BENCH=1 keeps
+# the dumps (callgrind_annotate them) in the daemons' directories.
 # Environment: top_builddir (usage.so in .libs, usage-sim), COLLECTD,
 # STOCK_PLUGINS (/usr/lib/collectd), SCRAPES (billing, default 20),
 # BILLING_INTERVAL (default 1 s),
@@ -44,6 +54,7 @@ TOP = os.environ.get("top_builddir", os.getcwd())
 COLLECTD = os.environ.get("COLLECTD") or shutil.which("collectd") or "/usr/sbin/collectd"
 STOCK = os.environ.get("STOCK_PLUGINS", "/usr/lib/collectd")
 TICK = os.sysconf("SC_CLK_TCK")
+CALLGRIND = os.environ.get("CALLGRIND", "0") == "1"
 
 
 def fail(msg):
@@ -64,6 +75,12 @@ def cpu_s(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def minflt(pid):
+    """Minor page faults of the whole process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
 
 
 def mem_mb(pid):
@@ -122,8 +139,13 @@ LoadPlugin unixsock
         with open(os.path.join(self.dir, "collectd.conf"), "w") as f:
             f.write(conf)
         self.name = name
+        cmd = [COLLECTD, "-f", "-C", os.path.join(self.dir, "collectd.conf")]
+        if CALLGRIND:
+            cmd = (["valgrind", "--tool=callgrind", "--quiet",
+                    "--callgrind-out-file=" + os.path.join(self.dir, "callgrind.out")] +
+                   os.environ.get("CALLGRIND_OPTS", "").split() + cmd)
         self.proc = subprocess.Popen(
-            [COLLECTD, "-f", "-C", os.path.join(self.dir, "collectd.conf")],
+            cmd,
             stdout=open(os.path.join(self.dir, "collectd.out"), "w"),
             stderr=subprocess.STDOUT)
         until(30, "%s: collectd's socket" % name, lambda: os.path.exists(self.sock) or self.dead())
@@ -215,18 +237,80 @@ def measure_scrapes(d, count, scrapes, warm=3):
     """CPU of d between the start of scrape `warm` and of scrape
     warm + scrapes, each start being a first-page request (count())."""
     until(60, "%s: %d scrapes" % (d.name, warm), lambda: count() >= warm or d.dead())
-    c0, n0 = cpu_s(d.proc.pid), count()
+    c0, f0, n0 = cpu_s(d.proc.pid), minflt(d.proc.pid), count()
     until(60 + scrapes * 5, "%s: %d more scrapes" % (d.name, scrapes),
           lambda: count() >= n0 + scrapes or d.dead(), step=0.002)
-    c1, n1 = cpu_s(d.proc.pid), count()
-    return (c1 - c0) / (n1 - n0)
+    c1, f1, n1 = cpu_s(d.proc.pid), minflt(d.proc.pid), count()
+    return (c1 - c0) / (n1 - n0), (f1 - f0) / (n1 - n0)
+
+
+def wait_idle(d, what, quiet=0.6, limit=600):
+    """Waits until d has used (almost) no CPU for `quiet` seconds."""
+    t_end = time.monotonic() + limit
+    c = cpu_s(d.proc.pid)
+    while time.monotonic() < t_end:
+        time.sleep(quiet)
+        d.dead()
+        c2 = cpu_s(d.proc.pid)
+        if c2 - c < 0.03:
+            return
+        c = c2
+    fail("%s: not idle after %g s (%s)" % (d.name, limit, what))
+
+
+def callgrind_ctl(d, opt):
+    r = subprocess.run(["callgrind_control", opt, str(d.proc.pid)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+    if r.returncode != 0:
+        fail("%s: callgrind_control %s: %s" % (d.name, opt, r.stdout.decode()[-300:]))
+
+
+def measure_ir(d, count, scrapes, warm=2):
+    """Instructions (callgrind Ir) of the whole daemon per scrape: from an
+    idle point after scrape `warm` to one after at least warm + scrapes,
+    divided by the scrapes that started in between (a scrape's start being
+    its first-page request; idle means every one of them finished)."""
+    until(600, "%s: %d scrapes" % (d.name, warm), lambda: count() >= warm or d.dead(), 0.05)
+    for _ in range(10):
+        wait_idle(d, "after the warm-up")
+        n0 = count()
+        callgrind_ctl(d, "-z")
+        if count() == n0:
+            break
+    else:
+        fail("%s: no idle moment between scrapes (raise BILLING_INTERVAL)" % d.name)
+    until(600 + scrapes * 60, "%s: %d more scrapes" % (d.name, scrapes),
+          lambda: count() >= n0 + scrapes or d.dead(), 0.05)
+    for _ in range(10):
+        wait_idle(d, "after the last scrape")
+        n1 = count()
+        callgrind_ctl(d, "-d")
+        if count() == n1:
+            break
+        # a scrape began during the dump (which zeroed the counters): dump
+        # again once it is over; the dumps are summed
+    else:
+        fail("%s: no idle moment between scrapes (raise BILLING_INTERVAL)" % d.name)
+    dumps = [f for f in os.listdir(d.dir) if f.startswith("callgrind.out.")]
+    if not dumps:
+        fail("%s: no callgrind dump" % d.name)
+    ir = 0
+    for dump in dumps:  # every dump since the zeroing: their sum
+        with open(os.path.join(d.dir, dump)) as f:
+            for line in f:
+                if line.startswith("summary:") or line.startswith("totals:"):
+                    ir += int(line.split()[1])
+                    break
+    if ir == 0:
+        fail("%s: no summary in the callgrind dump" % d.name)
+    return ir / (n1 - n0)
 
 
 def bench_billing():
     page = billing_page()
     records = len(json.loads(page))
-    scrapes = int(os.environ.get("SCRAPES", "20"))
-    interval = float(os.environ.get("BILLING_INTERVAL", "1"))
+    scrapes = int(os.environ.get("SCRAPES", "3" if CALLGRIND else "20"))
+    interval = float(os.environ.get("BILLING_INTERVAL", "6" if CALLGRIND else "1"))
     srv = PageServer(("127.0.0.1", 0), page_handler(page))
     srv.lock = threading.Lock()
     srv.first_pages = 0
@@ -277,23 +361,34 @@ def bench_billing():
             srv.first_pages = 0
         d = Daemon(name, plugins, body, interval)
         try:
-            cpu = measure_scrapes(d, count, scrapes)
-            vls = d.listval() - 0
-            rss = mem_mb(d.proc.pid)
+            if CALLGRIND:
+                cost = measure_ir(d, count, scrapes)
+                vls = d.listval()
+            else:
+                cost = None
+                cpu, faults = measure_scrapes(d, count, scrapes)
+                vls = d.listval()
+                rss = mem_mb(d.proc.pid)
         finally:
             d.stop()
+        if CALLGRIND:
+            results[name] = (cost, vls)
+            print("billing_ir_%s records=%d ir_per_scrape=%.0f value_lists=%d "
+                  "ir_per_value_list=%.0f" % (name, records, cost, vls, cost / max(vls, 1)))
+            continue
         results[name] = (cpu, vls)
         print("billing_%s records=%d cpu_ms_per_scrape=%.2f value_lists=%d "
-              "us_per_value_list=%.2f rss_mb=%.1f" %
-              (name, records, cpu * 1e3, vls, cpu * 1e6 / max(vls, 1), rss["VmRSS"]))
+              "us_per_value_list=%.2f page_faults_per_scrape=%.0f rss_mb=%.1f" %
+              (name, records, cpu * 1e3, vls, cpu * 1e6 / max(vls, 1), faults, rss["VmRSS"]))
     srv.shutdown()
     cc, cv = results["curl_json"]
-    line = "billing_ratio"
+    line = "billing_ir_ratio" if CALLGRIND else "billing_ratio"
+    what = "ir" if CALLGRIND else "cpu"
     for name in ("usage", "usage_nometa"):
         if name in results:
             uc, uv = results[name]
-            line += " %s_over_curl_json_cpu=%.3f %s_over_curl_json_per_value_list=%.3f" % (
-                name, uc / cc, name, (uc / uv) / (cc / cv))
+            line += " %s_over_curl_json_%s=%.3f %s_over_curl_json_per_value_list=%.3f" % (
+                name, what, uc / cc, name, (uc / uv) / (cc / cv))
     print(line)
 
 

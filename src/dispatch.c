@@ -156,14 +156,10 @@ static int series_matches(const series_t *se, const usage_sample_t *s) {
     return 0;
   p += sizeof(int);
   for (unsigned i = 0; i < 2 * s->nlabels; i++) {
-    const char *l = s->labels[i];
-    while (p < end && *l != 0 && *p == *l) {
-      p++;
-      l++;
-    }
-    if (p >= end || *p != *l)
+    size_t l = strlen(s->labels[i]) + 1; /* with its NUL */
+    if ((size_t)(end - p) < l || memcmp(p, s->labels[i], l) != 0)
       return 0;
-    p++; /* both at their NUL */
+    p += l;
   }
   return p == end;
 }
@@ -318,8 +314,10 @@ static int dispatch_one(value_list_t *vl, const char *source,
   }
   vl->values = &value;
   vl->values_len = 1;
-  sstrncpy(vl->type, f->ds_type, sizeof(vl->type));
-  sstrncpy(vl->type_instance, ti, sizeof(vl->type_instance));
+  /* both fit (types.db names; ti is built within DATA_MAX_NAME_LEN): a
+   * copy of the bytes, not sstrncpy's padding of the whole field */
+  memcpy(vl->type, f->ds_type, strlen(f->ds_type) + 1);
+  memcpy(vl->type_instance, ti, strlen(ti) + 1);
   vl->meta = md;
   int failed = plugin_dispatch_values(vl) != 0;
   vl->values = NULL;

@@ -37,6 +37,12 @@ struct usage_batch_s {
   /* What the samples are, in order (families, values' bits, label strings'
    * hashes): a commit that matches the stored entity's keeps it. */
   uint64_t fp[2];
+  /* The labels of the last sample added (the batch's copies) and their
+   * hashes: the next sample with the same labels (every family of one
+   * label set, added in a row) shares them instead of interning again. */
+  const char **last;
+  unsigned last_n;
+  uint64_t last_h[2 * USAGE_MAX_LABELS];
 };
 
 /* arena_alloc returns n bytes aligned for pointers that live as long as
@@ -164,22 +170,33 @@ int usage_batch_addv(usage_batch_t *b, int family, double value,
   s->family = family;
   s->value = value;
   s->nlabels = nlabels;
-  const char **copy = arena_alloc(b, (2 * nlabels + 1) * sizeof(*copy));
-  if (copy == NULL)
-    return ENOMEM;
   /* The line's own fingerprint, then the batch's over the lines'. */
   uint64_t lfp[2] = {0, 0}, bits;
   memcpy(&bits, &value, sizeof(bits));
   fp_mix(lfp, (uint64_t)family << 32 | nlabels);
   fp_mix(lfp, bits);
-  for (unsigned i = 0; i < 2 * nlabels; i++) {
-    uint64_t h;
-    copy[i] = arena_strdup(b, labels[i], &h);
-    if (copy[i] == NULL)
+  unsigned same = b->last != NULL && b->last_n == nlabels;
+  for (unsigned i = 0; same && i < 2 * nlabels; i++)
+    same = strcmp(labels[i], b->last[i]) == 0;
+  if (same) {
+    for (unsigned i = 0; i < 2 * nlabels; i++)
+      fp_mix(lfp, b->last_h[i]);
+    s->labels = b->last;
+  } else {
+    const char **copy = arena_alloc(b, (2 * nlabels + 1) * sizeof(*copy));
+    if (copy == NULL)
       return ENOMEM;
-    fp_mix(lfp, h);
+    b->last = NULL; /* until every label is in */
+    for (unsigned i = 0; i < 2 * nlabels; i++) {
+      copy[i] = arena_strdup(b, labels[i], &b->last_h[i]);
+      if (copy[i] == NULL)
+        return ENOMEM;
+      fp_mix(lfp, b->last_h[i]);
+    }
+    b->last = copy;
+    b->last_n = nlabels;
+    s->labels = copy;
   }
-  s->labels = copy;
   b->lfp[b->num][0] = lfp[0];
   b->lfp[b->num][1] = lfp[1];
   b->num++;

@@ -337,6 +337,60 @@ static void test_unchanged(void **state) {
   }
 }
 
+/* Samples added in a row with the same labels share the batch's copies;
+ * a caller that rewrites its buffer between two adds (same pointers, new
+ * text) gets the new text; either way the batch fingerprints the lines as
+ * when every sample's labels come from buffers of their own, so the commit
+ * of the one after the other changes nothing. */
+static void test_same_labels(void **state) {
+  (void)state;
+  char v[2][16];
+  const char *l[4] = {"service", v[0], "user", v[1]};
+  usage_batch_t *a = usage_batch_create("a", "e");
+  snprintf(v[0], sizeof(v[0]), "s1");
+  snprintf(v[1], sizeof(v[1]), "u1");
+  assert_int_equal(usage_batch_addv(a, FAM_CCC_USER_ATTACHMENTS, 1, 2, l), 0);
+  assert_int_equal(usage_batch_addv(a, FAM_CCC_USER_MESSAGES_SENT, 2, 2, l), 0);
+  snprintf(v[1], sizeof(v[1]), "u2"); /* same pointers, other text */
+  assert_int_equal(usage_batch_addv(a, FAM_CCC_USER_ATTACHMENTS, 3, 2, l), 0);
+  assert_int_equal(usage_batch_addv(a, FAM_CCC_USER_MESSAGES_SENT, 4, 1, l), 0);
+  const usage_sample_t *s0 = usage_batch_sample(a, 0);
+  const usage_sample_t *s1 = usage_batch_sample(a, 1);
+  const usage_sample_t *s2 = usage_batch_sample(a, 2);
+  const usage_sample_t *s3 = usage_batch_sample(a, 3);
+  assert_ptr_equal(s0->labels, s1->labels);
+  assert_string_equal(s1->labels[3], "u1");
+  assert_string_equal(s2->labels[1], "s1");
+  assert_string_equal(s2->labels[3], "u2");
+  assert_int_equal(s3->nlabels, 1);
+  assert_string_equal(s3->labels[1], "s1");
+
+  /* the same lines from fresh buffers every time */
+  usage_batch_t *b = usage_batch_create("a", "e");
+  assert_int_equal(usage_batch_add(b, FAM_CCC_USER_ATTACHMENTS, 1, "service",
+                                   "s1", "user", "u1", NULL),
+                   0);
+  assert_int_equal(usage_batch_add(b, FAM_CCC_USER_MESSAGES_SENT, 2, "service",
+                                   "s1", "user", "u1", NULL),
+                   0);
+  assert_int_equal(usage_batch_add(b, FAM_CCC_USER_ATTACHMENTS, 3, "service",
+                                   "s1", "user", "u2", NULL),
+                   0);
+  assert_int_equal(
+      usage_batch_add(b, FAM_CCC_USER_MESSAGES_SENT, 4, "service", "s1", NULL),
+      0);
+  usage_store_t *st = usage_store_create();
+  assert_int_equal(usage_store_commit(st, a), 0);
+  uint64_t g = usage_store_generation(st);
+  assert_int_equal(usage_store_commit(st, b), 0);
+  assert_int_equal(usage_store_generation(st), g); /* nothing changed */
+  usage_body_t *body = usage_store_body(st, USAGE_FMT_TEXT);
+  assert_non_null(strstr(body->data, "usage_ccc_user_attachments{source=\"a\","
+                                     "service=\"s1\",user=\"u2\"} 3\n"));
+  usage_body_release(body);
+  usage_store_destroy(st);
+}
+
 /* gunzip_all inflates every gzip member of data (inflateReset between
  * members, as a reader of multi-member gzip does); a malloc'd string. */
 static char *gunzip_all(const char *data, size_t len, size_t *outlen) {
@@ -557,6 +611,7 @@ int main(void) {
       cmocka_unit_test(test_empty),
       cmocka_unit_test(test_many),
       cmocka_unit_test(test_unchanged),
+      cmocka_unit_test(test_same_labels),
       cmocka_unit_test(test_gzip_entities),
       cmocka_unit_test(test_partial_rerender),
   };

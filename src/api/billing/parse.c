@@ -131,6 +131,10 @@ typedef struct {
   usage_billing_page_t *res;
   field_t fields[MAX_FIELDS]; /* the record members the parser reads */
   size_t nfields;
+  /* a quick no for the other members: the lengths (< 64) and first bytes
+   * that some field has */
+  uint64_t lens;
+  uint64_t firsts[4];
   unsigned depth;
   int top_seen, top_done;
   int field; /* slot of the current member at depth 2, -1 = ignored */
@@ -158,6 +162,12 @@ static void fields_init(pctx_t *p, const usage_billing_conf_t *c) {
   for (size_t g = 0; g < c->group_by_num; g++)
     p->fields[p->nfields++] =
         (field_t){c->group_by[g], strlen(c->group_by[g]), F_G0 + (int)g};
+  for (size_t i = 0; i < p->nfields; i++) {
+    const field_t *f = &p->fields[i];
+    p->lens |= f->len < 64 ? 1ULL << f->len : 1ULL << 63;
+    unsigned char c0 = f->len > 0 ? (unsigned char)f->name[0] : 0;
+    p->firsts[c0 >> 6] |= 1ULL << (c0 & 63);
+  }
 }
 
 static int fail(pctx_t *p, const char *msg) {
@@ -304,6 +314,12 @@ static int cb_map_key(void *ctx, const unsigned char *key, size_t len) {
   if (p->depth != 2)
     return 1;
   p->field = -1;
+  /* most members are none of ours: told apart by length and first byte
+   * (a length of 63 or more always takes the long way) */
+  unsigned char c0 = len > 0 ? key[0] : 0;
+  if (!(p->lens & (len < 63 ? 1ULL << len : 1ULL << 63)) ||
+      !(p->firsts[c0 >> 6] & 1ULL << (c0 & 63)))
+    return 1;
   const field_t *f = p->fields;
   for (size_t i = 0; i < p->nfields; i++)
     if (f[i].len == len && memcmp(f[i].name, key, len) == 0) {
