@@ -74,8 +74,8 @@ CONF
 
 # 1. A 2,000-page scrape under way (mostly waiting between requests).
 it_start_collectd "$IT_DIR/jasper.conf"
-it_assert "jasper: the scrape is under way (20 pages asked for)" \
-  it_until 30 at_least jasper_requests 20
+it_assert "jasper: the scrape is under way (10 pages asked for)" \
+  it_until 30 at_least jasper_requests 10
 it_metrics
 it_assert_eq "jasper: no zone figure on /metrics mid-scrape" 0 \
   "$(grep -c '^usage_jasper_zone' "$IT_DIR/last.prom")"
@@ -91,7 +91,7 @@ it_assert_eq "jasper: no zone figure reached collectd (csv)" "" \
 it_start_collectd "$IT_DIR/jasper.conf"
 base=$(jasper_requests)
 it_assert "jasper: the scrape is under way again" \
-  it_until 30 at_least jasper_requests $((base + 5))
+  it_until 30 at_least jasper_requests $((base + 3))
 curl -sf -X POST "$SIM_URL/_sim/fault?path=/rws/&mode=slow&delay=60000&count=0" >/dev/null
 it_assert "jasper: a page is held by the simulator" it_until 30 at_least fault_hits 1
 stop_within "Jasper page in flight (held 60 s)"
@@ -107,7 +107,7 @@ cat >"$IT_DIR/sleep.conf" <<CONF
     BearerToken "ccc-token"
     <Service "$svc">
     </Service>
-    Interval 3
+    Interval 1
     ScrapeTimeout 60
   </CCC>
   <Billing "bill">
@@ -115,7 +115,7 @@ cat >"$IT_DIR/sleep.conf" <<CONF
     BearerToken "sim-billing-token"
     GroupBy "customerId"
     StateFile "$IT_DIR/bill.state"
-    Interval 3
+    Interval 1
     ScrapeTimeout 60
   </Billing>
 CONF
