@@ -144,9 +144,9 @@ it_assert "RSS flat during the attack: ${rssa} kB at the first scrape, ${rssb} k
 it_assert "RSS after the attack within 16 MB of before (+$(((rss1 - rss0) / 1024)) MB)" \
   test $((rss1 - rss0)) -lt $((16 * 1024))
 it_assert "collectd still scraping afterwards" it_until 15 up
-b64=$(printf 'prometheus:scrape-pass' | base64)
-it_assert "no password in the log (nor its Authorization header)" \
-  sh -c "! grep -q 'scrape-pass\|guess-\|$b64' '$IT_DIR/collectd.log'"
+# (cHJvbWV0aGV1cz: the start of any Authorization value for "prometheus")
+it_assert "no password in the log (nor an Authorization header)" \
+  sh -c "! grep -q 'scrape-pass\|guess-\|cHJvbWV0aGV1cz' '$IT_DIR/collectd.log'"
 it_stop_collectd
 
 # A cap above what the open-file limit allows is lowered, with one line.

@@ -1230,14 +1230,17 @@ static void test_cap_nofile(void **state) {
 }
 
 /* A flood of wrong passwords from one address gets 429 there, while the
- * right password from another address is let in every time. */
+ * right password from another address is let in every time, and so is a
+ * first login (credentials not yet checked: a bcrypt run) from there after
+ * the flood has used up its own address's runs. */
 static void test_auth_per_address(void **state) {
   (void)state;
   usage_store_t *store = golden_store();
-  char h[128];
+  char h[128], h2[128];
   make_hash("right", 8, h, sizeof(h));
-  usage_exporter_user_t users[] = {{"prometheus", h}};
-  usage_exporter_opts_t opts = {.users = users, .users_num = 1};
+  make_hash("second", 8, h2, sizeof(h2));
+  usage_exporter_user_t users[] = {{"prometheus", h}, {"grafana", h2}};
+  usage_exporter_opts_t opts = {.users = users, .users_num = 2};
   usage_exporter_t *e = start(&opts, store);
   int n401 = 0, n429 = 0, good = 0;
   double t0 = now_s();
@@ -1261,6 +1264,13 @@ static void test_auth_per_address(void **state) {
   }
   if (n429 < 30 || n401 + n429 != 60 || good != 10)
     fail_msg("flood: %d x 401, %d x 429, %d good logins", n401, n429, good);
+  reply_t r;
+  req_t q = {.user = "grafana", .pass = "second", .from = "127.0.0.1"};
+  assert_int_equal(fetch(&q, &r), 0);
+  if (r.status != 200)
+    fail_msg("a first login after the flood from another address: %ld",
+             r.status);
+  reply_free(&r);
   usage_exporter_stop(e);
   usage_store_destroy(store);
 }
