@@ -25,6 +25,11 @@ and time. Each prints one line of key=value figures.
       samples VmRSS, Threads and the open files of PID from /proc. Prints
       codes, ms, max_ms, median_ms, body_ok, rss_kb_first, rss_kb_last,
       rss_kb_max, threads_min, threads_max, fds_max.
+  hostile_clients.py slowloris PORT N EVERY LIMIT
+      N connections each send a request line, then a header byte every
+      EVERY s without ending the request, until the server closes them or
+      LIMIT s have passed. Prints closed_s (per connection, or "open"),
+      closed, min_s, max_s.
   hostile_clients.py status PID
       prints "rss_kb=R threads=T fds=F" from /proc/PID.
 """
@@ -224,7 +229,8 @@ def flood(port, seconds, user, stop_file, threads=16, limit=20000):
                 sent[0] += 1
                 i = sent[0]
             try:
-                code = get(port, "127.0.0.50", basic(user, "guess-%d-%d" % (k, i)))[0]
+                code = get(port, "127.0.0.50", basic(user, "guess-%d-%d" % (k, i)),
+                           timeout=2.0)[0]
             except (OSError, http.client.HTTPException) as e:
                 code = "error_" + type(e).__name__
             with lock:
@@ -277,6 +283,48 @@ def scrape(port, n, spacing, user, password, pid, ready_file):
               min(thr), max(thr), max(fds)))
 
 
+def slowloris(port, n, every, limit):
+    """n connections each send a request line and then one header byte
+    every `every` s, never ending the request; the seconds from each
+    connect to the server closing it (or "open" at `limit` s)."""
+    socks, closed = [], {}
+    t0 = time.monotonic()
+    for _ in range(n):
+        so = socket.create_connection(("127.0.0.1", port), timeout=5)
+        so.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        so.setblocking(False)
+        socks.append((so, time.monotonic()))
+    next_send = time.monotonic() + every
+    while len(closed) < n and time.monotonic() - t0 < limit:
+        now = time.monotonic()
+        for i, (so, t) in enumerate(socks):
+            if i in closed:
+                continue
+            try:
+                gone = so.recv(4096) == b""
+            except BlockingIOError:
+                gone = False
+            except OSError:
+                gone = True
+            if not gone and now >= next_send:
+                try:
+                    so.send(b"a")
+                except OSError:
+                    gone = True
+            if gone:
+                closed[i] = now - t
+        if now >= next_send:
+            next_send = now + every
+        time.sleep(0.05)
+    for so, _ in socks:
+        so.close()
+    secs = [closed.get(i) for i in range(n)]
+    print("closed_s=%s closed=%d min_s=%s max_s=%s" % (
+        ",".join("open" if v is None else "%.2f" % v for v in secs), len(closed),
+        "%.2f" % min(closed.values()) if closed else "none",
+        "%.2f" % max(closed.values()) if closed else "none"))
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "attack":
@@ -286,6 +334,9 @@ def main():
     elif cmd == "scrape":
         scrape(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]),
                sys.argv[5], sys.argv[6], int(sys.argv[7]), sys.argv[8])
+    elif cmd == "slowloris":
+        slowloris(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]),
+                  float(sys.argv[5]))
     elif cmd == "status":
         print("rss_kb=%d threads=%d fds=%d" % proc_status(int(sys.argv[2])))
     else:

@@ -59,7 +59,14 @@ it_setup() {
   fi
   IT_DIR=$(mktemp -d "/tmp/usage-it-$IT_NAME.XXXXXX")
   trap it_cleanup EXIT
-  mkdir -p "$IT_DIR/plugins" "$IT_DIR/csv"
+  mkdir -p "$IT_DIR/plugins" "$IT_DIR/csv" "$IT_DIR/bin"
+  # python3 is Debian's when it is there: a version manager's shim found
+  # first on PATH (pyenv's) costs seconds a call on a busy machine, and the
+  # helpers need only the standard library.
+  if [ -x /usr/bin/python3 ] && [ "$(command -v python3)" != /usr/bin/python3 ]; then
+    ln -s /usr/bin/python3 "$IT_DIR/bin/python3"
+    PATH="$IT_DIR/bin:$PATH"
+  fi
   # collectd loads only regular files from its PluginDir: copy, no links.
   cp "$top_builddir/.libs/usage.so" "$IT_DIR/plugins/" || exit 99
   for p in logfile csv unixsock threshold exec; do

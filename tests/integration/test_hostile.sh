@@ -6,8 +6,10 @@
 # from 127.0.0.50; meanwhile 10 authenticated scrapes from 127.0.0.1, one a
 # second, each on a new connection, must all get 200 within 1 s,
 # and collectd's thread count must not change and its resident memory
-# must stay within bounds (see below). Then a MaxConnections above the
-# open-file limit is lowered with one log line.
+# must stay within bounds (see below); no password reaches the log, in
+# plain text or as its Authorization header. Then a MaxConnections above
+# the open-file limit is lowered with one log line, and below the cap a
+# request that trickles in is closed at RequestTimeout.
 . "$(dirname "$0")/lib.sh"
 
 it_setup hostile
@@ -99,7 +101,7 @@ it_assert "collectd's open files during the attack: $fd0 before, at most $fdmax 
 it_assert "the server closed $(field "$attack" server_closed) hostile connections" \
   test "$(field "$attack" server_closed)" -ge 3000
 it_assert "collectd says once that connections were closed at the cap" \
-  grep -q 'usage plugin: Exporter: 512 connections open (MaxConnections): closed the [0-9]* oldest' "$IT_DIR/collectd.log"
+  grep -q 'usage plugin: Exporter: 512 connections open (MaxConnections): closed the [1-9][0-9]* oldest' "$IT_DIR/collectd.log"
 n401=$(field "$flood" code_401)
 n429=$(field "$flood" code_429)
 it_assert "the wrong-password flood got ${n401:-0} x 401 and ${n429:-0} x 429" \
@@ -142,17 +144,27 @@ it_assert "RSS flat during the attack: ${rssa} kB at the first scrape, ${rssb} k
 it_assert "RSS after the attack within 16 MB of before (+$(((rss1 - rss0) / 1024)) MB)" \
   test $((rss1 - rss0)) -lt $((16 * 1024))
 it_assert "collectd still scraping afterwards" it_until 15 up
-it_assert "no password in the log" sh -c "! grep -q 'scrape-pass\|guess-' '$IT_DIR/collectd.log'"
+# (cHJvbWV0aGV1cz: the start of any Authorization value for "prometheus")
+it_assert "no password in the log (nor an Authorization header)" \
+  sh -c "! grep -q 'scrape-pass\|guess-\|cHJvbWV0aGV1cz' '$IT_DIR/collectd.log'"
 it_stop_collectd
 
 # A cap above what the open-file limit allows is lowered, with one line.
+# Below the cap, a request that trickles in (a byte every 0.5 s, so the
+# idle timeout of 10 s never fires) is closed at RequestTimeout (2 s).
 ulimit -S -n 1024
 IT_EXPORTER_EXTRA="    MaxConnections 3000
+    RequestTimeout 2
     BasicAuthUser \"prometheus\" \"$HASH\""
 it_start_collectd "$IT_DIR/usage.conf"
 it_assert "MaxConnections 3000 with 1024 open files: lowered to 797, logged" \
   grep -q 'usage plugin: Exporter: MaxConnections 3000 does not fit the open-file limit of 1024 (RLIMIT_NOFILE, 128 of them kept for the rest of collectd): at most 797 connections at once' "$IT_DIR/collectd.log"
 it_assert_eq "... and the exporter serves" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' -u prometheus:scrape-pass "$METRICS_URL")"
+slow=$(python3 "$CLIENTS" slowloris "$EXPORTER_PORT" 5 0.5 12 | tail -n 1)
+it_log "slowloris under the cap: $slow"
+it_assert "5 slow requests closed at RequestTimeout 2 s ($(field "$slow" min_s)-$(field "$slow" max_s) s after the connect)" \
+  awk -v n="$(field "$slow" closed)" -v lo="$(field "$slow" min_s)" -v hi="$(field "$slow" max_s)" \
+  'BEGIN { exit !(n == 5 && lo + 0 >= 1.5 && hi + 0 <= 8) }'
 it_stop_collectd
 it_done

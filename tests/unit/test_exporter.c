@@ -1019,6 +1019,190 @@ static void test_cap_closes_oldest(void **state) {
   usage_store_destroy(store);
 }
 
+/* connect_slow opens a slow reader: a small receive buffer, set before
+ * the connection so that the window stays small, and a whole request. */
+static int connect_slow(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int small = 4096;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons((uint16_t)atoi(port)),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  static const char req[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  assert_int_equal(send(fd, req, sizeof(req) - 1, 0), (ssize_t)sizeof(req) - 1);
+  return fd;
+}
+
+/* read_head reads the start of a response (at least its headers) within
+ * limit s: the bytes of the whole response (headers and Content-Length),
+ * or -1. What was read is counted in *got. */
+static long read_head(int fd, double limit, long *got) {
+  struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char head[4096];
+  size_t n = 0;
+  double t0 = now_s();
+  while (n < sizeof(head) - 1 && now_s() - t0 < limit) {
+    ssize_t k = recv(fd, head + n, sizeof(head) - 1 - n, 0);
+    if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+      break;
+    if (k > 0)
+      n += (size_t)k;
+    head[n] = 0;
+    const char *end = strstr(head, "\r\n\r\n");
+    const char *cl = strcasestr(head, "\r\nContent-Length: ");
+    if (end != NULL && cl != NULL && cl < end &&
+        strncmp(head, "HTTP/1.1 200 ", 13) == 0) {
+      *got = (long)n;
+      return (long)(end + 4 - head) + atol(cl + 18);
+    }
+  }
+  *got = (long)n;
+  return -1;
+}
+
+/* read_rest reads a response to its end (total bytes, got read so far)
+ * within limit s: 1 if all arrived. */
+static int read_rest(int fd, long total, long got, double limit) {
+  static char buf[65536];
+  double t0 = now_s();
+  while (got < total && now_s() - t0 < limit) {
+    ssize_t k = recv(fd, buf, sizeof(buf), 0);
+    if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+      break;
+    if (k > 0)
+      got += k;
+  }
+  return got == total;
+}
+
+/* refused_within: the server closes fd within limit s without a byte of
+ * answer (1), or answers or keeps it open (0). */
+static int refused_within(int fd, double limit) {
+  struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  double t0 = now_s();
+  char buf[512];
+  while (now_s() - t0 < limit) {
+    ssize_t k = recv(fd, buf, sizeof(buf), 0);
+    if (k > 0)
+      return 0;
+    if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+      return 1;
+  }
+  return 0;
+}
+
+static int log_has(const char *what, double limit) {
+  double t0 = now_s();
+  for (;;) {
+    pthread_mutex_lock(&log_lock);
+    int seen = strstr(log_text, what) != NULL;
+    pthread_mutex_unlock(&log_lock);
+    if (seen || now_s() - t0 >= limit)
+      return seen;
+    usleep(50000);
+  }
+}
+
+/* At the cap with every open connection answering (slow readers of a
+ * large body, each far from its end), a new connection is closed at once
+ * without an answer, not queued, and the ones answering go on; once one
+ * has its whole answer a scrape is answered again. With one of the open
+ * connections still waiting for its request, a whole request sent
+ * promptly is answered and the waiting one is closed instead. */
+static void test_cap_all_busy(void **state) {
+  (void)state;
+  /* a body of about 12 MB: more than the kernel buffers of a connection
+   * whose reader does not read (send buffer up to 4 MB by default) */
+  usage_store_t *store = usage_store_create();
+  usage_batch_t *b = usage_batch_create("acme", "big");
+  static char svc[1024];
+  for (int i = 0; i < 12000; i++) {
+    memset(svc, 'a' + i % 26, sizeof(svc) - 1);
+    snprintf(svc, 16, "s%05d-", i);
+    svc[strlen(svc)] = 'x';
+    assert_int_equal(
+        usage_batch_add(b, FAM_CCC_SERVICE_USERS, i, "service", svc, NULL), 0);
+  }
+  assert_int_equal(usage_store_commit(store, b), 0);
+  usage_body_t *body = usage_store_body(store, USAGE_FMT_TEXT);
+  assert_non_null(body);
+  assert_true(body->len > 12000000);
+  usage_body_release(body);
+  log_text[0] = 0;
+  usage_exporter_opts_t opts = {.max_conns = 4,
+                                .threads = 1,
+                                .timeout_s = 60,
+                                .request_timeout_s = 60,
+                                .log = log_line};
+  usage_exporter_t *e = start(&opts, store);
+  enum { CAP = 4 };
+  int slow[CAP];
+  long total[CAP], got[CAP];
+  for (int i = 0; i < CAP; i++) {
+    slow[i] = connect_slow();
+    total[i] = read_head(slow[i], 5.0, &got[i]);
+    if (total[i] < 12000000)
+      fail_msg("slow reader %d: no answer to read (%ld bytes)", i, got[i]);
+  }
+  /* every one of the 4 is answering: a 5th is refused, promptly */
+  double t0 = now_s();
+  int extra = connect_slow();
+  if (!refused_within(extra, 3.0))
+    fail_msg("a connection over the cap, all answering: not closed without "
+             "an answer within 3 s");
+  close(extra);
+  double took = now_s() - t0;
+  if (!log_has("4 connections open (MaxConnections): closed the 0 oldest "
+               "that were waiting for a request and refused 1 new ones",
+               3.0))
+    fail_msg("log: %s", log_text);
+  /* the ones answering were left alone: one reads its answer to the end */
+  if (!read_rest(slow[0], total[0], got[0], 30.0))
+    fail_msg("slow reader 0 did not get its whole answer");
+  close(slow[0]);
+  /* recovered: three answering and a scrape of the status page */
+  reply_t r;
+  req_t q = {.path = "/"};
+  double t1 = now_s();
+  int ok = 0;
+  while (!ok && now_s() - t1 < 5.0) { /* the server sees slow[0] go */
+    ok = fetch(&q, &r) == 0 && r.status == 200;
+    reply_free(&r);
+    if (!ok)
+      usleep(100000);
+  }
+  if (!ok)
+    fail_msg("no answer after a slow reader finished");
+  /* three answering, one waiting for its request: a prompt request is
+   * answered at once, and the waiting one is closed for it */
+  usleep(200000); /* curl's connection is gone by now */
+  int half = open_half();
+  assert_false(closed_within(half, 0.3));
+  t1 = now_s();
+  assert_int_equal(fetch(&q, &r), 0);
+  assert_int_equal(r.status, 200);
+  reply_free(&r);
+  double prompt = now_s() - t1;
+  if (prompt > 1.0)
+    fail_msg("a prompt request with one connection waiting took %.2f s",
+             prompt);
+  assert_true(closed_within(half, 5.0));
+  close(half);
+  /* and the three still answering get their whole answers */
+  for (int i = 1; i < CAP; i++) {
+    if (!read_rest(slow[i], total[i], got[i], 30.0))
+      fail_msg("slow reader %d did not get its whole answer", i);
+    close(slow[i]);
+  }
+  print_message("refused in %.3f s; prompt request answered in %.3f s\n", took,
+                prompt);
+  usage_exporter_stop(e);
+  usage_store_destroy(store);
+}
+
 /* A cap above what the open-file limit allows is lowered, with one line. */
 static void test_cap_nofile(void **state) {
   (void)state;
@@ -1046,14 +1230,17 @@ static void test_cap_nofile(void **state) {
 }
 
 /* A flood of wrong passwords from one address gets 429 there, while the
- * right password from another address is let in every time. */
+ * right password from another address is let in every time, and so is a
+ * first login (credentials not yet checked: a bcrypt run) from there after
+ * the flood has used up its own address's runs. */
 static void test_auth_per_address(void **state) {
   (void)state;
   usage_store_t *store = golden_store();
-  char h[128];
+  char h[128], h2[128];
   make_hash("right", 8, h, sizeof(h));
-  usage_exporter_user_t users[] = {{"prometheus", h}};
-  usage_exporter_opts_t opts = {.users = users, .users_num = 1};
+  make_hash("second", 8, h2, sizeof(h2));
+  usage_exporter_user_t users[] = {{"prometheus", h}, {"grafana", h2}};
+  usage_exporter_opts_t opts = {.users = users, .users_num = 2};
   usage_exporter_t *e = start(&opts, store);
   int n401 = 0, n429 = 0, good = 0;
   double t0 = now_s();
@@ -1077,6 +1264,13 @@ static void test_auth_per_address(void **state) {
   }
   if (n429 < 30 || n401 + n429 != 60 || good != 10)
     fail_msg("flood: %d x 401, %d x 429, %d good logins", n401, n429, good);
+  reply_t r;
+  req_t q = {.user = "grafana", .pass = "second", .from = "127.0.0.1"};
+  assert_int_equal(fetch(&q, &r), 0);
+  if (r.status != 200)
+    fail_msg("a first login after the flood from another address: %ld",
+             r.status);
+  reply_free(&r);
   usage_exporter_stop(e);
   usage_store_destroy(store);
 }
@@ -1328,6 +1522,7 @@ int main(void) {
       cmocka_unit_test(test_request_deadline),
       cmocka_unit_test(test_fd_cap),
       cmocka_unit_test(test_cap_closes_oldest),
+      cmocka_unit_test(test_cap_all_busy),
       cmocka_unit_test(test_cap_nofile),
       cmocka_unit_test(test_auth_per_address),
       cmocka_unit_test(test_auth_off_loop),
