@@ -270,6 +270,11 @@ static int gz_segment(gz_ctx_t *c, const char *text, size_t len,
     seg->len += cap - z->avail_out;
     in_done += n;
   } while (in_done < len);
+  /* kept as long as the entity: no slack (the bound is about the text's
+   * size, the deflate data a tenth of it) */
+  unsigned char *fit = realloc(seg->data, seg->len ? seg->len : 1);
+  if (fit != NULL)
+    seg->data = fit;
   return 0;
 }
 
@@ -389,6 +394,20 @@ usage_body_t *usage_store_body_gzip(usage_store_t *s, usage_format_t fmt) {
   pthread_mutex_unlock(&plain->gz_lock);
   usage_body_release(pub);
   return gz ? &gz->pub : NULL;
+}
+
+void usage_store_cache_drop_stale(usage_store_t *s) {
+  uint64_t generation = usage_store_generation(s);
+  body_t *stale[2] = {NULL, NULL};
+  pthread_mutex_lock(&s->render_lock);
+  for (size_t i = 0; i < 2; i++)
+    if (s->cache[i] != NULL && s->cache[i]->pub.generation != generation) {
+      stale[i] = s->cache[i];
+      s->cache[i] = NULL;
+    }
+  pthread_mutex_unlock(&s->render_lock);
+  for (size_t i = 0; i < 2; i++)
+    usage_body_release(stale[i] ? &stale[i]->pub : NULL);
 }
 
 void usage_store_cache_clear(usage_store_t *s) {
