@@ -371,6 +371,26 @@ static double med(series_t *x) {
 }
 
 static int run_ab(long n, int rounds, int one) {
+  /* The client is forked first: forked later, it would share the store's
+   * pages copy-on-write, and every first write to one (a free, a
+   * reference count) would cost this process a page copy and a TLB
+   * flush that a server on its own never pays. */
+  int to_srv[2], to_cli[2];
+  if (pipe(to_srv) != 0 || pipe(to_cli) != 0)
+    return 1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(to_srv[0]);
+    close(to_cli[1]);
+    chan_t c = {to_srv[1], to_cli[0]};
+    int pp[2];
+    if (read(c.ack, pp, sizeof(pp)) != (ssize_t)sizeof(pp))
+      _exit(3);
+    ab_client(&c, pp[0], pp[1], rounds);
+    _exit(0);
+  }
+  close(to_srv[1]);
+  close(to_cli[0]);
   usage_store_t *s = usage_store_create();
   long per = one ? n : 500;
   for (long i = 0; i < n; i += per)
@@ -403,19 +423,9 @@ static int run_ab(long n, int rounds, int one) {
   get(port, 1, NULL, NULL);                  /* and compress once */
   get(sport, 0, NULL, NULL);
 
-  int to_srv[2], to_cli[2];
-  if (pipe(to_srv) != 0 || pipe(to_cli) != 0)
+  int pp[2] = {port, sport};
+  if (write(to_cli[1], pp, sizeof(pp)) != (ssize_t)sizeof(pp))
     return 1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(to_srv[0]);
-    close(to_cli[1]);
-    chan_t c = {to_srv[1], to_cli[0]};
-    ab_client(&c, port, sport, rounds);
-    _exit(0);
-  }
-  close(to_srv[1]);
-  close(to_cli[0]);
   series_t t[T_NTAGS];
   for (int i = 0; i < T_NTAGS; i++) {
     t[i].v = calloc((size_t)rounds * 2 + 2, sizeof(double));
