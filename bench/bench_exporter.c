@@ -6,6 +6,15 @@
  *                                      serving a static buffer (the floor)
  *   bench_exporter client PORT SCRAPES [gzip]  scrape an exporter started
  *                                      elsewhere (write_prometheus)
+ *   bench_exporter ab N [SCRAPES [one]]  our exporter and the static floor
+ *                                      in one process, scraped in turn
+ *                                      (A/B, the order alternating), with
+ *                                      the server CPU of each scrape; also
+ *                                      the first plain and the first gzip
+ *                                      scrape after a commit (of one
+ *                                      entity of 500 series among N/500;
+ *                                      with one: of 1% of the values of a
+ *                                      single entity of N series)
  *
  * The server runs in this process and the client in a forked child, so the
  * CPU time of this process over the scrapes is the server's. Prints one
@@ -32,6 +41,12 @@ static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long minflt(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_minflt;
 }
 
 static double cpu_s(void) {
@@ -273,16 +288,219 @@ static int run_static(long bytes, int scrapes) {
   return 0;
 }
 
+
+/* ---- ab: interleaved scrapes, server CPU per scrape ----
+ * The client (a child) brackets each scrape with a tag byte and 'E' on a
+ * pipe; this process, which runs both servers, takes its CPU time at each
+ * and answers, so each scrape is charged alone. Digits ask for a commit
+ * (done between scrapes, not charged to them). */
+
+/* commit_entity commits the entity of series [first, first + count) of
+ * commit_series(s, ., seed); round > 0 changes values: all of them, or
+ * with one_pct only every 100th (the same lines each round). */
+static void commit_entity(usage_store_t *s, unsigned seed, long first,
+                          long count, int round, int one_pct) {
+  char svc[33], user[33], ent[64];
+  snprintf(ent, sizeof(ent), "user/%u/%ld", seed, first);
+  usage_batch_t *b = usage_batch_create("acme", ent);
+  for (long i = first; i < first + count; i++) {
+    hex32(svc, seed, (unsigned)(i / 10000));
+    hex32(user, (unsigned)i, seed);
+    double bump = (!one_pct || i % 100 == 0) ? round * 0.5 : 0;
+    usage_batch_add(b, FAM_CCC_USER_MESSAGES_SENT,
+                    (double)(i * 7 % 100003) + bump, "service", svc, "user",
+                    user, "period", "daily", NULL);
+  }
+  usage_store_commit(s, b);
+}
+
+/* T_GZNEXT: the gzip scrape after T_FIRST, which compresses what that
+ * commit changed (not reported: the cost of T_GZFIRST without the render) */
+enum { T_USAGE, T_STATIC, T_FIRST, T_GZIP, T_GZFIRST, T_GZNEXT, T_NTAGS };
+static const char tag_char[T_NTAGS] = {'u', 's', 'f', 'g', 'z', 'h'};
+
+typedef struct {
+  int cmd, ack; /* pipe ends of this side */
+} chan_t;
+
+static void chan_call(chan_t *c, char op) {
+  char a;
+  if (write(c->cmd, &op, 1) != 1 || read(c->ack, &a, 1) != 1)
+    _exit(3);
+}
+
+/* ab_scrape: one scrape bracketed for the server's accounting. */
+static long ab_scrape(chan_t *c, int tag, int port, int gzip) {
+  chan_call(c, tag_char[tag]);
+  long len = get(port, gzip, NULL, NULL);
+  chan_call(c, 'E');
+  return len;
+}
+
+static void ab_client(chan_t *c, int port, int sport, int rounds) {
+  for (int r = 0; r < rounds; r++) {
+    if (r % 2 == 0) {
+      ab_scrape(c, T_USAGE, port, 0);
+      ab_scrape(c, T_STATIC, sport, 0);
+    } else {
+      ab_scrape(c, T_STATIC, sport, 0);
+      ab_scrape(c, T_USAGE, port, 0);
+    }
+    ab_scrape(c, T_GZIP, port, 1);
+    chan_call(c, '1'); /* commit, then the first gzip scrape */
+    ab_scrape(c, T_GZFIRST, port, 1);
+    chan_call(c, '1'); /* commit, then the first plain scrape */
+    ab_scrape(c, T_FIRST, port, 0);
+    ab_scrape(c, T_GZNEXT, port, 1); /* compress that one: next cached */
+  }
+  char q = 'q';
+  if (write(c->cmd, &q, 1) != 1)
+    _exit(3);
+}
+
+typedef struct {
+  double *v;
+  size_t n;
+} series_t;
+
+static double med(series_t *x) {
+  if (x->n == 0)
+    return 0;
+  qsort(x->v, x->n, sizeof(*x->v), dcmp);
+  return x->n % 2 ? x->v[x->n / 2] : (x->v[x->n / 2 - 1] + x->v[x->n / 2]) / 2;
+}
+
+static int run_ab(long n, int rounds, int one) {
+  /* The client is forked first: forked later, it would share the store's
+   * pages copy-on-write, and every first write to one (a free, a
+   * reference count) would cost this process a page copy and a TLB
+   * flush that a server on its own never pays. */
+  int to_srv[2], to_cli[2];
+  if (pipe(to_srv) != 0 || pipe(to_cli) != 0)
+    return 1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(to_srv[0]);
+    close(to_cli[1]);
+    chan_t c = {to_srv[1], to_cli[0]};
+    int pp[2];
+    if (read(c.ack, pp, sizeof(pp)) != (ssize_t)sizeof(pp))
+      _exit(3);
+    ab_client(&c, pp[0], pp[1], rounds);
+    _exit(0);
+  }
+  close(to_srv[1]);
+  close(to_cli[0]);
+  usage_store_t *s = usage_store_create();
+  long per = one ? n : 500;
+  for (long i = 0; i < n; i += per)
+    commit_entity(s, 1, i, per < n - i ? per : n - i, 0, 0);
+  int port = free_port();
+  char ports[16];
+  snprintf(ports, sizeof(ports), "%d", port);
+  usage_exporter_opts_t o = {.address = "127.0.0.1", .port = ports};
+  char err[256];
+  usage_exporter_t *e = usage_exporter_start(&o, s, err, sizeof(err));
+  if (e == NULL) {
+    fprintf(stderr, "%s\n", err);
+    return 1;
+  }
+  /* the static floor: the same bytes, from a bare handler */
+  usage_body_t *b = usage_store_body_iov(s, USAGE_FMT_TEXT);
+  static_len = b->len;
+  static_body = malloc(static_len + 1);
+  for (size_t i = 0, at = 0; i < b->iovcnt; at += b->iov[i++].len)
+    memcpy(static_body + at, b->iov[i].base, b->iov[i].len);
+  usage_body_release(b);
+  int sport = free_port();
+  struct MHD_Daemon *d =
+      MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
+                       (uint16_t)sport, NULL, NULL, static_handler, NULL,
+                       MHD_OPTION_THREAD_POOL_SIZE, 4, MHD_OPTION_END);
+  if (d == NULL)
+    return 1;
+  long plain_len = get(port, 0, NULL, NULL); /* render once */
+  get(port, 1, NULL, NULL);                  /* and compress once */
+  get(sport, 0, NULL, NULL);
+
+  int pp[2] = {port, sport};
+  if (write(to_cli[1], pp, sizeof(pp)) != (ssize_t)sizeof(pp))
+    return 1;
+  series_t t[T_NTAGS];
+  for (int i = 0; i < T_NTAGS; i++) {
+    t[i].v = calloc((size_t)rounds * 2 + 2, sizeof(double));
+    t[i].n = 0;
+  }
+  double c0 = 0, commit_ms = 0, flt[T_NTAGS] = {0};
+  long f0 = 0;
+  int cur = -1, commits = 0;
+  char op;
+  while (read(to_srv[0], &op, 1) == 1 && op != 'q') {
+    if (op == 'E' && cur >= 0) {
+      t[cur].v[t[cur].n++] = 1000 * (cpu_s() - c0);
+      flt[cur] += (double)(minflt() - f0);
+      cur = -1;
+    } else if (op == '1') {
+      double w0 = now_s();
+      commits++;
+      long ent = (commits * 7919L) % ((n + per - 1) / per);
+      long first = ent * per;
+      commit_entity(s, 1, first, per < n - first ? per : n - first, commits,
+                    one);
+      commit_ms += 1000 * (now_s() - w0);
+    } else {
+      for (int i = 0; i < T_NTAGS; i++)
+        if (tag_char[i] == op)
+          cur = i;
+      f0 = minflt();
+      c0 = cpu_s();
+    }
+    if (write(to_cli[1], "k", 1) != 1)
+      break;
+  }
+  waitpid(pid, NULL, 0);
+  double m[T_NTAGS], lo[T_NTAGS], hi[T_NTAGS];
+  for (int i = 0; i < T_NTAGS; i++) {
+    m[i] = med(&t[i]);
+    lo[i] = t[i].n ? t[i].v[0] : 0;
+    hi[i] = t[i].n ? t[i].v[t[i].n - 1] : 0;
+  }
+  printf("ab %s series=%ld body=%ld scrapes=%d usage_cpu_ms=%.3f "
+         "static_cpu_ms=%.3f usage_over_static=%.3f "
+         "first_after_commit_cpu_ms=%.3f first_over_static=%.3f "
+         "gzip_cpu_ms=%.3f gzip_after_commit_cpu_ms=%.3f "
+         "gzip_after_commit_over_plain=%.3f commit_ms=%.2f\n",
+         one ? "one" : "many", n, plain_len, rounds, m[T_USAGE], m[T_STATIC],
+         m[T_USAGE] / m[T_STATIC], m[T_FIRST], m[T_FIRST] / m[T_STATIC],
+         m[T_GZIP], m[T_GZFIRST], m[T_GZFIRST] / m[T_USAGE],
+         commits ? commit_ms / commits : 0);
+  printf("# per-scrape spread (min/median/max ms):");
+  for (int i = 0; i < T_NTAGS; i++)
+    printf(" %c %.2f/%.2f/%.2f (%.0f faults)", tag_char[i], lo[i], m[i],
+           hi[i], t[i].n ? flt[i] / (double)t[i].n : 0);
+  printf("\n");
+  for (int i = 0; i < T_NTAGS; i++)
+    free(t[i].v);
+  MHD_stop_daemon(d);
+  free(static_body);
+  usage_exporter_stop(e);
+  usage_store_destroy(s);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "usage") == 0)
     return run_usage(atol(argv[2]), argc > 3 ? atoi(argv[3]) : 20);
   if (argc >= 3 && strcmp(argv[1], "static") == 0)
     return run_static(atol(argv[2]), argc > 3 ? atoi(argv[3]) : 20);
+  if (argc >= 3 && strcmp(argv[1], "ab") == 0)
+    return run_ab(atol(argv[2]), argc > 3 ? atoi(argv[3]) : 20,
+                  argc > 4 && strcmp(argv[4], "one") == 0);
   if (argc >= 4 && strcmp(argv[1], "client") == 0) {
     client(atoi(argv[2]), atoi(argv[3]), argc > 4, stdout);
     return 0;
   }
   fprintf(stderr, "usage: bench_exporter usage N [SCRAPES] | static BYTES "
-                  "[SCRAPES] | client PORT SCRAPES [gzip]\n");
+                  "[SCRAPES] | client PORT SCRAPES [gzip] | ab N [SCRAPES [one]]\n");
   return 2;
 }

@@ -11,12 +11,58 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <zlib.h>
+
+/* A flat body or a gzip body of many megabytes is written once and then
+ * only read (by send, a page at a time). From malloc it is a mapping of
+ * 4 KiB pages: tens of thousands of page faults to fill it (at 1M series
+ * the flat body cost the first scrape after each commit more CPU than
+ * the scrapes of a whole day), and a TLB entry per page for every send.
+ * big_alloc maps it in huge pages where the kernel offers them
+ * (transparent huge pages in "madvise" or "always" mode) and falls back
+ * to malloc. Its size is kept in front of it. */
+#define BIG_MIN (4u << 20)
+#define BIG_ALIGN ((size_t)2 << 20)
+
+static char *big_alloc(size_t n) {
+  if (n < BIG_MIN)
+    return malloc(n);
+  size_t map = (n + 64 + BIG_ALIGN - 1) & ~(BIG_ALIGN - 1); /* + the size */
+  /* one huge page more, to start on a huge page boundary */
+  char *raw = mmap(NULL, map + BIG_ALIGN, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED)
+    return NULL;
+  char *base = (char *)(((uintptr_t)raw + BIG_ALIGN - 1) & ~(BIG_ALIGN - 1));
+  if (base > raw)
+    munmap(raw, (size_t)(base - raw));
+  if (base + map < raw + map + BIG_ALIGN)
+    munmap(base + map, (size_t)(raw + map + BIG_ALIGN - (base + map)));
+#ifdef MADV_HUGEPAGE
+  (void)madvise(base, map, MADV_HUGEPAGE);
+#endif
+  memcpy(base, &map, sizeof(map));
+  return base + 64; /* aligned for anything */
+}
+
+static void big_free(char *p, size_t n) {
+  if (p == NULL)
+    return;
+  if (n < BIG_MIN) {
+    free(p);
+    return;
+  }
+  size_t map;
+  memcpy(&map, p - 64, sizeof(map));
+  munmap(p - 64, map);
+}
 
 typedef struct body_s {
   usage_body_t pub;
   int refs;              /* atomic */
-  char *data;            /* contiguous copy, or the gzip bytes */
+  char *data;            /* contiguous copy, or the gzip bytes (big_alloc) */
   store_entity_t **snap; /* the entities whose text the pieces point into */
   size_t nsnap;
   char *heads; /* family headers and footer */
@@ -118,7 +164,7 @@ static int body_flatten(body_t *body) {
   int ret = 0;
   pthread_mutex_lock(&body->gz_lock);
   if (body->data == NULL) {
-    char *p = malloc(body->pub.len + 1);
+    char *p = big_alloc(body->pub.len + 1);
     if (p == NULL) {
       ret = ENOMEM;
     } else {
@@ -181,7 +227,7 @@ void usage_body_release(usage_body_t *pub) {
   free(body->piece_ent);
   free(body->piece_chunk);
   free(body->heads);
-  free(body->data);
+  big_free(body->data, body->pub.len + 1);
   free(body);
 }
 
@@ -270,6 +316,11 @@ static int gz_segment(gz_ctx_t *c, const char *text, size_t len,
     seg->len += cap - z->avail_out;
     in_done += n;
   } while (in_done < len);
+  /* kept as long as the entity: no slack (the bound is about the text's
+   * size, the deflate data a tenth of it) */
+  unsigned char *fit = realloc(seg->data, seg->len ? seg->len : 1);
+  if (fit != NULL)
+    seg->data = fit;
   return 0;
 }
 
@@ -313,9 +364,9 @@ static body_t *body_gzip(const body_t *plain) {
   gz_seg_t *own = calloc(n + 1, sizeof(*own)); /* headers' segments */
   const gz_seg_t **seg = calloc(n + 1, sizeof(*seg));
   gz_ctx_t c = {0};
+  size_t total = sizeof(head) + sizeof(last) + 8;
   if (gz == NULL || own == NULL || seg == NULL)
     goto fail;
-  size_t total = sizeof(head) + sizeof(last) + 8;
   for (size_t i = 0; i < n; i++) {
     if (plain->piece_ent[i] == SIZE_MAX) {
       if (gz_segment(&c, plain->iov[i].base, plain->iov[i].len, &own[i]) != 0)
@@ -329,7 +380,7 @@ static body_t *body_gzip(const body_t *plain) {
     }
     total += seg[i]->len;
   }
-  gz->data = malloc(total);
+  gz->data = big_alloc(total + 1);
   gz->iov = malloc(sizeof(*gz->iov));
   if (gz->data == NULL || gz->iov == NULL)
     goto fail;
@@ -368,7 +419,7 @@ fail:
   free(own);
   free(seg);
   if (gz != NULL) {
-    free(gz->data);
+    big_free(gz->data, total + 1);
     free(gz->iov);
   }
   free(gz);
@@ -389,6 +440,20 @@ usage_body_t *usage_store_body_gzip(usage_store_t *s, usage_format_t fmt) {
   pthread_mutex_unlock(&plain->gz_lock);
   usage_body_release(pub);
   return gz ? &gz->pub : NULL;
+}
+
+void usage_store_cache_drop_stale(usage_store_t *s) {
+  uint64_t generation = usage_store_generation(s);
+  body_t *stale[2] = {NULL, NULL};
+  pthread_mutex_lock(&s->render_lock);
+  for (size_t i = 0; i < 2; i++)
+    if (s->cache[i] != NULL && s->cache[i]->pub.generation != generation) {
+      stale[i] = s->cache[i];
+      s->cache[i] = NULL;
+    }
+  pthread_mutex_unlock(&s->render_lock);
+  for (size_t i = 0; i < 2; i++)
+    usage_body_release(stale[i] ? &stale[i]->pub : NULL);
 }
 
 void usage_store_cache_clear(usage_store_t *s) {

@@ -350,12 +350,43 @@ static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status,
 }
 
 /* A body of many pieces is sent from its flat copy, made once per body and
- * kept with it (libmicrohttpd 0.9.75 aborts on I/O vectors longer than
- * IOV_MAX), or, where libmicrohttpd takes neither I/O vectors nor a buffer
- * with a free callback of its own (0.9.72, compat.h), copied out in blocks
- * by a reader on every scrape. */
+ * kept with it (libmicrohttpd 0.9.75 sends a truncated body past about
+ * 1,000 pieces), or, where libmicrohttpd takes neither I/O vectors nor a
+ * buffer with a free callback of its own (0.9.72, compat.h), copied out in
+ * blocks by a reader on every scrape.
+ *
+ * libmicrohttpd copies an I/O vector into the connection's memory pool
+ * (ConnectionMemoryLimit), which also holds the request and the response
+ * headers. When the copy does not fit it closes the connection after a
+ * 200 with no body, and (0.9.73 to 0.9.77) unlocks a mutex it never
+ * locked, so destroying the response aborts the process. An I/O vector is
+ * therefore used only when it fits in half of what the pool has left
+ * after twice the request and IOV_RESERVE bytes of response headers; a
+ * client sending long headers gets the same bytes through a reader. */
 #define IOV_PIECES_MAX 1000
+#define IOV_RESERVE 2048
 #define READER_BLOCK (256 * 1024)
+
+static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind,
+                               const char *key, const char *value) {
+  (void)kind;
+  *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+  return MHD_YES;
+}
+
+/* iov_room: how many pieces an I/O vector may have for this request. */
+static size_t iov_room(const usage_exporter_t *e, struct MHD_Connection *conn,
+                       const char *url) {
+  size_t pool = e->opts.mem_limit ? e->opts.mem_limit
+                                  : USAGE_EXPORTER_MEMORY_LIMIT;
+  size_t req = strlen(url) + 64; /* request line */
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, add_len, &req);
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_len, &req);
+  if (pool <= 2 * req + IOV_RESERVE)
+    return 0;
+  size_t room = (pool - 2 * req - IOV_RESERVE) / 2 / sizeof(usage_iov_t);
+  return room < IOV_PIECES_MAX ? room : IOV_PIECES_MAX;
+}
 
 typedef struct {
   usage_body_t *body;
@@ -399,20 +430,24 @@ static void body_reader_free(void *cls) {
 }
 
 /* body_response hands the body to libmicrohttpd without copying it: as its
- * pieces when they are few, else as its flat copy (made once per body);
- * through a reader (one copy per scrape, in blocks) where libmicrohttpd
- * offers neither. An empty body keeps no reference. The
+ * pieces when they fit (room, iov_room), else as its flat copy (made once
+ * per body, when it has more pieces than any request has room for);
+ * through a reader (one copy per scrape, in blocks) otherwise and where
+ * libmicrohttpd offers neither. An empty body keeps no reference. The
  * body's reference goes with the response, also on failure. */
-static struct MHD_Response *body_response(usage_body_t *body) {
+static struct MHD_Response *body_response(usage_body_t *body, size_t room) {
   struct MHD_Response *r = NULL;
   if (body->iovcnt == 0) {
     usage_body_release(body);
     return MHD_create_response_from_buffer(0, (void *)"",
                                            MHD_RESPMEM_PERSISTENT);
-  } else if (USAGE_MHD_HAVE_IOVEC && body->iovcnt <= IOV_PIECES_MAX) {
+  } else if (USAGE_MHD_HAVE_IOVEC && body->iovcnt <= room) {
     r = usage_mhd_response_from_iov(body->iov, body->iovcnt, release_body,
                                     body);
-  } else if (USAGE_MHD_HAVE_DATA_CLS && usage_body_flatten(body) == 0) {
+  } else if (USAGE_MHD_HAVE_DATA_CLS &&
+             (body->iovcnt > IOV_PIECES_MAX ||
+              __atomic_load_n(&body->data, __ATOMIC_ACQUIRE) != NULL) &&
+             usage_body_flatten(body) == 0) {
     r = usage_mhd_response_from_data(body->data, body->len, release_body,
                                      body);
   } else {
@@ -442,7 +477,7 @@ static enum MHD_Result serve_metrics(usage_exporter_t *e,
                             : usage_store_body_iov(e->store, fmt);
   if (body == NULL)
     return queue_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory\n");
-  struct MHD_Response *r = body_response(body);
+  struct MHD_Response *r = body_response(body, iov_room(e, conn, "/metrics"));
   if (r == NULL)
     return MHD_NO;
   MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,

@@ -303,8 +303,16 @@ static store_entity_t *entity_from_batch(const usage_batch_t *b,
   usage_htable_init(&reuse.idx);
   usage_buf_t text;
   usage_buf_init(&text, 0);
-  if (old != NULL) /* a hint: about the old size */
-    (void)usage_buf_reserve(&text, old->lend[old->nseries - 1] + 1);
+  /* A hint: the old size with room to grow, so that re-rendering an entity
+   * of about the same size never doubles the buffer. Doubling past
+   * malloc's mmap threshold (128 KiB) would leave the text in a mapping of
+   * its own, unmapped when the entity goes, on the thread of whichever
+   * scrape or commit drops it last (a TLB shootdown on every thread of
+   * the process). */
+  if (old != NULL) {
+    size_t was = old->lend[old->nseries - 1];
+    (void)usage_buf_reserve(&text, was + was / 8 + 4096);
+  }
   if (e == NULL || order == NULL)
     goto fail;
   e->refs = 1;
@@ -466,6 +474,7 @@ int usage_store_commit(usage_store_t *s, usage_batch_t *b) {
   s->generation++;
   pthread_mutex_unlock(&s->lock);
   usage_store_entity_unref(old);
+  usage_store_cache_drop_stale(s);
   return 0;
 }
 
@@ -491,6 +500,8 @@ void usage_store_remove(usage_store_t *s, const char *source,
     }
   }
   pthread_mutex_unlock(&s->lock);
+  if (dead != NULL)
+    usage_store_cache_drop_stale(s);
   while (dead != NULL) {
     store_entity_t *next = dead->next;
     usage_store_entity_unref(dead);

@@ -69,6 +69,11 @@ int usage_store_snapshot(usage_store_t *s, store_entity_t ***out, size_t *n,
  * Accepts NULL. */
 void usage_store_gz_free(struct store_gz_s *gz);
 
+/* usage_store_cache_drop_stale releases the cached bodies of an older
+ * generation (body.c): a commit calls it, so that the scrape after it does
+ * not free the previous body and the entities only it still held. */
+void usage_store_cache_drop_stale(usage_store_t *s);
+
 /* usage_store_cache_clear releases the rendered bodies the store caches
  * (body.c); for usage_store_destroy. */
 void usage_store_cache_clear(usage_store_t *s);

@@ -1506,6 +1506,53 @@ static void test_many_pieces(void **state) {
   usage_store_destroy(store);
 }
 
+/* libmicrohttpd copies an I/O vector into the connection's memory pool: a
+ * body of more pieces than fit there (a small ConnectionMemoryLimit, or a
+ * request with long headers) must still be sent whole, and the process
+ * must not abort when the response is destroyed. */
+static void test_iov_pool(void **state) {
+  (void)state;
+  usage_store_t *store = usage_store_create();
+  char ent[32], svc[32];
+  for (int i = 0; i < 900; i++) {
+    snprintf(ent, sizeof(ent), "svc:%04d", i);
+    snprintf(svc, sizeof(svc), "s%d", i);
+    usage_batch_t *b = usage_batch_create("acme", ent);
+    usage_batch_add(b, FAM_CCC_SERVICE_USERS, i, "service", svc, NULL);
+    assert_int_equal(usage_store_commit(store, b), 0);
+  }
+  usage_body_t *want = usage_store_body_iov(store, USAGE_FMT_TEXT);
+  assert_non_null(want);
+  assert_true(want->iovcnt > 300 && want->iovcnt <= 1000);
+  usage_buf_t flat;
+  usage_buf_init(&flat, 0);
+  for (size_t i = 0; i < want->iovcnt; i++)
+    usage_buf_append(&flat, want->iov[i].base, want->iov[i].len);
+  usage_body_release(want);
+  static char pad[20000];
+  memcpy(pad, "X-Pad: ", 7);
+  memset(pad + 7, 'a', sizeof(pad) - 8);
+  const size_t limits[] = {4096, 8192, 0};
+  for (size_t l = 0; l < 3; l++) {
+    usage_exporter_opts_t opts = {.mem_limit = limits[l]};
+    usage_exporter_t *e = start(&opts, store);
+    for (int k = 0; k < 2; k++) {
+      reply_t r;
+      req_t q = {.extra_header = limits[l] == 0 ? pad : NULL};
+      if (k == 1)
+        q.extra_header = "X-Short: 1";
+      assert_int_equal(fetch(&q, &r), 0);
+      assert_int_equal(r.status, 200);
+      assert_int_equal(r.body.len, flat.len);
+      assert_memory_equal(r.body.data, flat.data, flat.len);
+      reply_free(&r);
+    }
+    usage_exporter_stop(e);
+  }
+  usage_buf_free(&flat);
+  usage_store_destroy(store);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_ALL);
   const struct CMUnitTest tests[] = {
@@ -1531,6 +1578,7 @@ int main(void) {
       cmocka_unit_test(test_page_redaction),
       cmocka_unit_test(test_addresses),
       cmocka_unit_test(test_many_pieces),
+      cmocka_unit_test(test_iov_pool),
   };
   int rc = cmocka_run_group_tests(tests, NULL, NULL);
   curl_global_cleanup();
