@@ -7,6 +7,61 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* ---- memory: malloc below USAGE_BUF_MAP_MIN, mapped pages above ---- */
+
+static size_t page_round(size_t n) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  if (page == 0 || page > 65536)
+    page = 4096;
+  return n > SIZE_MAX - page ? 0 : (n + page - 1) / page * page;
+}
+
+static void mem_free(usage_buf_t *b) {
+  if (b->data == NULL)
+    return;
+  if (b->mapped)
+    munmap(b->data, b->alloc);
+  else
+    free(b->data);
+}
+
+/* mem_grow gives b->data (len bytes used) alloc bytes at least: the new
+ * size in *alloc (rounded to pages when mapped). 0 or ENOMEM (b as it was). */
+static int mem_grow(usage_buf_t *b, size_t *alloc) {
+  if (*alloc < USAGE_BUF_MAP_MIN) {
+    char *p = realloc(b->data, *alloc);
+    if (p == NULL)
+      return ENOMEM;
+    b->data = p;
+    return 0;
+  }
+  size_t size = page_round(*alloc);
+  if (size == 0)
+    return ENOMEM;
+  void *p;
+  if (b->mapped) {
+    p = mremap(b->data, b->alloc, size, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED)
+      return ENOMEM;
+  } else {
+    p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
+    if (p == MAP_FAILED)
+      return ENOMEM;
+    if (b->data != NULL)
+      memcpy(p, b->data, b->len);
+    free(b->data);
+  }
+  b->data = p;
+  b->mapped = 1;
+  *alloc = size;
+  return 0;
+}
+
+/* ---- the buffer ---- */
 
 void usage_buf_init(usage_buf_t *b, size_t max) {
   memset(b, 0, sizeof(*b));
@@ -16,10 +71,11 @@ void usage_buf_init(usage_buf_t *b, size_t max) {
 void usage_buf_free(usage_buf_t *b) {
   if (b == NULL)
     return;
-  free(b->data);
+  mem_free(b);
   b->data = NULL;
   b->len = b->alloc = 0;
   b->failed = 0;
+  b->mapped = 0;
 }
 
 void usage_buf_reset(usage_buf_t *b) {
@@ -49,13 +105,11 @@ int usage_buf_reserve(usage_buf_t *b, size_t n) {
   size_t alloc = b->alloc ? b->alloc : 256;
   while (alloc < need)
     alloc = alloc > SIZE_MAX / 2 ? need : alloc * 2;
-  char *p = realloc(b->data, alloc);
-  if (p == NULL) {
+  if (mem_grow(b, &alloc) != 0) {
     b->failed = ENOMEM;
     return ENOMEM;
   }
-  p[b->len] = 0; /* fresh memory: keep data a string even when empty */
-  b->data = p;
+  b->data[b->len] = 0; /* fresh memory: keep data a string even when empty */
   b->alloc = alloc;
   return 0;
 }
@@ -103,13 +157,20 @@ int usage_buf_printf(usage_buf_t *b, const char *fmt, ...) {
 
 char *usage_buf_steal(usage_buf_t *b, size_t *len) {
   char *p = b->data;
+  if (b->mapped) {
+    p = malloc(b->len + 1);
+    if (p != NULL)
+      memcpy(p, b->data, b->len + 1);
+    mem_free(b);
+  } else if (p == NULL) {
+    p = calloc(1, 1);
+  }
   if (len != NULL)
     *len = b->len;
-  if (p == NULL)
-    p = calloc(1, 1);
   b->data = NULL;
   b->len = b->alloc = 0;
   b->failed = 0;
+  b->mapped = 0;
   return p;
 }
 

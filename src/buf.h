@@ -2,7 +2,14 @@
 /* buf: a growable byte buffer with a hard cap. Every writer that builds text
  * or collects a response body goes through it, so no buffer grows without
  * bound and no write is silently truncated: a write past the cap fails and
- * leaves the buffer marked as failed. */
+ * leaves the buffer marked as failed.
+ *
+ * Memory of USAGE_BUF_MAP_MIN bytes or more is mapped pages of its own
+ * (mmap), not malloc's: freeing it always gives it back to the system.
+ * From malloc, a large response body freed inside a thread's arena stayed
+ * resident (glibc raises its trim threshold after freeing a large chunk,
+ * up to 32 MiB per arena), which a source that once met a 16 MiB body
+ * kept for the life of the process. */
 #ifndef USAGE_BUF_H
 #define USAGE_BUF_H 1
 
@@ -17,7 +24,11 @@ typedef struct {
   size_t alloc;
   size_t max; /* 0 = SIZE_MAX */
   int failed; /* ENOMEM or EFBIG once a write did not fit */
+  int mapped; /* data is an mmap of alloc bytes, not malloc's */
 } usage_buf_t;
+
+/* Buffers that grow to this size or more are mapped pages (above). */
+#define USAGE_BUF_MAP_MIN ((size_t)256 * 1024)
 
 /* usage_buf_init sets up an empty buffer that may hold at most max bytes. */
 void usage_buf_init(usage_buf_t *b, size_t max);
@@ -48,7 +59,9 @@ int usage_buf_failed(const usage_buf_t *b);
 void usage_buf_fail(usage_buf_t *b, int err);
 /* usage_buf_truncate shortens the content to len bytes (len <= length). */
 void usage_buf_truncate(usage_buf_t *b, size_t len);
-/* usage_buf_steal hands the data to the caller (free() it) and resets b. */
+/* usage_buf_steal hands the data to the caller (free() it) and resets b;
+ * mapped data is copied into malloc'd memory first: NULL when that fails
+ * (the data is then freed all the same). */
 char *usage_buf_steal(usage_buf_t *b, size_t *len);
 
 #endif

@@ -370,7 +370,9 @@ static store_entity_t *entity_from_batch(const usage_batch_t *b,
   e->fp[0] = b->fp[0];
   e->fp[1] = b->fp[1];
   size_t len;
-  e->text = usage_buf_steal(&text, &len);
+  e->text = usage_buf_steal(&text, &len); /* a large text: a copy */
+  if (e->text == NULL)
+    goto fail;
   char *fit = realloc(e->text, len + 1); /* kept for long: no slack */
   if (fit != NULL)
     e->text = fit;

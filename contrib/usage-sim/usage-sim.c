@@ -2231,9 +2231,10 @@ static void sim_add_changes(struct rq *q, struct reply *r) {
 }
 
 static void sim_add_records(struct rq *q, struct reply *r) {
-  const char *cv = qget(q, "count", 1), *lv = qget(q, "late", 1);
-  long long count = 1;
+  const char *cv = qget(q, "count", 1), *lv = qget(q, "late", 1), *av = qget(q, "age", 1);
+  long long count = 1, age = -1;
   if (cv && (parse_ll(cv, &count) || count < 1 || count > 1000000)) { bad(r, 400, "count must be 1..1000000"); return; }
+  if (av && (parse_ll(av, &age) || age < 0 || age > 400 * DAY)) { bad(r, 400, "age must be 0..34560000"); return; }
   int late = lv && (strcmp(lv, "1") == 0 || strcasecmp(lv, "true") == 0);
   int64_t now = (int64_t)time(NULL);
   pthread_mutex_lock(&g_lock);
@@ -2242,7 +2243,9 @@ static void sim_add_records(struct rq *q, struct reply *r) {
   int32_t today = (int32_t)(day_floor(now) / DAY);
   for (long long k = 0; k < count; k++) {
     uint64_t h = H(T_BILL, (uint64_t)(first + k), 9, 0);
-    int64_t ev = late ? now - DAY - (int64_t)(h % DAY) : now - (int64_t)(h % 600);
+    int64_t ev = age >= 0 ? now - age - (int64_t)(h % 60)
+                 : late   ? now - DAY - (int64_t)(h % DAY)
+                          : now - (int64_t)(h % 600);
     bill_append(ev, today);
   }
   long long total = (long long)g_nbill;

@@ -31,11 +31,18 @@ SEED = int(os.environ.get("SOAK_SEED", str(int(time.time()))))
 RSS_EVERY = float(os.environ.get("SOAK_RSS_SECONDS", str(min(30.0, max(5.0, DURATION / 60)))))
 SLOPE_KB = float(os.environ.get("SOAK_RSS_SLOPE_KB", "1024"))
 # The memory rises for the first minutes, and the billing window (Lookback
-# 20 minutes) fills for 20 minutes: the slope is measured after a third of
-# the run, at least 20 minutes and at most an hour, and only checked in runs
-# of 30 minutes or more (shorter ones print it, measured after a third). The bound scales with the
-# length of the run: the same growth over the run is allowed.
-WARMUP = min(3600.0, max(1200.0, DURATION / 3)) if MINUTES >= 30 else DURATION / 3
+# 20 minutes) fills for 20 minutes. Runs of two hours or more measure the
+# slope after exactly the first hour (usage(5)'s promise: flat after the
+# first hour); runs of 30 to 120 minutes after a third of the run, at
+# least 20 minutes (the window full); shorter runs print the slope after
+# their first third without checking it. The bound scales with the length
+# of the run below an hour: the same growth over the run is allowed.
+if MINUTES >= 120:
+    WARMUP = 3600.0
+elif MINUTES >= 30:
+    WARMUP = max(1200.0, DURATION / 3)
+else:
+    WARMUP = DURATION / 3
 SLOPE_CHECKED = MINUTES >= 30 and not ASAN
 SLOPE_MAX = SLOPE_KB * max(1.0, 60.0 / MINUTES)
 DIR = os.environ["SOAK_DIR"]
@@ -48,7 +55,13 @@ OURS = re.compile(r"usage\.so|/src/[\w/]+\.[ch]:\d+")
 TOKEN_TTL = 15
 PLANS = ["Monthly-Flexible-Pool", "IoT-Basic-1GB"]
 FAULT_MODES = ["http500", "http503", "http429", "http401", "malformed", "html",
-               "slow", "wrongtype", "empty"]
+               "slow", "wrongtype", "empty", "deep", "huge"]
+# new billing records per second, constant: the window of Lookback 1200
+# then holds a steady number of ids (about BILLING_RATE * 900: records are
+# dated up to 10 minutes back), so that the memory measures the plugin and
+# not a growing scenario
+BILLING_RATE = 4.0
+LOOKBACK = 1200
 FAULT_PATHS = ["/api/services", "/customer-usage-data", "/rws/", "/authenticate",
                "/api/login", "/"]
 # status changes that keep the service's usage readable (Blocked and
@@ -64,7 +77,8 @@ T0 = time.time()
 failures = []
 stats = {"seed": SEED, "minutes": MINUTES, "asan": ASAN, "faults": {},
          "rate_limits": 0, "revokes": 0, "state_full": 0, "state_full_how": None,
-         "jasper_resets": 0, "restarts": 0, "billing_records_added": 0, "jasper_grow": 0, "ccc_changes_added": 0,
+         "jasper_resets": 0, "restarts": 0, "billing_records_added": 0, "billing_late_added": 0,
+         "jasper_grow": 0, "ccc_changes_added": 0,
          "counter_checks": 0, "counters_down": 0, "metrics_reads": 0, "udp_packets": 0, "udp_bytes": 0}
 
 
@@ -264,7 +278,7 @@ LoadPlugin usage
     Timeout 5000
     PageSize 500
     InitialLookback 4320000
-    Lookback 1200
+    Lookback {lookback}
     StateFile "{state}/{n}-billing.state"
     <Login>
       URL "/authenticate"
@@ -284,7 +298,7 @@ LoadPlugin usage
   </Jasper>
 </Plugin>
 """.format(iv=INTERVAL, d=self.dir, port=self.port, sim=SIM_URL, state=STATE,
-           n=self.name, pw=pw, ttl=TOKEN_TTL, udp=UDP_PORT, ccc="\n".join(ccc), dir=DIR,
+           n=self.name, pw=pw, ttl=TOKEN_TTL, lookback=LOOKBACK, udp=UDP_PORT, ccc="\n".join(ccc), dir=DIR,
            plans="\n".join('    RatePlan "%s"' % p for p in PLANS))
         with open(os.path.join(self.dir, "collectd.conf"), "w") as f:
             f.write(conf)
@@ -484,6 +498,48 @@ def fresh(text, since):
     return True
 
 
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def data_sizes(c):
+    """What the plugin of daemon c holds, to set beside its memory: the
+    series it publishes (per source), the Jasper devices among them, the
+    ids of the billing window and its label sets (the last line of its
+    StateFile), the status-change GUIDs CCC keeps (its StateFile's seen
+    lines), and the simulator's records inside the window."""
+    out = {"series": 0}
+    try:
+        iccids = set()
+        for name, labels, _ in prom.samples(c.metrics()):
+            out["series"] += 1
+            src = "series_" + labels.get("source", "-")
+            out[src] = out.get(src, 0) + 1
+            if "iccid" in labels:
+                iccids.add(labels["iccid"])
+        out["jasper_devices"] = len(iccids)
+    except Exception as e:
+        out["series_error"] = repr(e)
+    for d in (STATE, STATE_AWAY):
+        try:
+            with open(os.path.join(d, c.name + "-billing.state"), errors="replace") as f:
+                last = f.read().rstrip("\n").rsplit("\n", 1)[-1].split()
+            if last[:1] == ["end"]:
+                out["billing_groups"], out["billing_window_ids"] = int(last[1]), int(last[2])
+            with open(os.path.join(d, c.name + "-ccc.state"), errors="replace") as f:
+                out["ccc_seen"] = sum(1 for line in f if line.startswith("seen "))
+            break
+        except (OSError, ValueError, IndexError):
+            continue
+    try:
+        t = sim("/_sim/billing/totals?groupBy=customerId&eventDateFrom=" + iso(time.time() - LOOKBACK), "GET")
+        out["sim_window_records"] = int(t["total"]["records"])
+        out["sim_records"] = int(t["recordsHeld"])
+    except Exception as e:
+        out["sim_error"] = repr(e)
+    return out
+
+
 def slope_kb_per_hour(samples):
     n = len(samples)
     if n < 3:
@@ -516,6 +572,7 @@ class Plan:
         }
         self.kill_gap = (min(120.0, span / 8), min(360.0, span / 4))
         self.undo = []          # (time, action)
+        self.grown_since = now  # billing records added up to this time
 
 
 def do_fault(plan, now):
@@ -554,13 +611,25 @@ def undo(action):
 
 
 def do_grow(plan, now, services):
-    # new records only (event dates in the last 10 minutes): a Lookback of
-    # 20 minutes then holds a window of steady size, so that the memory
-    # can level off within the run (records loaded days late are
-    # test_billing's)
-    n = rng.randrange(1, 60)
-    sim("/_sim/billing/records?count=%d" % n)
-    stats["billing_records_added"] += n
+    # New records at a constant rate (BILLING_RATE), dated in the last 10
+    # minutes; now and then a few late ones, dated 10 to 18 minutes back:
+    # older than records already counted, still inside the Lookback of 20
+    # minutes (the window only moves on a commit, so they are counted
+    # whatever fault delays the next scrape). Records loaded days late fall
+    # outside any steady window: test_billing's. The window then holds a
+    # window of steady size, so that the memory can level off within the
+    # run.
+    due = int((now - plan.grown_since) * BILLING_RATE)
+    if due > 0:
+        sim("/_sim/billing/records?count=%d" % due)
+        stats["billing_records_added"] += due
+        plan.grown_since += due / BILLING_RATE
+    if rng.random() < 0.1:
+        n = rng.randrange(1, 10)
+        sim("/_sim/billing/records?count=%d&age=%d" % (n, rng.randrange(600, 1080)))
+        stats["billing_records_added"] += n
+        stats["billing_late_added"] += n
+    # Jasper: the same devices, their usage growing
     if rng.random() < 0.4:
         sim("/_sim/jasper/grow?add=%d" % rng.randrange(1, 100000))
         stats["jasper_grow"] += 1
@@ -614,6 +683,7 @@ def main():
         plan = Plan()
         down_until = None   # the restarted daemon is down until then
         rss_samples = []
+        sizes_at = {}
         while True:
             now = time.time()
             if now >= plan.end:
@@ -670,9 +740,15 @@ def main():
                             rss_samples.append((el, r))
                 rss.flush()
                 nx["rss"] = now + RSS_EVERY
+                if "warmup" not in sizes_at and now - T0 >= WARMUP:
+                    sizes_at["warmup"] = dict(data_sizes(steady), elapsed_s=round(now - T0))
+                    log("steady plugin's data at the end of the warm-up: %s" % sizes_at["warmup"])
             time.sleep(0.5)
 
         # ------------------------------------------------------ the end
+        sizes_at["end"] = dict(data_sizes(steady), elapsed_s=round(time.time() - T0))
+        log("steady plugin's data at the end of the run: %s" % sizes_at["end"])
+        stats["steady_data"] = sizes_at
         log("quiescing: faults cleared, rate limit off, growth stopped")
         sim("/_sim/fault/clear")
         sim("/_sim/rate-limit?per-second=0")
@@ -824,11 +900,11 @@ def main():
         if not stats["udp_packets"]:
             fail("no value list reached the network plugin")
         log("faults injected: %d (%s), rate limits %d, token revocations %d, StateFile directory "
-            "full %d times, Jasper cycle resets %d, kill -9 restarts %d, billing records added %d, "
-            "CCC status changes added %d, Jasper growths %d"
+            "full %d times, Jasper cycle resets %d, kill -9 restarts %d, billing records added %d "
+            "(%d of them late), CCC status changes added %d, Jasper growths %d"
             % (faults_total, ", ".join("%s %d" % kv for kv in sorted(stats["faults"].items())),
                stats["rate_limits"], stats["revokes"], stats["state_full"], stats["jasper_resets"],
-               stats["restarts"], stats["billing_records_added"],
+               stats["restarts"], stats["billing_records_added"], stats["billing_late_added"],
                stats["ccc_changes_added"], stats["jasper_grow"]))
     finally:
         for c in instances:

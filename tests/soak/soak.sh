@@ -10,9 +10,11 @@
 #     the one checked for flatness), "restarted" is killed with kill -9 and
 #     started again every few minutes at random points;
 #   - faults switched on and off at random (HTTP 500/503/429/401, bodies
-#     cut short, HTML, slow, wrong types, empty; a rate limit; revoked
-#     tokens), data growing (new billing records; Jasper
-#     usage; CCC status changes), now and then a new Jasper billing cycle;
+#     cut short, HTML, slow, wrong types, empty, JSON nested 100,000 deep,
+#     64 MiB bodies; a rate limit; revoked tokens), data growing (billing
+#     records at a constant rate of 4 a second, some late: dated 10 to 18
+#     minutes back, inside the Lookback; Jasper usage of the same devices;
+#     CCC status changes), now and then a new Jasper billing cycle;
 #   - the StateFile directory full now and then: it is a small tmpfs filled
 #     up with a file when `mount` works here; otherwise it is renamed away
 #     for a while (the same `state_file` failure: the directory is missing),
@@ -28,11 +30,15 @@
 # before figures are published, see usage(5), StateFile); no password,
 # token or upstream stack trace is in any log, /metrics or the status page;
 # the least-squares slope of the steady daemon's resident memory after the
-# warm-up (a third of the run, at least 20 minutes, the time the billing
-# window of Lookback 1200 takes to fill, and at most 60) is below
-# SOAK_RSS_SLOPE_KB (1024 kB) per hour, times 60/SOAK_MINUTES for runs
-# shorter than an hour; runs shorter than 30 minutes print the slope after
-# their first third without checking it (the memory still rises then).
+# warm-up (exactly the first hour in runs of 120 minutes or more; else a
+# third of the run, at least 20 minutes, the time the billing window of
+# Lookback 1200 takes to fill) is below SOAK_RSS_SLOPE_KB (1024 kB) per
+# hour, times 60/SOAK_MINUTES for runs shorter than an hour; runs shorter
+# than 30 minutes print the slope after their first third without checking
+# it (the memory still rises then). The plugin's data at the end of the
+# warm-up and at the end (series per source, Jasper devices, billing window
+# ids and label sets from the StateFile, CCC status-change GUIDs kept, the
+# simulator's records in the window) are logged and in summary.json.
 #
 # SOAK_ASAN=1: the plugin is built again with AddressSanitizer (in
 # _soak_asan/) and collectd runs with libasan preloaded; the final clean

@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -172,6 +174,85 @@ static void test_binary(void **state) {
   usage_buf_free(&b);
 }
 
+/* rss_kb: this process's resident memory, from /proc/self/statm. */
+static long rss_kb(void) {
+  long size = 0, resident = -1;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL)
+    return -1;
+  if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+    resident = -1;
+  fclose(f);
+  return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Past USAGE_BUF_MAP_MIN the memory is mapped pages: the content survives
+ * the moves from malloc to the mapping and within it, a steal hands out
+ * memory free() takes, and a large body freed leaves nothing resident. */
+static void test_mapped(void **state) {
+  (void)state;
+  usage_buf_t b;
+  usage_buf_init(&b, 64 * 1024 * 1024);
+  size_t n = 0;
+  char line[32];
+  while (n < 4 * USAGE_BUF_MAP_MIN) {
+    int k = snprintf(line, sizeof(line), "%zu,", n);
+    assert_int_equal(usage_buf_append(&b, line, (size_t)k), 0);
+    n += (size_t)k;
+    if (n + 1 <= USAGE_BUF_MAP_MIN / 2) /* allocated: a power of two */
+      assert_false(b.mapped);
+  }
+  assert_true(b.mapped);
+  assert_int_equal(b.len, n);
+  assert_int_equal(b.data[n], 0);
+  size_t at = 0;
+  for (size_t i = 0; at < n; i++) { /* every number where it belongs */
+    int k = snprintf(line, sizeof(line), "%zu,", at);
+    assert_memory_equal(b.data + at, line, (size_t)k);
+    at += (size_t)k;
+  }
+  usage_buf_reset(&b); /* kept: still mapped, empty */
+  assert_true(b.mapped);
+  assert_string_equal(b.data, "");
+  assert_int_equal(usage_buf_printf(&b, "%s", "after reset"), 0);
+  size_t len = 0;
+  char *p = usage_buf_steal(&b, &len);
+  assert_non_null(p);
+  assert_int_equal(len, 11);
+  assert_string_equal(p, "after reset");
+  free(p);
+  assert_null(b.data);
+  assert_false(b.mapped);
+
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  /* A 12 MiB body freed (from malloc, this raised glibc's thresholds: later
+   * bodies came from the heap), then a 6 MiB one with a small allocation
+   * after it, shrunk like a refused body: its memory is not resident any
+   * more (from the heap it stayed, below the small allocation). */
+  static char chunk[65536];
+  memset(chunk, 'x', sizeof(chunk));
+  long base = rss_kb();
+  for (int i = 0; i < 192; i++)
+    assert_int_equal(usage_buf_append(&b, chunk, sizeof(chunk)), 0);
+  usage_buf_free(&b);
+  long freed = rss_kb();
+  for (int i = 0; i < 96; i++)
+    assert_int_equal(usage_buf_append(&b, chunk, sizeof(chunk)), 0);
+  char *pin = malloc(64);
+  assert_non_null(pin);
+  long during = rss_kb();
+  usage_buf_shrink(&b, 1024 * 1024);
+  long after = rss_kb();
+  free(pin);
+  if (base > 0 && (during - base < 4 * 1024 || freed - base > 2 * 1024 ||
+                   after - base > 2 * 1024))
+    fail_msg("RSS %ld kB at first, %ld kB after a 12 MiB body, %ld kB with a "
+             "6 MiB body, %ld kB after it",
+             base, freed, during, after);
+#endif
+  usage_buf_free(&b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cap),
@@ -180,6 +261,7 @@ int main(void) {
       cmocka_unit_test(test_steal_reset),
       cmocka_unit_test(test_binary),
       cmocka_unit_test(test_shrink),
+      cmocka_unit_test(test_mapped),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
