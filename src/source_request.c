@@ -397,10 +397,13 @@ fail:
 }
 
 /* login_header returns the header carrying a token in *header (free it
- * with wipe_header), signing in first when there is no token, when it is
- * past USAGE_LOGIN_REFRESH of its lifetime, or (force) when the token of
- * generation *gen was refused and nobody has renewed it since. Workers
- * wait on the lock while one of them signs in. */
+ * with wipe_header), signing in first when there is no token or it is past
+ * USAGE_LOGIN_REFRESH of its lifetime. force: the token of generation *gen
+ * was refused; unless somebody has renewed it since, it is dropped and a
+ * new one is needed. A token renewed by another worker meanwhile is used
+ * only while it is fresh: one that was renewed while this request waited
+ * for its answer may be as old as the refused one. Workers wait on the
+ * lock while one of them signs in. */
 static int login_header(usage_source_t *s, int force, unsigned *gen,
                         char **header, usage_http_resp_t *resp) {
   usage_login_state_t *st = &s->login;
@@ -408,14 +411,13 @@ static int login_header(usage_source_t *s, int force, unsigned *gen,
   *header = NULL;
   pthread_mutex_lock(&st->lock);
   double now = usage_now();
-  int need = force ? (st->token == NULL || st->generation == *gen)
-                   : !usage_login_fresh(st, now);
-  if (need && force && st->token != NULL) {
+  if (force && st->token != NULL && st->generation == *gen) {
     /* the server refused it: never send it again */
     explicit_bzero(st->token, strlen(st->token));
     free(st->token);
     st->token = NULL;
   }
+  int need = !usage_login_fresh(st, now);
   if (need) {
     if (now < st->next_attempt) {
       memset(resp, 0, sizeof(*resp));

@@ -775,6 +775,9 @@ static void test_transport_reasons(void **state) {
 static unsigned login_hits, login_refuse, data_hits;
 static int login_down; /* 1: the login endpoint answers 503; 2: it drops */
 static char login_valid[64], login_body[512];
+/* a request to /held waits until held_release (a request delayed on its
+ * way): its token is checked when it arrives */
+static int held_waiting, held_release;
 
 static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
                                      const char *url, const char *method,
@@ -799,6 +802,15 @@ static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
   char body[512] = "{}";
   unsigned status = 200;
   pthread_mutex_lock(&server_lock);
+  if (strcmp(url, "/held") == 0) {
+    held_waiting = 1;
+    for (int i = 0; i < 1000 && !held_release; i++) {
+      pthread_mutex_unlock(&server_lock);
+      usleep(10000);
+      pthread_mutex_lock(&server_lock);
+    }
+    held_waiting = 0;
+  }
   if (strcmp(url, "/api/login") == 0) {
     login_hits++;
     if (login_down == 2) {
@@ -921,6 +933,125 @@ static void test_login(void **state) {
   usage_source_destroy(s);
   MHD_stop_daemon(d);
   unlink(pwfile);
+}
+
+/* A request refused (401) after another worker renewed the token while it
+ * waited for its answer: the renewed token is used only while it is fresh.
+ * With the login endpoint down, a renewed token past its refresh point is
+ * not sent (the server would refuse it as expired: reason auth); the
+ * request fails with reason login, as every request does while the block
+ * cannot sign in. */
+typedef struct {
+  usage_source_t *s;
+  usage_http_t *http; /* a worker's own handle */
+  int rc;
+  usage_http_resp_t resp;
+} held_req_t;
+
+static void *held_thread(void *p) {
+  held_req_t *h = p;
+  h->rc = usage_source_get_with(h->s, h->http, "/held", &h->resp);
+  return NULL;
+}
+
+static void test_login_renewed_meanwhile(void **state) {
+  (void)state;
+  unsigned port;
+  struct MHD_Daemon *d = tu_http_start(login_handler, NULL, &port);
+  usage_source_conf_t *c = calloc(1, sizeof(*c));
+  c->name = strdup("acme");
+  c->kind = USAGE_KIND_CCC;
+  char url[64];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
+  c->http.url = strdup(url);
+  c->http.verify_peer = c->http.verify_host = 1;
+  c->http.timeout_ms = 15000;
+  c->http.max_body = 65536;
+  c->max_concurrent = 2;
+  c->kind_conf = usage_ccc_vendor.conf_create();
+  c->login = usage_login_conf_create();
+  c->login->preset = USAGE_LOGIN_PRESET_CCC;
+  c->login->user = strdup("monitor");
+  c->login->password.value = strdup("pw-SECRET");
+  c->login->ttl = 100;
+  const char *option;
+  char err[256];
+  assert_int_equal(
+      usage_login_conf_finish(c->login, url, &option, err, sizeof(err)), 0);
+  sink_reset();
+  usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
+  usage_source_t *s = usage_source_create(c, &sink);
+  assert_non_null(s);
+  pthread_mutex_lock(&server_lock);
+  login_hits = data_hits = 0;
+  login_refuse = 0;
+  login_down = 0;
+  held_waiting = held_release = 0;
+  pthread_mutex_unlock(&server_lock);
+  usage_http_resp_t resp;
+  /* for each case: the first token (generation 1) goes with a request that
+   * is held; meanwhile the token is renewed (81 s on) and then `later` s
+   * pass with the login endpoint down; the held request arrives when its
+   * token and the renewed one are no longer valid (the server has issued
+   * a third it never hands out) */
+  static const struct {
+    const char *name;
+    double later;
+    int rc;            /* of the held request */
+    unsigned logins;   /* sign-in attempts in all */
+    const char *reason; /* of the held request */
+  } cases[] = {
+      {"renewed token still fresh: used, refused, reason auth", 10, 0, 2,
+       "auth"},
+      {"renewed token past its refresh point: not sent, reason login", 85,
+       USAGE_HTTP_LOGIN, 3, "login"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    pthread_mutex_lock(&server_lock);
+    login_hits = 0;
+    login_down = 0;
+    held_release = 0;
+    pthread_mutex_unlock(&server_lock);
+    /* a fresh first token: 200 s on, every earlier one is past its time */
+    fake_time += 200;
+    assert_int_equal(usage_source_get(s, "/data", &resp), 0);
+    assert_int_equal(resp.status, 200);
+    held_req_t h = {.s = s, .http = usage_http_create(&c->http)};
+    assert_non_null(h.http);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, held_thread, &h), 0);
+    int waiting = 0;
+    for (int k = 0; k < 500 && !waiting; k++) {
+      pthread_mutex_lock(&server_lock);
+      waiting = held_waiting;
+      pthread_mutex_unlock(&server_lock);
+      if (!waiting)
+        usleep(10000);
+    }
+    assert_true(waiting);
+    fake_time += 81; /* another worker renews the token */
+    assert_int_equal(usage_source_get(s, "/data", &resp), 0);
+    assert_int_equal(resp.status, 200);
+    fake_time += cases[i].later;
+    pthread_mutex_lock(&server_lock);
+    login_down = 1;
+    snprintf(login_valid, sizeof(login_valid), "never-handed-out");
+    held_release = 1;
+    pthread_mutex_unlock(&server_lock);
+    pthread_join(t, NULL);
+    usage_http_destroy(h.http);
+    const char *reason = usage_source_http_reason(h.rc, h.resp.status);
+    if (h.rc != cases[i].rc || strcmp(reason, cases[i].reason) != 0 ||
+        login_hits != cases[i].logins)
+      fail_msg("%s: rc %d status %ld reason %s, %u sign-ins (%s)",
+               cases[i].name, h.rc, h.resp.status, reason, login_hits,
+               h.resp.error);
+  }
+  pthread_mutex_lock(&server_lock);
+  login_down = 0;
+  pthread_mutex_unlock(&server_lock);
+  usage_source_destroy(s);
+  MHD_stop_daemon(d);
 }
 
 /* Scrapes on a thread of the source's own, and stopping them */
@@ -1346,6 +1477,7 @@ int main(void) {
       cmocka_unit_test(test_retry_after),
       cmocka_unit_test(test_header_file),
       cmocka_unit_test(test_login),
+      cmocka_unit_test(test_login_renewed_meanwhile),
       cmocka_unit_test(test_loop),
       cmocka_unit_test(test_stop),
       cmocka_unit_test(test_login_down),
