@@ -997,8 +997,8 @@ static void test_login_renewed_meanwhile(void **state) {
   static const struct {
     const char *name;
     double later;
-    int rc;            /* of the held request */
-    unsigned logins;   /* sign-in attempts in all */
+    int rc;             /* of the held request */
+    unsigned logins;    /* sign-in attempts in all */
     const char *reason; /* of the held request */
   } cases[] = {
       {"renewed token still fresh: used, refused, reason auth", 10, 0, 2,
