@@ -67,6 +67,7 @@ static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 static route_t routes[4];
 static size_t routes_num;
 static unsigned hits[4];
+static double arrived[4][8]; /* monotonic: when route i's hits came in */
 static char last_auth[256];
 static char last_key[256]; /* the X-Api-Key header (HeaderFile) */
 static pthread_mutex_t server_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -137,6 +138,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     if (strcmp(url, path) == 0) {
       r = &routes[i];
       hit = hits[i]++;
+      if (hit < 8) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        arrived[i][hit] = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+      }
       fstatus = fail_status[i];
       fra = fail_retry_after[i];
     }
@@ -571,6 +577,37 @@ static void test_throttle(void **state) {
   usage_source_read(s);
   assert_int_equal(log_lines(5), 1);
   tu_expect_line(log_text, "working again", 1);
+  usage_source_destroy(s);
+  server_stop();
+}
+
+/* MaxRequestsPerSecond 5 (turns 0.24 s apart) against a server that
+ * begins its answers 0.4 s after a request arrives: past the 0.2 s the
+ * turns leave room for, each request may have arrived late as far as the
+ * plugin can tell, so the next one arrives a second after it at the
+ * earliest; without the delay the turns alone space them. */
+static void test_politeness_late(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 400, 0, NULL, 0};
+  routes_num = 1;
+  server_start();
+  sink_reset();
+  usage_source_t *s = make_source(NULL, 5000, 1 << 20, 0);
+  ((usage_source_conf_t *)usage_source_conf(s))->max_rps = 5;
+  usage_http_resp_t resp;
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(
+        usage_source_get(s, "/api/services/" G1 "/serviceusage", &resp), 0);
+    assert_int_equal(resp.status, 200);
+  }
+  pthread_mutex_lock(&server_lock);
+  assert_int_equal(hits[0], 3);
+  double gap1 = arrived[0][1] - arrived[0][0];
+  double gap2 = arrived[0][2] - arrived[0][1];
+  pthread_mutex_unlock(&server_lock);
+  if (gap1 < 1.0 || gap2 < 1.0)
+    fail_msg("requests arrived %.3f s and %.3f s apart, want 1 s at least",
+             gap1, gap2);
   usage_source_destroy(s);
   server_stop();
 }
@@ -1473,6 +1510,7 @@ int main(void) {
       cmocka_unit_test(test_failures),
       cmocka_unit_test(test_transport_reasons),
       cmocka_unit_test(test_throttle),
+      cmocka_unit_test(test_politeness_late),
       cmocka_unit_test(test_secret_rotation),
       cmocka_unit_test(test_retry_after),
       cmocka_unit_test(test_header_file),
