@@ -503,6 +503,13 @@ int usage_http_request(usage_http_t *h, const usage_http_req_t *req,
 
   CURLcode rc = perform(h);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &resp->status);
+  curl_off_t first_byte = 0, total = 0; /* microseconds */
+  if (resp->status > 0 &&
+      curl_easy_getinfo(curl, CURLINFO_STARTTRANSFER_TIME_T, &first_byte) ==
+          CURLE_OK &&
+      curl_easy_getinfo(curl, CURLINFO_TOTAL_TIME_T, &total) == CURLE_OK &&
+      first_byte > 0 && total >= first_byte)
+    resp->after_first_byte = (double)(total - first_byte) / 1e6;
   char *ct = NULL;
   if (curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
       ct != NULL)

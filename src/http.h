@@ -83,6 +83,9 @@ typedef struct {
   /* the value of the request's `capture` header, or NULL; valid until the
    * next request */
   const char *captured;
+  /* seconds from the first byte of the answer to the end of the request;
+   * 0 when none arrived (politeness: the server had the request by then) */
+  double after_first_byte;
 } usage_http_resp_t;
 
 /* A request other than a plain GET of conf->url + path_query. */

@@ -42,6 +42,9 @@ struct usage_source_s {
   double now; /* start of the scrape */
   double next_request;
   double next_slot; /* wall clock: this block's next turn (slot_wait) */
+  /* monotonic: no request starts before; a second after the answer to a
+   * request that may have reached the server late (politeness_done) */
+  double polite_until;
 
   /* the deadline of the scrape under way and how far it got (acct) */
   double deadline;   /* monotonic; 0 = none (outside usage_source_read) */

@@ -95,6 +95,44 @@ static int too_late(double late, double slot_len) {
   return late > fmin(LATE_FRACTION * slot_len, LATE_MAX);
 }
 
+/* Where a request spends its time after its turn (connecting, the
+ * server's scheduling on a busy machine) is out of the wait's sight: the
+ * server may count it later than its turn. Turns POLITENESS_MARGIN / limit
+ * apart leave room for POLITENESS_MARGIN - 1 s of that (limit + 1 turns
+ * span POLITENESS_MARGIN s), and less than one turn. A request whose
+ * answer began later than that after its turn may have been counted late:
+ * the source's next request then starts a second after that answer began
+ * (politeness_done), so the late one shares no second with it, and the
+ * turns of the other blocks of its account fill no more than the limit. */
+static double late_allowance(double slot_len) {
+  return fmin(POLITENESS_MARGIN - 1.0, 0.9 * slot_len);
+}
+
+/* politeness_len: the length of this source's turn, 0 without a limit. */
+static double politeness_len(const usage_source_t *s) {
+  if (s->conf->account_blocks > 1 && s->conf->account_rps > 0)
+    return POLITENESS_MARGIN / s->conf->account_rps;
+  return usage_source_request_spacing(s);
+}
+
+/* politeness_done: the request whose turn began at monotonic time `turn`
+ * (< 0: none) ended now with resp. */
+static void politeness_done(usage_source_t *s, double turn,
+                            const usage_http_resp_t *resp) {
+  double len = politeness_len(s);
+  if (turn < 0 || len <= 0)
+    return;
+  double now = usage_source_monotonic();
+  /* the server had the request when its answer began, at the latest */
+  double reached = now - fmax(0, resp->after_first_byte);
+  if (reached - turn <= late_allowance(len))
+    return;
+  pthread_mutex_lock(&s->acct);
+  if (s->polite_until < reached + 1.0)
+    s->polite_until = reached + 1.0;
+  pthread_mutex_unlock(&s->acct);
+}
+
 static double wallclock(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -107,13 +145,14 @@ static double wallclock(void) {
  * slots from the same file and (NTP-synchronised) clock, so the account
  * sees at most its limit in any second, however its blocks are spread
  * over shards; the margin absorbs scheduling jitter and small skew. */
-static int slot_wait(usage_source_t *s) {
+static int slot_wait(usage_source_t *s, double *turn) {
   const usage_source_conf_t *c = s->conf;
   double len = POLITENESS_MARGIN / c->account_rps;
   for (int tries = 0;; tries++) {
     pthread_mutex_lock(&s->acct);
     double wall = wallclock(), mono = usage_source_monotonic();
-    double from = fmax(wall, s->next_slot);
+    double from =
+        fmax(fmax(wall, s->next_slot), wall + (s->polite_until - mono));
     double m = floor(from / len);
     if (m * len < from)
       m += 1;
@@ -128,6 +167,7 @@ static int slot_wait(usage_source_t *s) {
     s->next_slot = start + len * c->account_blocks;
     pthread_mutex_unlock(&s->acct);
     usage_source_sleep(start - wall);
+    *turn = mono + (start - wall);
     /* Woken too late (a busy machine), the request would crowd the next
      * block's turn: take a later turn instead. */
     if (!too_late(wallclock() - start, len) || tries >= LATE_TRIES)
@@ -137,16 +177,17 @@ static int slot_wait(usage_source_t *s) {
 
 /* politeness_wait waits for the request's turn; -1 (without waiting) when
  * the turn comes too late for the scrape's deadline. */
-static int politeness_wait(usage_source_t *s) {
+static int politeness_wait(usage_source_t *s, double *turn) {
+  *turn = -1;
   if (s->conf->account_blocks > 1 && s->conf->account_rps > 0)
-    return slot_wait(s);
+    return slot_wait(s, turn);
   if (s->conf->max_rps <= 0)
     return 0;
   double spacing = usage_source_request_spacing(s);
   for (int tries = 0;; tries++) {
     pthread_mutex_lock(&s->acct);
     double t = usage_source_monotonic();
-    double slot = fmax(t, s->next_request);
+    double slot = fmax(fmax(t, s->next_request), s->polite_until);
     if (past_deadline(s, slot)) {
       pthread_mutex_unlock(&s->acct);
       return -1;
@@ -154,6 +195,7 @@ static int politeness_wait(usage_source_t *s) {
     s->next_request = slot + spacing;
     pthread_mutex_unlock(&s->acct);
     usage_source_sleep(slot - t);
+    *turn = slot;
     /* Woken too late, the start would come too close to the next one's:
      * the vendor counts starts as they arrive, so take the next slot. */
     double late = usage_source_monotonic() - slot;
@@ -260,7 +302,8 @@ static int get_polite(usage_source_t *s, usage_http_t *http,
                                        : "not sent: the source's backoff "
                                          "or the server's Retry-After ends "
                                          "too late");
-    if (politeness_wait(s) != 0)
+    double turn;
+    if (politeness_wait(s, &turn) != 0)
       return deadline_fail(s, resp,
                            "not sent: the request's turn "
                            "(MaxRequestsPerSecond) comes too late");
@@ -274,6 +317,7 @@ static int get_polite(usage_source_t *s, usage_http_t *http,
     s->sent++;
     pthread_mutex_unlock(&s->acct);
     int rc = usage_http_request(http, &req, resp);
+    politeness_done(s, turn, resp);
     if (rc == USAGE_HTTP_TIMEOUT && clipped)
       return deadline_fail(s, resp, "no answer");
     long status = rc == 0 ? resp->status : 0;
@@ -329,8 +373,8 @@ static int sign_in(usage_source_t *s, double now, usage_http_resp_t *resp) {
     goto fail;
   }
   /* the deadline stops a sign-in without counting it as failed */
-  double left = time_left(s);
-  if (politeness_wait(s) != 0 || left < DEADLINE_MIN) {
+  double left = time_left(s), turn;
+  if (politeness_wait(s, &turn) != 0 || left < DEADLINE_MIN) {
     usage_login_req_free(&lreq);
     return deadline_fail(s, resp, "sign-in not started: no time left");
   }
@@ -346,6 +390,7 @@ static int sign_in(usage_source_t *s, double now, usage_http_resp_t *resp) {
                           .capture = c->token_header,
                           .timeout_ms = request_timeout(s, left, &clipped)};
   int hrc = usage_http_request(s->login_http, &req, resp);
+  politeness_done(s, turn, resp);
   if (hrc == USAGE_HTTP_TIMEOUT && clipped) {
     usage_login_req_free(&lreq);
     return deadline_fail(s, resp, "no answer to the sign-in");
@@ -397,10 +442,13 @@ fail:
 }
 
 /* login_header returns the header carrying a token in *header (free it
- * with wipe_header), signing in first when there is no token, when it is
- * past USAGE_LOGIN_REFRESH of its lifetime, or (force) when the token of
- * generation *gen was refused and nobody has renewed it since. Workers
- * wait on the lock while one of them signs in. */
+ * with wipe_header), signing in first when there is no token or it is past
+ * USAGE_LOGIN_REFRESH of its lifetime. force: the token of generation *gen
+ * was refused; unless somebody has renewed it since, it is dropped and a
+ * new one is needed. A token renewed by another worker meanwhile is used
+ * only while it is fresh: one that was renewed while this request waited
+ * for its answer may be as old as the refused one. Workers wait on the
+ * lock while one of them signs in. */
 static int login_header(usage_source_t *s, int force, unsigned *gen,
                         char **header, usage_http_resp_t *resp) {
   usage_login_state_t *st = &s->login;
@@ -408,14 +456,13 @@ static int login_header(usage_source_t *s, int force, unsigned *gen,
   *header = NULL;
   pthread_mutex_lock(&st->lock);
   double now = usage_now();
-  int need = force ? (st->token == NULL || st->generation == *gen)
-                   : !usage_login_fresh(st, now);
-  if (need && force && st->token != NULL) {
+  if (force && st->token != NULL && st->generation == *gen) {
     /* the server refused it: never send it again */
     explicit_bzero(st->token, strlen(st->token));
     free(st->token);
     st->token = NULL;
   }
+  int need = !usage_login_fresh(st, now);
   if (need) {
     if (now < st->next_attempt) {
       memset(resp, 0, sizeof(*resp));

@@ -2725,10 +2725,11 @@ static int login_handle(struct rq *q, struct reply *r) {
   double exp;
   pthread_mutex_lock(&g_lock);
   issue_token(kind, tok, sizeof tok, &exp);
+  int ttl = opt.token_ttl;
   pthread_mutex_unlock(&g_lock);
   if (kind == 0) snprintf(out, sizeof out, "{\"token\":\"%s\"}", tok);
   else if (kind == 1) snprintf(out, sizeof out, "{\"SessionToken\":\"%s\"}", tok);
-  else snprintf(out, sizeof out, "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%d}", tok, opt.token_ttl);
+  else snprintf(out, sizeof out, "{\"access_token\":\"%s\",\"token_type\":\"Bearer\",\"expires_in\":%d}", tok, ttl);
   reply_text_json(r, 200, out);
   return 1;
 }
@@ -2779,6 +2780,18 @@ static void sim_clock_skew(struct rq *q, struct reply *r) {
   sim_logins(r);
 }
 
+/* POST /_sim/login/ttl?seconds=N: tokens issued from now on live N s (as
+ * --token-ttl); tokens already issued keep their lifetime */
+static void sim_token_ttl(struct rq *q, struct reply *r) {
+  const char *v = qget(q, "seconds", 1);
+  long long n;
+  if (!v || parse_ll(v, &n) || n < 1 || n > 86400) { bad(r, 400, "seconds must be 1..86400"); return; }
+  pthread_mutex_lock(&g_lock);
+  opt.token_ttl = (int)n;
+  pthread_mutex_unlock(&g_lock);
+  sim_logins(r);
+}
+
 static void sim_route(struct rq *q, struct reply *r) {
   const char *u = q->url + 5; /* after /_sim */
   int post = is_post(q);
@@ -2799,6 +2812,7 @@ static void sim_route(struct rq *q, struct reply *r) {
   else if (!strcmp(u, "/login/revoke")) { NEED_POST(); sim_login_revoke(r); }
   else if (!strcmp(u, "/login/down")) { NEED_POST(); sim_login_down(q, r); }
   else if (!strcmp(u, "/login/clock-skew")) { NEED_POST(); sim_clock_skew(q, r); }
+  else if (!strcmp(u, "/login/ttl")) { NEED_POST(); sim_token_ttl(q, r); }
   else if (!strcmp(u, "/jasper/grow")) { NEED_POST(); sim_jasper_grow(q, r); }
   else if (!strcmp(u, "/jasper/reset-cycle")) { NEED_POST(); sim_jasper_reset(r); }
   else if (!strcmp(u, "/jasper/shift")) { NEED_POST(); sim_jasper_shift(q, r); }

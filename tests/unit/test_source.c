@@ -67,6 +67,7 @@ static ssize_t cut_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 static route_t routes[4];
 static size_t routes_num;
 static unsigned hits[4];
+static double arrived[4][8]; /* monotonic: when route i's hits came in */
 static char last_auth[256];
 static char last_key[256]; /* the X-Api-Key header (HeaderFile) */
 static pthread_mutex_t server_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -134,6 +135,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     if (strcmp(url, path) == 0) {
       r = &routes[i];
       hit = hits[i]++;
+      if (hit < 8) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        arrived[i][hit] = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+      }
       fstatus = fail_status[i];
       fra = fail_retry_after[i];
     }
@@ -574,6 +580,37 @@ static void test_throttle(void **state) {
   server_stop();
 }
 
+/* MaxRequestsPerSecond 5 (turns 0.24 s apart) against a server that
+ * begins its answers 0.4 s after a request arrives: past the 0.2 s the
+ * turns leave room for, each request may have arrived late as far as the
+ * plugin can tell, so the next one arrives a second after it at the
+ * earliest; without the delay the turns alone space them. */
+static void test_politeness_late(void **state) {
+  (void)state;
+  routes[0] = (route_t){G1, 200, good_body, 0, 400, 0, NULL, 0};
+  routes_num = 1;
+  server_start();
+  sink_reset();
+  usage_source_t *s = make_source(NULL, 5000, 1 << 20, 0);
+  ((usage_source_conf_t *)usage_source_conf(s))->max_rps = 5;
+  usage_http_resp_t resp;
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(
+        usage_source_get(s, "/api/services/" G1 "/serviceusage", &resp), 0);
+    assert_int_equal(resp.status, 200);
+  }
+  pthread_mutex_lock(&server_lock);
+  assert_int_equal(hits[0], 3);
+  double gap1 = arrived[0][1] - arrived[0][0];
+  double gap2 = arrived[0][2] - arrived[0][1];
+  pthread_mutex_unlock(&server_lock);
+  if (gap1 < 1.0 || gap2 < 1.0)
+    fail_msg("requests arrived %.3f s and %.3f s apart, want 1 s at least",
+             gap1, gap2);
+  usage_source_destroy(s);
+  server_stop();
+}
+
 static void write_token(const char *path, const char *token) {
   FILE *f = fopen(path, "w");
   assert_non_null(f);
@@ -768,6 +805,9 @@ static void test_transport_reasons(void **state) {
 static unsigned login_hits, login_refuse, data_hits;
 static int login_down; /* 1: the login endpoint answers 503; 2: it drops */
 static char login_valid[64], login_body[512];
+/* a request to /held waits until held_release (a request delayed on its
+ * way): its token is checked when it arrives */
+static int held_waiting, held_release;
 
 static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
                                      const char *url, const char *method,
@@ -790,6 +830,15 @@ static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
   char body[512] = "{}";
   unsigned status = 200;
   pthread_mutex_lock(&server_lock);
+  if (strcmp(url, "/held") == 0) {
+    held_waiting = 1;
+    for (int i = 0; i < 1000 && !held_release; i++) {
+      pthread_mutex_unlock(&server_lock);
+      usleep(10000);
+      pthread_mutex_lock(&server_lock);
+    }
+    held_waiting = 0;
+  }
   if (strcmp(url, "/api/login") == 0) {
     login_hits++;
     if (login_down == 2) {
@@ -928,6 +977,125 @@ static void test_login(void **state) {
   usage_source_destroy(s);
   MHD_stop_daemon(d);
   unlink(pwfile);
+}
+
+/* A request refused (401) after another worker renewed the token while it
+ * waited for its answer: the renewed token is used only while it is fresh.
+ * With the login endpoint down, a renewed token past its refresh point is
+ * not sent (the server would refuse it as expired: reason auth); the
+ * request fails with reason login, as every request does while the block
+ * cannot sign in. */
+typedef struct {
+  usage_source_t *s;
+  usage_http_t *http; /* a worker's own handle */
+  int rc;
+  usage_http_resp_t resp;
+} held_req_t;
+
+static void *held_thread(void *p) {
+  held_req_t *h = p;
+  h->rc = usage_source_get_with(h->s, h->http, "/held", &h->resp);
+  return NULL;
+}
+
+static void test_login_renewed_meanwhile(void **state) {
+  (void)state;
+  unsigned port;
+  struct MHD_Daemon *d = tu_http_start(login_handler, NULL, &port);
+  usage_source_conf_t *c = calloc(1, sizeof(*c));
+  c->name = strdup("acme");
+  c->kind = USAGE_KIND_CCC;
+  char url[64];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
+  c->http.url = strdup(url);
+  c->http.verify_peer = c->http.verify_host = 1;
+  c->http.timeout_ms = 15000;
+  c->http.max_body = 65536;
+  c->max_concurrent = 2;
+  c->kind_conf = usage_ccc_vendor.conf_create();
+  c->login = usage_login_conf_create();
+  c->login->preset = USAGE_LOGIN_PRESET_CCC;
+  c->login->user = strdup("monitor");
+  c->login->password.value = strdup("pw-SECRET");
+  c->login->ttl = 100;
+  const char *option;
+  char err[256];
+  assert_int_equal(
+      usage_login_conf_finish(c->login, url, &option, err, sizeof(err)), 0);
+  sink_reset();
+  usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
+  usage_source_t *s = usage_source_create(c, &sink);
+  assert_non_null(s);
+  pthread_mutex_lock(&server_lock);
+  login_hits = data_hits = 0;
+  login_refuse = 0;
+  login_down = 0;
+  held_waiting = held_release = 0;
+  pthread_mutex_unlock(&server_lock);
+  usage_http_resp_t resp;
+  /* for each case: the first token (generation 1) goes with a request that
+   * is held; meanwhile the token is renewed (81 s on) and then `later` s
+   * pass with the login endpoint down; the held request arrives when its
+   * token and the renewed one are no longer valid (the server has issued
+   * a third it never hands out) */
+  static const struct {
+    const char *name;
+    double later;
+    int rc;             /* of the held request */
+    unsigned logins;    /* sign-in attempts in all */
+    const char *reason; /* of the held request */
+  } cases[] = {
+      {"renewed token still fresh: used, refused, reason auth", 10, 0, 2,
+       "auth"},
+      {"renewed token past its refresh point: not sent, reason login", 85,
+       USAGE_HTTP_LOGIN, 3, "login"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+    pthread_mutex_lock(&server_lock);
+    login_hits = 0;
+    login_down = 0;
+    held_release = 0;
+    pthread_mutex_unlock(&server_lock);
+    /* a fresh first token: 200 s on, every earlier one is past its time */
+    fake_time += 200;
+    assert_int_equal(usage_source_get(s, "/data", &resp), 0);
+    assert_int_equal(resp.status, 200);
+    held_req_t h = {.s = s, .http = usage_http_create(&c->http)};
+    assert_non_null(h.http);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, held_thread, &h), 0);
+    int waiting = 0;
+    for (int k = 0; k < 500 && !waiting; k++) {
+      pthread_mutex_lock(&server_lock);
+      waiting = held_waiting;
+      pthread_mutex_unlock(&server_lock);
+      if (!waiting)
+        usleep(10000);
+    }
+    assert_true(waiting);
+    fake_time += 81; /* another worker renews the token */
+    assert_int_equal(usage_source_get(s, "/data", &resp), 0);
+    assert_int_equal(resp.status, 200);
+    fake_time += cases[i].later;
+    pthread_mutex_lock(&server_lock);
+    login_down = 1;
+    snprintf(login_valid, sizeof(login_valid), "never-handed-out");
+    held_release = 1;
+    pthread_mutex_unlock(&server_lock);
+    pthread_join(t, NULL);
+    usage_http_destroy(h.http);
+    const char *reason = usage_source_http_reason(h.rc, h.resp.status);
+    if (h.rc != cases[i].rc || strcmp(reason, cases[i].reason) != 0 ||
+        login_hits != cases[i].logins)
+      fail_msg("%s: rc %d status %ld reason %s, %u sign-ins (%s)",
+               cases[i].name, h.rc, h.resp.status, reason, login_hits,
+               h.resp.error);
+  }
+  pthread_mutex_lock(&server_lock);
+  login_down = 0;
+  pthread_mutex_unlock(&server_lock);
+  usage_source_destroy(s);
+  MHD_stop_daemon(d);
 }
 
 /* Scrapes on a thread of the source's own, and stopping them */
@@ -1297,10 +1465,12 @@ int main(void) {
       cmocka_unit_test(test_failures),
       cmocka_unit_test(test_transport_reasons),
       cmocka_unit_test(test_throttle),
+      cmocka_unit_test(test_politeness_late),
       cmocka_unit_test(test_secret_rotation),
       cmocka_unit_test(test_retry_after),
       cmocka_unit_test(test_header_file),
       cmocka_unit_test(test_login),
+      cmocka_unit_test(test_login_renewed_meanwhile),
       cmocka_unit_test(test_loop),
       cmocka_unit_test(test_stop),
       cmocka_unit_test(test_login_down),
