@@ -724,8 +724,12 @@ static void test_basic_auth(void **state) {
     reply_free(&r);
   }
   double burst = now_s() - t0;
-  if (n429 < 20 || n401 + n429 != 40)
-    fail_msg("burst: %d x 401, %d x 429 in %.3f s", n401, n429, burst);
+  /* one address may run 8 checks at once and 4 a second after that; on
+   * a busy machine the burst is slower, so more of it is let through */
+  double allowed = 8.0 + 4.0 * burst + 1.0;
+  if (n401 + n429 != 40 || n401 > allowed)
+    fail_msg("burst: %d x 401, %d x 429 in %.3f s (at most %.0f x 401)", n401,
+             n429, burst, allowed);
   q = (req_t){.user = "prometheus", .pass = "s3cret:with colon"};
   assert_int_equal(fetch(&q, &r), 0);
   assert_int_equal(r.status, 200);
