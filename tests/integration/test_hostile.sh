@@ -81,8 +81,10 @@ it_log "attack: $attack"
 it_log "flood: $flood"
 it_log "scrapes: $scrape"
 it_log "during (end of the scrapes): $during"
-it_assert "the 3,000 hostile connections were open before the scrapes (in $(field "$attack" ready_s) s)" \
-  test -s "$IT_DIR/ready"
+# The server closes the oldest incomplete ones at its cap, so the client
+# never holds all 3,000 at once: what counts is that each was made.
+it_assert "the 3,000 hostile connections were made before the scrapes (in $(field "$attack" ready_s) s; $(field "$attack" connects) connects in all, at most $(field "$attack" max_open) open at once)" \
+  test -s "$IT_DIR/ready" -a "$(field "$attack" connects)" -ge 3000
 it_assert "... and the attack went on until the scrapes were done" \
   awk -v e="$(field "$attack" elapsed_s)" -v m="$ATTACK_SECONDS" 'BEGIN { exit !(e != "" && e + 0 < m) }'
 codes=$(field "$scrape" codes)
