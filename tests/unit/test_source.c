@@ -871,12 +871,14 @@ static enum MHD_Result login_handler(void *cls, struct MHD_Connection *conn,
   return ret;
 }
 
-/* login_source: a CCC source "acme" on the login server at port that
- * signs in as "monitor" with the password pw-SECRET, read from pwfile
+/* login_source_with: a CCC source "acme" on the login server at port
+ * that signs in as "monitor" with the password pw-SECRET, read from pwfile
  * (NULL: given in the configuration), with the service G1 when
- * `service`; the sink is reset. */
-static usage_source_t *login_source(unsigned port, const char *pwfile,
-                                    int service) {
+ * `service`, the request timeout timeout_ms and `workers` requests at
+ * once; the sink is reset. login_source: 5 s and one worker. */
+static usage_source_t *login_source_with(unsigned port, const char *pwfile,
+                                         int service, long timeout_ms,
+                                         int workers) {
   usage_source_conf_t *c = calloc(1, sizeof(*c));
   c->name = strdup("acme");
   c->kind = USAGE_KIND_CCC;
@@ -884,9 +886,9 @@ static usage_source_t *login_source(unsigned port, const char *pwfile,
   snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
   c->http.url = strdup(url);
   c->http.verify_peer = c->http.verify_host = 1;
-  c->http.timeout_ms = 5000;
+  c->http.timeout_ms = timeout_ms;
   c->http.max_body = 65536;
-  c->max_concurrent = 1;
+  c->max_concurrent = workers;
   c->kind_conf = usage_ccc_vendor.conf_create();
   if (service) {
     usage_ccc_conf_t *cc = c->kind_conf;
@@ -911,6 +913,11 @@ static usage_source_t *login_source(unsigned port, const char *pwfile,
   usage_source_t *s = usage_source_create(c, &sink);
   assert_non_null(s);
   return s;
+}
+
+static usage_source_t *login_source(unsigned port, const char *pwfile,
+                                    int service) {
+  return login_source_with(port, pwfile, service, 5000, 1);
 }
 
 static void test_login(void **state) {
@@ -1002,30 +1009,7 @@ static void test_login_renewed_meanwhile(void **state) {
   (void)state;
   unsigned port;
   struct MHD_Daemon *d = tu_http_start(login_handler, NULL, &port);
-  usage_source_conf_t *c = calloc(1, sizeof(*c));
-  c->name = strdup("acme");
-  c->kind = USAGE_KIND_CCC;
-  char url[64];
-  snprintf(url, sizeof(url), "http://127.0.0.1:%u", port);
-  c->http.url = strdup(url);
-  c->http.verify_peer = c->http.verify_host = 1;
-  c->http.timeout_ms = 15000;
-  c->http.max_body = 65536;
-  c->max_concurrent = 2;
-  c->kind_conf = usage_ccc_vendor.conf_create();
-  c->login = usage_login_conf_create();
-  c->login->preset = USAGE_LOGIN_PRESET_CCC;
-  c->login->user = strdup("monitor");
-  c->login->password.value = strdup("pw-SECRET");
-  c->login->ttl = 100;
-  const char *option;
-  char err[256];
-  assert_int_equal(
-      usage_login_conf_finish(c->login, url, &option, err, sizeof(err)), 0);
-  sink_reset();
-  usage_sink_t sink = {.log = sink_log, .commit = sink_commit};
-  usage_source_t *s = usage_source_create(c, &sink);
-  assert_non_null(s);
+  usage_source_t *s = login_source_with(port, NULL, 0, 15000, 2);
   pthread_mutex_lock(&server_lock);
   login_hits = data_hits = 0;
   login_refuse = 0;
@@ -1060,7 +1044,8 @@ static void test_login_renewed_meanwhile(void **state) {
     fake_time += 200;
     assert_int_equal(usage_source_get(s, "/data", &resp), 0);
     assert_int_equal(resp.status, 200);
-    held_req_t h = {.s = s, .http = usage_http_create(&c->http)};
+    held_req_t h = {.s = s,
+                    .http = usage_http_create(&usage_source_conf(s)->http)};
     assert_non_null(h.http);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, held_thread, &h), 0);
