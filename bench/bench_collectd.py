@@ -18,8 +18,8 @@
 #       cache. JASPER_EXTRA adds lines to the block (e.g. 'DispatchPerDevice
 #       true'), JASPER_MODE names the line ("default").
 #
-# The billing step also runs the block with DispatchMetaData false
-# ("usage_nometa"; BILLING_NOMETA=0 leaves it out).
+# The billing step also runs the block with DispatchMetaData true
+# ("usage_meta"; BILLING_META=0 leaves it out).
 # CALLGRIND=1 runs each billing daemon under valgrind --tool=callgrind
 # instead and counts the instructions of the whole process (every thread,
 # collectd's own work included) over SCRAPES scrapes (default 3 then, at a
@@ -353,8 +353,8 @@ def bench_billing():
 """ % (url, interval)
     so = os.path.join(TOP, ".libs", "usage.so")
     runs = [("usage", [so], usage % "")]
-    if os.environ.get("BILLING_NOMETA", "1") == "1":
-        runs.append(("usage_nometa", [so], usage % "    DispatchMetaData false"))
+    if os.environ.get("BILLING_META", "1") == "1":
+        runs.append(("usage_meta", [so], usage % "    DispatchMetaData true"))
     runs.append(("curl_json", ["curl_json"], cj))
     for name, plugins, body in runs:
         with srv.lock:
@@ -384,7 +384,7 @@ def bench_billing():
     cc, cv = results["curl_json"]
     line = "billing_ir_ratio" if CALLGRIND else "billing_ratio"
     what = "ir" if CALLGRIND else "cpu"
-    for name in ("usage", "usage_nometa"):
+    for name in ("usage", "usage_meta"):
         if name in results:
             uc, uv = results[name]
             line += " %s_over_curl_json_%s=%.3f %s_over_curl_json_per_value_list=%.3f" % (

@@ -348,7 +348,7 @@ static int conf_source(usage_kind_t kind, const oconfig_item_t *ci,
   src->http.max_body = USAGE_DEFAULT_MAX_RESPONSE;
   src->max_concurrent = 1;
   src->max_rps = -1; /* not set: the kind's default */
-  src->meta_data = 1;
+  src->meta_data = 0;
   if (src->name == NULL || src->kind_conf == NULL) {
     usage_source_conf_free(src);
     return ENOMEM;

@@ -173,10 +173,12 @@ static int series_eq(const void *ctx, size_t pos, const void *k) {
 }
 
 /* meta_build: the meta data of s, one string "label:NAME" per label; NULL
- * when collectd could not allocate it (the series then goes without). */
+ * for a sample without labels (collectd's JSON writers print an empty meta
+ * object as invalid JSON) and when collectd could not allocate it (the
+ * series then goes without). */
 static meta_data_t *meta_build(const usage_dispatch_t *d,
                                const usage_sample_t *s) {
-  if (!d->meta_data)
+  if (!d->meta_data || s->nlabels == 0)
     return NULL;
   meta_data_t *md = meta_data_create();
   if (md == NULL)

@@ -69,7 +69,7 @@ it_setup() {
   fi
   # collectd loads only regular files from its PluginDir: copy, no links.
   cp "$top_builddir/.libs/usage.so" "$IT_DIR/plugins/" || exit 99
-  for p in logfile csv unixsock threshold exec; do
+  for p in logfile csv unixsock threshold exec write_log; do
     [ -f "$STOCK_PLUGINS/$p.so" ] && cp "$STOCK_PLUGINS/$p.so" "$IT_DIR/plugins/"
   done
   EXPORTER_PORT=$(it_free_port)

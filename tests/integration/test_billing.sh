@@ -95,4 +95,59 @@ it_stop_collectd
 it_start_collectd "$IT_DIR/usage.conf"
 it_assert "after a clean restart the counters still match" it_until 20 metrics_match
 it_assert_eq "records after the second restart" 3260 "$(records_sum)"
+
+# Meta data: by default the value lists carry none; with DispatchMetaData
+# true each carries its labels as "label:NAME" entries, which a JSON write
+# plugin (write_log) shows next to the type instance holding the same values.
+meta_check() { # $1: log offset, $2: with or without
+  python3 - "$IT_DIR/collectd.log" "$1" "$2" <<'PY'
+import json, re, sys
+log, off, want = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+text = open(log, encoding="utf-8", errors="replace").read()[off:]
+seen = with_meta = 0
+for m in re.finditer(r"write_log values:\s*(\[.*?\])\s*$", text, re.M | re.S):
+    try:
+        vls = json.loads(m.group(1))
+    except ValueError:
+        sys.exit("not JSON: %r" % m.group(1)[:600])
+    for vl in vls:
+        if vl.get("plugin") != "usage":
+            continue
+        if want == "without" and "meta" in vl:
+            sys.exit("meta data without DispatchMetaData true: %r" % vl)
+        if not vl["type_instance"].startswith("billing_records-"):
+            continue
+        seen += 1
+        meta = vl.get("meta") or {}
+        if want == "without":
+            continue
+        labels = {k[6:]: v for k, v in meta.items() if k.startswith("label:")}
+        if sorted(labels) != ["call_class", "customer_id", "usage_direction"]:
+            sys.exit("labels %r in %r" % (labels, vl))
+        parts = vl["type_instance"].split("-")[1:]
+        if parts != [labels["customer_id"], labels["call_class"], labels["usage_direction"]]:
+            sys.exit("type instance %r, labels %r" % (vl["type_instance"], labels))
+        with_meta += 1
+if seen < 10:
+    sys.exit("only %d billing_records value lists logged" % seen)
+print("%d billing_records value lists, %d with meta data" % (seen, with_meta))
+PY
+}
+IT_EXTRA_CONF='LoadPlugin write_log
+<Plugin write_log>
+  Format JSON
+</Plugin>'
+it_stop_collectd
+off=$(stat -c %s "$IT_DIR/collectd.log")
+it_start_collectd "$IT_DIR/usage.conf"
+it_until 20 meta_check "$off" without
+it_assert "the value lists carry no meta data by default" meta_check "$off" without
+it_stop_collectd
+off=$(stat -c %s "$IT_DIR/collectd.log")
+sed -i 's/^    Timeout 5000$/&\n    DispatchMetaData true/' "$IT_DIR/usage.conf"
+it_start_collectd "$IT_DIR/usage.conf"
+it_until 20 meta_check "$off" with
+it_assert "with DispatchMetaData true they carry their labels as meta data" \
+  meta_check "$off" with
+it_assert "still exact" it_until 20 metrics_match
 it_done

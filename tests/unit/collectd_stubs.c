@@ -257,6 +257,7 @@ int plugin_dispatch_values(value_list_t const *vl) {
     v->gauge = vl->values[0].gauge;
     v->derive = (long long)vl->values[0].derive;
   }
+  v->has_meta = vl->meta != NULL;
   if (vl->meta != NULL)
     snprintf(v->meta, sizeof(v->meta), "%s", vl->meta->text);
   return 0;

@@ -25,6 +25,7 @@ typedef struct {
   double gauge;     /* values[0] read as gauge */
   long long derive; /* values[0] read as derive (same bits, other view) */
   char meta[512];   /* "key=value;" pairs of string meta data */
+  int has_meta;     /* vl->meta was set (an empty object counts) */
 } stub_vl_t;
 
 void stub_values_reset(void);

@@ -450,7 +450,7 @@ static void test_defaults(void **state) {
   assert_true(src->interval == 0);
   assert_true(src->max_rps <= 0); /* no limit unless configured */
   assert_int_equal(src->max_concurrent, 1);
-  assert_int_equal(src->meta_data, 1);
+  assert_int_equal(src->meta_data, 0); /* no meta data unless asked */
   usage_ccc_conf_t *c = src->kind_conf;
   assert_int_equal(c->services_num, 2);
   assert_string_equal(c->services[0].guid, GUID);
@@ -485,7 +485,7 @@ static void test_all_options(void **state) {
                       "  MaxResponseSize 1048576\n"
                       "  Shard 2\n"
                       "  Account \"acme\"\n"
-                      "  DispatchMetaData false\n"
+                      "  DispatchMetaData true\n"
                       "  <Service \"" GUID "\">\n  </Service>\n"
                       "</CCC>\n"
                       "Shard 2 3\n"
@@ -538,7 +538,8 @@ static void test_all_options(void **state) {
   assert_int_equal(s->http.max_body, 1048576);
   assert_int_equal(s->shard, 2);
   assert_string_equal(s->account, "acme");
-  assert_int_equal(s->meta_data, 0);
+  assert_int_equal(s->meta_data, 1);
+  assert_int_equal(conf.sources[1]->meta_data, 0);
   assert_int_equal(conf.shard, 2);
   assert_int_equal(conf.shards, 3);
   assert_int_equal(conf.replica, 1);

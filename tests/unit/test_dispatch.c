@@ -436,8 +436,32 @@ static void test_no_meta_data(void **state) {
     assert_string_equal(stub_value(0)->type_instance, "billing_records-7");
     assert_int_equal(stub_value(0)->derive, 10 + round);
     assert_string_equal(stub_value(0)->meta, "");
+    assert_int_equal(stub_value(0)->has_meta, 0);
   }
   assert_int_equal(usage_dispatch_kept(d), 1);
+  usage_dispatch_destroy(d);
+}
+
+/* With meta data on, a series without labels (besides the source) goes
+ * without a meta data object: collectd's JSON writers would print an empty
+ * one as '"meta":}'. */
+static void test_meta_data_only_with_labels(void **state) {
+  (void)state;
+  usage_dispatch_t *d = usage_dispatch_create(TIME_T_TO_CDTIME_T(60), NULL);
+  for (int round = 0; round < 2; round++) { /* new, then kept series */
+    usage_batch_t *b = usage_batch_create("acme", "billing");
+    usage_batch_add(b, FAM_BILLING_OVERFLOW_RECORDS, 0, NULL);
+    usage_batch_add(b, FAM_BILLING_RECORDS, 3, "customer_id", "7", NULL);
+    assert_int_equal(commit(d, b), 0);
+    assert_int_equal(stub_values_num(), 2);
+    const stub_vl_t *v = find("billing_overflow_records");
+    assert_non_null(v);
+    assert_int_equal(v->has_meta, 0);
+    v = find("billing_records-7");
+    assert_non_null(v);
+    assert_int_equal(v->has_meta, 1);
+    assert_string_equal(v->meta, "label:customer_id=7;");
+  }
   usage_dispatch_destroy(d);
 }
 
@@ -511,6 +535,7 @@ int main(void) {
       cmocka_unit_test(test_kept_across_commits),
       cmocka_unit_test(test_kept_failures),
       cmocka_unit_test(test_no_meta_data),
+      cmocka_unit_test(test_meta_data_only_with_labels),
       cmocka_unit_test(test_skip_and_large),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
