@@ -29,13 +29,14 @@
 # counter ever went down, across kill -9 too (the StateFile is written
 # before figures are published, see usage(5), StateFile); no password,
 # token or upstream stack trace is in any log, /metrics or the status page;
-# the least-squares slope of the steady daemon's resident memory after the
-# warm-up (exactly the first hour in runs of 120 minutes or more; else a
-# third of the run, at least 20 minutes, the time the billing window of
-# Lookback 1200 takes to fill) is below SOAK_RSS_SLOPE_KB (1024 kB) per
+# the median (Theil-Sen) slope of the steady daemon's resident memory
+# after the warm-up (exactly the first hour in runs of 120 minutes or more;
+# else a third of the run, at least 20 minutes, the time the billing window
+# of Lookback 1200 takes to fill) is below SOAK_RSS_SLOPE_KB (1024 kB) per
 # hour, times 60/SOAK_MINUTES for runs shorter than an hour; runs shorter
 # than 30 minutes print the slope after their first third without checking
-# it (the memory still rises then). The plugin's data at the end of the
+# it (the memory still rises then). The least-squares slope is printed
+# too; a sample taken while a 64 MiB body is in flight would tilt it. The plugin's data at the end of the
 # warm-up and at the end (series per source, Jasper devices, billing window
 # ids and label sets from the StateFile, CCC status-change GUIDs kept, the
 # simulator's records in the window) are logged and in summary.json.
