@@ -79,6 +79,20 @@ static int free_port(void) {
   return ntohs(sa.sin_port);
 }
 
+/* exporter_start: the plugin's exporter over s on a free loopback port;
+ * NULL (the reason on stderr) when it does not start. */
+static usage_exporter_t *exporter_start(usage_store_t *s, int *port) {
+  *port = free_port();
+  char ports[16];
+  snprintf(ports, sizeof(ports), "%d", *port);
+  usage_exporter_opts_t o = {.address = "127.0.0.1", .port = ports};
+  char err[256];
+  usage_exporter_t *e = usage_exporter_start(&o, s, err, sizeof(err));
+  if (e == NULL)
+    fprintf(stderr, "%s\n", err);
+  return e;
+}
+
 /* get does one HTTP/1.0 GET; returns the body length (headers skipped) or
  * -1; with find, *found tells whether the body holds it. */
 static long get(int port, int gzip, const char *find, int *found) {
@@ -204,16 +218,10 @@ static int run_usage(long n, int scrapes) {
   long rss0 = rss_kb();
   usage_store_t *s = usage_store_create();
   commit_series(s, n, 1);
-  int port = free_port();
-  char ports[16];
-  snprintf(ports, sizeof(ports), "%d", port);
-  usage_exporter_opts_t o = {.address = "127.0.0.1", .port = ports};
-  char err[256];
-  usage_exporter_t *e = usage_exporter_start(&o, s, err, sizeof(err));
-  if (e == NULL) {
-    fprintf(stderr, "%s\n", err);
+  int port;
+  usage_exporter_t *e = exporter_start(s, &port);
+  if (e == NULL)
     return 1;
-  }
   get(port, 0, NULL, NULL); /* render once */
   get(port, 1, NULL, NULL); /* and compress once */
   run_t plain = measure(port, scrapes, 0);
@@ -287,7 +295,6 @@ static int run_static(long bytes, int scrapes) {
   free(static_body);
   return 0;
 }
-
 
 /* ---- ab: interleaved scrapes, server CPU per scrape ----
  * The client (a child) brackets each scrape with a tag byte and 'E' on a
@@ -395,16 +402,10 @@ static int run_ab(long n, int rounds, int one) {
   long per = one ? n : 500;
   for (long i = 0; i < n; i += per)
     commit_entity(s, 1, i, per < n - i ? per : n - i, 0, 0);
-  int port = free_port();
-  char ports[16];
-  snprintf(ports, sizeof(ports), "%d", port);
-  usage_exporter_opts_t o = {.address = "127.0.0.1", .port = ports};
-  char err[256];
-  usage_exporter_t *e = usage_exporter_start(&o, s, err, sizeof(err));
-  if (e == NULL) {
-    fprintf(stderr, "%s\n", err);
+  int port;
+  usage_exporter_t *e = exporter_start(s, &port);
+  if (e == NULL)
     return 1;
-  }
   /* the static floor: the same bytes, from a bare handler */
   usage_body_t *b = usage_store_body_iov(s, USAGE_FMT_TEXT);
   static_len = b->len;
@@ -476,8 +477,8 @@ static int run_ab(long n, int rounds, int one) {
          commits ? commit_ms / commits : 0);
   printf("# per-scrape spread (min/median/max ms):");
   for (int i = 0; i < T_NTAGS; i++)
-    printf(" %c %.2f/%.2f/%.2f (%.0f faults)", tag_char[i], lo[i], m[i],
-           hi[i], t[i].n ? flt[i] / (double)t[i].n : 0);
+    printf(" %c %.2f/%.2f/%.2f (%.0f faults)", tag_char[i], lo[i], m[i], hi[i],
+           t[i].n ? flt[i] / (double)t[i].n : 0);
   printf("\n");
   for (int i = 0; i < T_NTAGS; i++)
     free(t[i].v);
@@ -500,7 +501,8 @@ int main(int argc, char **argv) {
     client(atoi(argv[2]), atoi(argv[3]), argc > 4, stdout);
     return 0;
   }
-  fprintf(stderr, "usage: bench_exporter usage N [SCRAPES] | static BYTES "
-                  "[SCRAPES] | client PORT SCRAPES [gzip] | ab N [SCRAPES [one]]\n");
+  fprintf(stderr,
+          "usage: bench_exporter usage N [SCRAPES] | static BYTES "
+          "[SCRAPES] | client PORT SCRAPES [gzip] | ab N [SCRAPES [one]]\n");
   return 2;
 }
